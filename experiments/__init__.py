@@ -1,0 +1,1 @@
+"""The checks (`test_*.py`), shared by every strategy, and the runner that puts each strategy through them."""

@@ -1,0 +1,66 @@
+"""What a check is, and the registry of all of them.
+
+A check is a pytest test in `experiments/test_*.py` decorated with
+`@measures(CHECK)`: the test sends traffic and records numbers; the verdict is
+`CHECK.passes(metrics)`, a rule written next to the rule's prose, so that no
+check can hard-code what a strategy "should" get.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pytest
+
+CHECKS: dict[str, "Check"] = {}
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    measures: str
+    why: str  # the claim of the seed thread it tests
+    rule: str  # `passes` in words, for the report
+    passes: Callable[[dict], bool] = field(repr=False, compare=False)
+    key: str  # the metric shown in the summary matrix
+    routes: tuple[str, ...]  # probe routes it can measure on; skipped when the strategy serves none
+    timeout_s: float = 60.0
+
+    def describe(self) -> dict:
+        """The check as stored in the results file."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "measures": self.measures,
+            "why": self.why,
+            "rule": self.rule,
+            "key": self.key,
+            "routes": list(self.routes),
+            "timeout_s": self.timeout_s,
+        }
+
+
+def measures(check: Check):
+    """Register `check` and mark the test function that measures it."""
+
+    def mark(test):
+        if check.id in CHECKS and CHECKS[check.id] is not check:
+            raise ValueError(f"two checks are named {check.id!r}")
+        CHECKS[check.id] = check
+        return pytest.mark.anyio(pytest.mark.check(check.id)(test))
+
+    return mark
+
+
+def registry() -> dict[str, Check]:
+    """Every check, in the order the experiment modules define them."""
+    import experiments
+
+    for info in sorted(pkgutil.iter_modules(experiments.__path__), key=lambda m: m.name):
+        if info.name.startswith("test_"):
+            importlib.import_module(f"experiments.{info.name}")
+    return dict(CHECKS)

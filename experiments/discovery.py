@@ -1,0 +1,139 @@
+"""Finding strategy modules and loading their apps, with one-line errors for broken ones.
+
+Discovery reads files without importing them (a module that crashes on import
+must not take the harness down); loading imports one module and checks the
+contract: an `app`, and every probe route either served or declared in
+`UNSUPPORTED`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from experiments.probes import ROUTES
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = ROOT / "strategies"
+
+
+class ContractError(Exception):
+    """A strategy module breaks the contract; the message is one line naming the file and the fix."""
+
+
+class UnknownStrategy(Exception):
+    """`--strategy` named a module that is not there."""
+
+
+@dataclass(frozen=True)
+class Strategy:
+    id: str
+    path: Path
+    module: str
+    label: str
+
+    @property
+    def file(self) -> str:
+        """The path as a user would type it."""
+        try:
+            return str(self.path.relative_to(ROOT))
+        except ValueError:
+            return str(self.path)
+
+    def describe(self) -> dict:
+        return {"id": self.id, "label": self.label, "module": self.module, "file": self.file}
+
+
+def _label(path: Path) -> str:
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text(), str(path)))
+    except (SyntaxError, ValueError):
+        doc = None
+    return doc.strip().splitlines()[0].strip("` ") if doc else path.stem
+
+
+def _module_name(path: Path) -> str:
+    rel = path.resolve().relative_to(ROOT).with_suffix("")
+    return ".".join(rel.parts)
+
+
+def discover(directory: Path = DEFAULT_DIR) -> list[Strategy]:
+    """Every `*.py` in `directory` not starting with `_`, sorted by name."""
+    directory = Path(directory).resolve()
+    if not directory.is_dir():
+        raise UnknownStrategy(f"{directory}: no such strategies directory")
+    return [
+        Strategy(id=p.stem, path=p, module=_module_name(p), label=_label(p))
+        for p in sorted(directory.glob("*.py"))
+        if not p.name.startswith("_")
+    ]
+
+
+def select(found: list[Strategy], names: list[str] | None) -> list[Strategy]:
+    """The strategies named (all when none), or UnknownStrategy listing the known names."""
+    if not names:
+        return found
+    by_id = {s.id: s for s in found}
+    unknown = [n for n in names if n not in by_id]
+    if unknown:
+        raise UnknownStrategy(
+            f"unknown strategy {', '.join(map(repr, unknown))}; known: {', '.join(by_id) or '(none)'}"
+        )
+    return [by_id[n] for n in dict.fromkeys(names)]
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    """`line N` of the strategy file where the exception arose, if it did."""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f" (line {exc.lineno})"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path]
+    return f" (line {frames[-1].lineno})" if frames else ""
+
+
+def load(strategy: Strategy):
+    """Import the strategy fresh and return its module, or raise ContractError."""
+    sys.modules.pop(strategy.module, None)
+    try:
+        module = importlib.import_module(strategy.module)
+    except Exception as exc:  # anything a user's module can raise on import
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        raise ContractError(
+            f"{strategy.file}: import failed{_where(exc, strategy.path)}: {type(exc).__name__}: {msg}; "
+            f"fix the module so that `python -c 'import {strategy.module}'` works"
+        ) from None
+    if not hasattr(module, "app"):
+        raise ContractError(f"{strategy.file}: defines no `app`; expose the FastAPI application as a module-level `app`")
+    return module
+
+
+def served_routes(app) -> set[str]:
+    """Paths of the probe routes the app answers with the method the checks use."""
+    found = set()
+    for route in getattr(app, "routes", []):
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None) or set()
+        if path in ROUTES and ROUTES[path] in methods:
+            found.add(path)
+    return found
+
+
+def unsupported(module) -> dict[str, str]:
+    declared = getattr(module, "UNSUPPORTED", {}) or {}
+    return {path: str(why) for path, why in declared.items()}
+
+
+def missing_routes(strategy: Strategy, module, paths: tuple[str, ...]) -> list[str]:
+    """Contract violations among `paths`: neither served nor declared unsupported."""
+    have = served_routes(module.app) | set(unsupported(module))
+    return [p for p in paths if p not in have]
+
+
+def contract_error(strategy: Strategy, missing: list[str]) -> ContractError:
+    routes = ", ".join(f"{ROUTES[p]} {p}" for p in missing)
+    return ContractError(
+        f"{strategy.file}: no route {routes}; add it (bodies in experiments/probes.py) "
+        f"or list it in UNSUPPORTED with the reason"
+    )

@@ -1,0 +1,146 @@
+"""The bodies of the probe routes, written once and wired by every strategy in its own idiom.
+
+Where the session comes from (a `Depends`, `request.state`, a registry, a
+`ContextVar`) is what is measured, so each strategy writes its own route
+functions; what those routes *do* lives here so that every strategy does
+exactly the same work. Each body accepts a sync `Session` or an `AsyncSession`.
+
+The route contract (paths the checks call):
+
+    GET  /sync/tag?tag=&delay=&query=   def endpoint, sync Session      -> tag()
+    GET  /async/tag?tag=&delay=&query=  async def endpoint, the session the
+                                    strategy gives async code             -> tag_async()
+    GET  /same                      a dependency and the endpoint both
+                                    take the session                      -> session_key(), same_session()
+    POST /sync/write?key=&fail=&delay=   def endpoint                     -> write()
+    POST /async/write?key=&fail=&delay=  async def endpoint               -> write_async()
+    GET  /nodb                      never touches the database            -> no_database()
+
+A strategy that cannot serve a path lists it in a module-level
+`UNSUPPORTED = {"/sync/tag": "why"}`; the checks needing it are skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import anyio
+from sqlalchemy import String
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+ROUTES = {
+    "/sync/tag": "GET",
+    "/async/tag": "GET",
+    "/same": "GET",
+    "/sync/write": "POST",
+    "/async/write": "POST",
+    "/nodb": "GET",
+}
+
+SEED_ROW_ID = 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Note(Base):
+    """The one table: a seed row the tag probe loads, and one row per write."""
+
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ProbeFailure(RuntimeError):
+    """Raised by the write probe when asked to fail after writing."""
+
+
+def _sync(session: Session | AsyncSession) -> Session:
+    return session.sync_session if isinstance(session, AsyncSession) else session
+
+
+def session_key(session: Session | AsyncSession) -> int:
+    """Identity of a session that survives across threads (`Session.hash_key`, never `id()`)."""
+    return _sync(session).hash_key
+
+
+def _before(session: Session) -> dict:
+    """What the session already carried when this request got it."""
+    return {"tag_before": session.info.get("tag"), "in_transaction_before": session.in_transaction()}
+
+
+def _after(session: Session, tag: str, started: float, before: dict) -> dict:
+    return {
+        **before,
+        "tag": tag,
+        "tag_after": session.info.get("tag"),
+        "session": session.hash_key,
+        "thread": threading.get_ident(),
+        "started": started,
+        "ended": time.monotonic(),
+    }
+
+
+def tag(session: Session, tag: str, delay: float, query: bool) -> dict:
+    """Tag the session, optionally load the seed row (opening a transaction), sleep, read the tag back.
+
+    The concurrent checks pass `query=False`: a connection held across the sleep
+    would turn an isolation test into a pool-exhaustion test.
+    """
+    started = time.monotonic()
+    before = _before(session)
+    session.info["tag"] = tag
+    if query:
+        session.get(Note, SEED_ROW_ID)
+    time.sleep(delay)
+    return _after(session, tag, started, before)
+
+
+async def tag_async(session: Session | AsyncSession, tag: str, delay: float, query: bool) -> dict:
+    """The same from an `async def` endpoint; a sync Session blocks the loop while it queries."""
+    started = time.monotonic()
+    sync = _sync(session)
+    before = _before(sync)
+    sync.info["tag"] = tag
+    if query and isinstance(session, AsyncSession):
+        await session.get(Note, SEED_ROW_ID)
+    elif query:
+        session.get(Note, SEED_ROW_ID)
+    await anyio.sleep(delay)
+    return _after(sync, tag, started, before)
+
+
+def same_session(dependency_session_key: int, session: Session | AsyncSession) -> dict:
+    """Body of /same: the key a dependency saw next to the key the endpoint sees."""
+    return {"dependency_session": dependency_session_key, "endpoint_session": session_key(session)}
+
+
+def write(session: Session, key: str, fail: bool, delay: float) -> dict:
+    """Add one row, sleep, then commit it, or raise instead of committing when `fail`."""
+    session.add(Note(key=key))
+    time.sleep(delay)
+    if fail:
+        raise ProbeFailure(f"asked to fail after writing {key}")
+    session.commit()
+    return {"key": key, "session": session.hash_key}
+
+
+async def write_async(session: Session | AsyncSession, key: str, fail: bool, delay: float) -> dict:
+    """The same from an `async def` endpoint, yielding to other requests while it sleeps."""
+    session.add(Note(key=key))
+    await anyio.sleep(delay)
+    if fail:
+        raise ProbeFailure(f"asked to fail after writing {key}")
+    if isinstance(session, AsyncSession):
+        await session.commit()
+    else:
+        session.commit()
+    return {"key": key, "session": session_key(session)}
+
+
+def no_database() -> dict:
+    """Body of /nodb: a request that needs no session at all."""
+    return {"ok": True}

@@ -1,0 +1,92 @@
+"""Running one strategy's app in-process: a fresh database, lifespan entered, an httpx client.
+
+httpx's ASGITransport does not run lifespan, so asgi-lifespan's LifespanManager
+enters it and hands the lifespan state on, as a server would.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import anyio
+import httpx
+from asgi_lifespan import LifespanManager
+from sqlalchemy import create_engine, event, select
+
+from experiments.probes import SEED_ROW_ID, Base, Note
+
+
+@dataclass(frozen=True)
+class Database:
+    """One fresh database for one strategy × check, and the URLs a strategy reads from the environment."""
+
+    url: str
+    async_url: str
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.url, "ASYNC_DATABASE_URL": self.async_url}
+
+    def keys_present(self, keys: list[str]) -> set[str]:
+        """Which of `keys` have a row, read over a connection of the harness's own."""
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return set(conn.scalars(select(Note.key).where(Note.key.in_(keys))))
+        finally:
+            engine.dispose()
+
+    @classmethod
+    def sqlite(cls, path: Path) -> "Database":
+        """A new SQLite file in WAL mode (readers never block writers), with the schema and seed row."""
+        path = Path(path)
+        for leftover in path.parent.glob(path.name + "*"):
+            leftover.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = cls(url=f"sqlite:///{path}", async_url=f"sqlite+aiosqlite:///{path}")
+        engine = create_engine(db.url)
+        event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA journal_mode=WAL"))
+        try:
+            Base.metadata.create_all(engine)
+            with engine.begin() as conn:
+                conn.execute(Note.__table__.insert().values(id=SEED_ROW_ID, key="seed"))
+        finally:
+            engine.dispose()
+        return db
+
+    @staticmethod
+    def version() -> dict:
+        return {"backend": "sqlite", "version": sqlite3.sqlite_version}
+
+
+@dataclass
+class Served:
+    """A running app and a client bound to it."""
+
+    client: httpx.AsyncClient
+    routes: set[str]  # probe routes this strategy serves
+
+    async def concurrently(self, n: int, call: Callable[[int], Awaitable[httpx.Response]]) -> list[httpx.Response]:
+        """Start `call(0)` … `call(n-1)` together and return their responses in order."""
+        responses: list[httpx.Response | None] = [None] * n
+
+        async def one(i: int) -> None:
+            responses[i] = await call(i)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(n):
+                tg.start_soon(one, i)
+        return responses  # type: ignore[return-value]
+
+
+@asynccontextmanager
+async def serve(app, routes: set[str]):
+    """Enter the app's lifespan, yield a Served, leave the lifespan (shutdown runs)."""
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app", timeout=30) as client:
+            yield Served(client=client, routes=routes)

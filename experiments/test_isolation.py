@@ -1,0 +1,190 @@
+"""Does each request get a session of its own, and nothing left over from the request before?
+
+The thread's first worry (#726): `scoped_session` is thread-local, and "Python's
+coroutines don't have a 1:1 mapping with threads", so requests may share or
+inherit sessions. These checks tag a session per request and look for tags,
+transactions and objects that belong to another request.
+"""
+
+from __future__ import annotations
+
+from experiments.checks import Check, measures
+
+CONCURRENT = 50
+SEQUENTIAL = 20
+DELAY_S = 0.05
+
+
+def _shared_concurrently(bodies: list[dict]) -> int:
+    """Requests whose session was also in use by another request at the same time."""
+    return sum(
+        any(
+            other is not body
+            and other["session"] == body["session"]
+            and other["started"] < body["ended"]
+            and body["started"] < other["ended"]
+            for other in bodies
+        )
+        for body in bodies
+    )
+
+
+async def _isolation(app, path: str) -> tuple[dict, str]:
+    responses = await app.concurrently(
+        CONCURRENT, lambda i: app.client.get(path, params={"tag": f"request-{i}", "delay": DELAY_S, "query": False})
+    )
+    bodies = [r.json() for r in responses if r.status_code == 200]
+    metrics = {
+        "requests": CONCURRENT,
+        "failed_requests": CONCURRENT - len(bodies),
+        "foreign_tag_seen": sum(b["tag_after"] != b["tag"] for b in bodies),
+        "shared_concurrently": _shared_concurrently(bodies),
+        "distinct_sessions": len({b["session"] for b in bodies}),
+        "threads": len({b["thread"] for b in bodies}),
+    }
+    evidence = (
+        f"{metrics['foreign_tag_seen']} of {CONCURRENT} concurrent requests to {path} read back another "
+        f"request's tag; {metrics['shared_concurrently']} used a session another request was using at the "
+        f"same time; {metrics['distinct_sessions']} distinct sessions on {metrics['threads']} threads; "
+        f"{metrics['failed_requests']} requests failed."
+    )
+    return metrics, evidence
+
+
+def _isolated(m: dict) -> bool:
+    return m["foreign_tag_seen"] == 0 and m["shared_concurrently"] == 0 and m["failed_requests"] == 0
+
+
+ISOLATION_RULE = "passed when foreign_tag_seen = 0, shared_concurrently = 0 and failed_requests = 0"
+
+ISOLATION_ASYNC = Check(
+    id="isolation_async",
+    title="Concurrent `async def` requests each get their own session",
+    measures=(
+        f"{CONCURRENT} concurrent requests to an `async def` endpoint each tag their session, sleep "
+        f"{DELAY_S * 1000:.0f} ms and read the tag back: tags that changed under them, requests that shared "
+        "a session with a request in flight, distinct sessions (`Session.hash_key`), threads"
+    ),
+    why=(
+        "\"thread-local sessions might not work that well with FastAPI since Python's coroutines don't have "
+        "a 1:1 mapping with threads\" (sm-Fifteen, #726); every `async def` endpoint runs on the event-loop thread"
+    ),
+    rule=ISOLATION_RULE,
+    passes=_isolated,
+    key="foreign_tag_seen",
+    routes=("/async/tag",),
+)
+
+ISOLATION_THREADPOOL = Check(
+    id="isolation_threadpool",
+    title="Concurrent `def` requests each get their own session",
+    measures=(
+        f"the same {CONCURRENT} concurrent tag-sleep-read requests against a `def` endpoint, which FastAPI "
+        "runs in its threadpool"
+    ),
+    why=(
+        "\"a single thread can handle more than one request, and at the same time, a single request could be "
+        "handled by more than one thread\" (tiangolo, #726)"
+    ),
+    rule=ISOLATION_RULE,
+    passes=_isolated,
+    key="foreign_tag_seen",
+    routes=("/sync/tag",),
+)
+
+
+@measures(ISOLATION_ASYNC)
+async def test_isolation_async(served, record):
+    record(*await _isolation(served, "/async/tag"))
+
+
+@measures(ISOLATION_THREADPOOL)
+async def test_isolation_threadpool(served, record):
+    record(*await _isolation(served, "/sync/tag"))
+
+
+CARRYOVER_SEQUENTIAL = Check(
+    id="carryover_sequential",
+    title="A request does not inherit the previous request's session",
+    measures=(
+        f"{SEQUENTIAL} sequential requests per tag route (`def` and `async def`, whichever the strategy serves): "
+        "each tags its session and loads a row; requests whose session already held a tag (`Session.info`) or "
+        "an open transaction when they got it"
+    ),
+    why=(
+        "a thread-local `scoped_session` that is never `remove()`d hands the next request on that thread the "
+        "same session; \"remove() at the end of the request\" is the contract SQLAlchemy's docs set for it"
+    ),
+    rule="passed when inherited_state = 0 and failed_requests = 0",
+    passes=lambda m: m["inherited_state"] == 0 and m["failed_requests"] == 0,
+    key="inherited_state",
+    routes=("/sync/tag", "/async/tag"),
+)
+
+
+def _inherited(body: dict) -> bool:
+    return bool(body["tag_before"] or body["in_transaction_before"])
+
+
+@measures(CARRYOVER_SEQUENTIAL)
+async def test_carryover_sequential(served, record):
+    bodies, failed, per_route = [], 0, []
+    for path in sorted(served.routes):
+        inherited = 0
+        for i in range(SEQUENTIAL):
+            r = await served.client.get(path, params={"tag": f"request-{i}", "delay": 0, "query": True})
+            if r.status_code != 200:
+                failed += 1
+                continue
+            body = r.json()
+            bodies.append(body)
+            inherited += _inherited(body)
+        per_route.append(f"{inherited} of {SEQUENTIAL} on {path}")
+    metrics = {
+        "requests": SEQUENTIAL * len(served.routes),
+        "failed_requests": failed,
+        "inherited_state": sum(map(_inherited, bodies)),
+        "inherited_tag": sum(b["tag_before"] is not None for b in bodies),
+        "inherited_transaction": sum(b["in_transaction_before"] for b in bodies),
+        "distinct_sessions": len({b["session"] for b in bodies}),
+    }
+    record(
+        metrics,
+        f"Requests that started with the previous request's session state: {', '.join(per_route)} "
+        f"({metrics['inherited_transaction']} inside its open transaction); {failed} requests failed.",
+    )
+
+
+SAME_SESSION_IN_REQUEST = Check(
+    id="same_session_in_request",
+    title="A dependency and its endpoint share one session",
+    measures=(
+        f"{SEQUENTIAL} concurrent requests to a route whose dependency (a \"load the current user\" step) and "
+        "endpoint both take the session: requests where they got different sessions"
+    ),
+    why=(
+        "objects loaded in one session and changed in another are silently not saved; sync dependencies and "
+        "sync endpoints run in different threadpool threads, and a `ContextVar` set in a sync dependency is "
+        "invisible downstream"
+    ),
+    rule="passed when mismatched = 0 and failed_requests = 0",
+    passes=lambda m: m["mismatched"] == 0 and m["failed_requests"] == 0,
+    key="mismatched",
+    routes=("/same",),
+)
+
+
+@measures(SAME_SESSION_IN_REQUEST)
+async def test_same_session_in_request(served, record):
+    responses = await served.concurrently(SEQUENTIAL, lambda i: served.client.get("/same"))
+    bodies = [r.json() for r in responses if r.status_code == 200]
+    metrics = {
+        "requests": SEQUENTIAL,
+        "failed_requests": SEQUENTIAL - len(bodies),
+        "mismatched": sum(b["dependency_session"] != b["endpoint_session"] for b in bodies),
+    }
+    record(
+        metrics,
+        f"In {metrics['mismatched']} of {SEQUENTIAL} requests the dependency and the endpoint got different "
+        f"sessions; {metrics['failed_requests']} requests failed.",
+    )

@@ -1,0 +1,58 @@
+"""`yield` dependency, module-level engine (the current FastAPI docs)
+
+FastAPI's "SQL (Relational) Databases" tutorial: the engine and `sessionmaker`
+are created at import; a dependency opens a session, yields it and closes it
+after the request. https://fastapi.tiangolo.com/tutorial/sql-databases/
+"""
+
+import os
+
+from fastapi import Depends, FastAPI
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from experiments import probes
+
+engine = create_engine(os.environ["DATABASE_URL"])
+SessionLocal = sessionmaker(engine)
+
+app = FastAPI()
+
+
+def get_db():
+    with SessionLocal() as session:
+        yield session
+
+
+def load_user(db: Session = Depends(get_db)) -> int:
+    return probes.session_key(db)
+
+
+@app.get("/sync/tag")
+def sync_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
+    return probes.tag(db, tag, delay, query)
+
+
+@app.get("/async/tag")
+async def async_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
+    return await probes.tag_async(db, tag, delay, query)
+
+
+@app.get("/same")
+def same(user: int = Depends(load_user), db: Session = Depends(get_db)):
+    return probes.same_session(user, db)
+
+
+@app.post("/sync/write")
+def sync_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
+    return probes.write(db, key, fail, delay)
+
+
+@app.post("/async/write")
+async def async_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
+    return await probes.write_async(db, key, fail, delay)
+
+
+@app.get("/nodb")
+def nodb():
+    return probes.no_database()
