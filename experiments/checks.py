@@ -26,7 +26,7 @@ class Check:
     why: str  # the claim of the seed thread it tests
     rule: str  # `passes` in words, for the report
     passes: Callable[[dict], bool] = field(repr=False, compare=False)
-    key: str  # the metric shown in the summary matrix
+    key: tuple[str, ...]  # the metrics shown in the summary matrix
     routes: tuple[str, ...]  # probe routes it can measure on; skipped when the strategy serves none
     timeout_s: float = 60.0
 
@@ -38,7 +38,7 @@ class Check:
             "measures": self.measures,
             "why": self.why,
             "rule": self.rule,
-            "key": self.key,
+            "key": list(self.key),
             "routes": list(self.routes),
             "timeout_s": self.timeout_s,
         }

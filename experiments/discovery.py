@@ -9,7 +9,7 @@ contract: an `app`, and every probe route either served or declared in
 from __future__ import annotations
 
 import ast
-import importlib
+import importlib.util
 import sys
 import traceback
 from dataclasses import dataclass
@@ -57,8 +57,11 @@ def _label(path: Path) -> str:
 
 
 def _module_name(path: Path) -> str:
-    rel = path.resolve().relative_to(ROOT).with_suffix("")
-    return ".".join(rel.parts)
+    """`strategies.x` for a module of this repository; a private name for one elsewhere."""
+    try:
+        return ".".join(path.resolve().relative_to(ROOT).with_suffix("").parts)
+    except ValueError:
+        return f"sessionbench_external.{path.stem}"
 
 
 def discover(directory: Path = DEFAULT_DIR) -> list[Strategy]:
@@ -96,14 +99,17 @@ def _where(exc: BaseException, path: Path) -> str:
 
 def load(strategy: Strategy):
     """Import the strategy fresh and return its module, or raise ContractError."""
-    sys.modules.pop(strategy.module, None)
+    spec = importlib.util.spec_from_file_location(strategy.module, strategy.path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[strategy.module] = module
     try:
-        module = importlib.import_module(strategy.module)
+        spec.loader.exec_module(module)
     except Exception as exc:  # anything a user's module can raise on import
-        msg = str(exc).splitlines()[0] if str(exc) else ""
+        del sys.modules[strategy.module]
+        msg = (str(exc).splitlines() or [""])[0]
         raise ContractError(
             f"{strategy.file}: import failed{_where(exc, strategy.path)}: {type(exc).__name__}: {msg}; "
-            f"fix the module so that `python -c 'import {strategy.module}'` works"
+            "the module must import cleanly"
         ) from None
     if not hasattr(module, "app"):
         raise ContractError(f"{strategy.file}: defines no `app`; expose the FastAPI application as a module-level `app`")

@@ -83,10 +83,25 @@ class Served:
         return responses  # type: ignore[return-value]
 
 
+def _state_per_request(app):
+    """Give each request its own shallow copy of the lifespan state, as uvicorn does.
+
+    asgi-lifespan puts the one state dict in every request's scope, so
+    `request.state.x = …` in one request would overwrite it in all the others.
+    """
+
+    async def with_copied_state(scope, receive, send):
+        if scope["type"] != "lifespan" and "state" in scope:
+            scope = {**scope, "state": scope["state"].copy()}
+        await app(scope, receive, send)
+
+    return with_copied_state
+
+
 @asynccontextmanager
 async def serve(app, routes: set[str]):
     """Enter the app's lifespan, yield a Served, leave the lifespan (shutdown runs)."""
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(_state_per_request(app), startup_timeout=30, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://app", timeout=30) as client:
             yield Served(client=client, routes=routes)

@@ -71,7 +71,7 @@ ISOLATION_ASYNC = Check(
     ),
     rule=ISOLATION_RULE,
     passes=_isolated,
-    key="foreign_tag_seen",
+    key=("foreign_tag_seen",),
     routes=("/async/tag",),
 )
 
@@ -88,7 +88,7 @@ ISOLATION_THREADPOOL = Check(
     ),
     rule=ISOLATION_RULE,
     passes=_isolated,
-    key="foreign_tag_seen",
+    key=("foreign_tag_seen",),
     routes=("/sync/tag",),
 )
 
@@ -117,7 +117,7 @@ CARRYOVER_SEQUENTIAL = Check(
     ),
     rule="passed when inherited_state = 0 and failed_requests = 0",
     passes=lambda m: m["inherited_state"] == 0 and m["failed_requests"] == 0,
-    key="inherited_state",
+    key=("inherited_state",),
     routes=("/sync/tag", "/async/tag"),
 )
 
@@ -169,7 +169,7 @@ SAME_SESSION_IN_REQUEST = Check(
     ),
     rule="passed when mismatched = 0 and failed_requests = 0",
     passes=lambda m: m["mismatched"] == 0 and m["failed_requests"] == 0,
-    key="mismatched",
+    key=("mismatched",),
     routes=("/same",),
 )
 

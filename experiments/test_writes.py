@@ -28,7 +28,7 @@ LOST_WRITES = Check(
     ),
     rule="passed when rows_missing = 0, rows_from_failed_requests = 0 and writer_errors = 0",
     passes=lambda m: m["rows_missing"] == 0 and m["rows_from_failed_requests"] == 0 and m["writer_errors"] == 0,
-    key="rows_missing",
+    key=("rows_missing", "rows_from_failed_requests"),
     routes=("/sync/write", "/async/write"),
 )
 

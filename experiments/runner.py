@@ -1,0 +1,159 @@
+"""Runs every strategy × check in a subprocess of its own, with a hard timeout, and keeps every row.
+
+One pytest process per strategy × check: a strategy that hangs the event loop,
+deadlocks its pool or kills its process costs one `error` row, never the run,
+and no state (module-level engines, thread-local sessions, worker threads)
+leaks from one check into the next. Each process gets its own process group
+so that a timeout or Ctrl-C kills everything it started.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from experiments.checks import Check
+from experiments.discovery import ROOT, Strategy
+from report.render import key_numbers
+from report.results import ResultsFile
+
+MARKS = {"passed": "passed", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; the run stops and keeps what it has."""
+
+
+class Busy(Exception):
+    """Another run is writing to the same output directory."""
+
+
+@dataclass
+class Run:
+    out: Path
+    strategies_dir: Path
+    db: str
+    timeout_s: float | None  # overrides each check's own timeout when set
+    quiet: bool = False
+
+    @property
+    def work(self) -> Path:
+        return self.out / ".work"
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
+
+    def one(self, strategy: Strategy, check: Check) -> dict:
+        """Measure one strategy × check in a fresh process; return its row."""
+        name = f"{strategy.id}-{check.id}"
+        rows, log = self.work / f"{name}.jsonl", self.out / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        rows.unlink(missing_ok=True)
+        timeout = self.timeout_s or check.timeout_s
+        cmd = [
+            sys.executable, "-m", "pytest", "experiments", "-q", "-p", "no:cacheprovider",
+            "--strategies-dir", str(self.strategies_dir), "--strategy", strategy.id, "--check", check.id,
+            "--db", self.db, "--rows", str(rows), "--basetemp", str(self.work / name),
+        ]  # fmt: skip
+        started = time.monotonic()
+        with open(log, "w") as out:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                return _error(strategy, check, f"timed out after {timeout:g} s (process killed)", started)
+            except BaseException:
+                _kill(proc)
+                raise
+        found = [json.loads(line) for line in rows.read_text().splitlines()] if rows.exists() else []
+        if found:
+            return found[-1]
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return _error(strategy, check, f"the check process {how} before recording a result; see {log}", started)
+
+
+def _error(strategy: Strategy, check: Check, reason: str, started: float) -> dict:
+    return {
+        "strategy": strategy.id,
+        "check": check.id,
+        "outcome": "error",
+        "reason": reason,
+        "duration_s": round(time.monotonic() - started, 3),
+    }
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill the check process and everything it started (its own process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+@contextmanager
+def _signals_interrupt():
+    """Turn SIGTERM into the same clean stop as Ctrl-C."""
+
+    def stop(signum, frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
+def lock(out: Path):
+    """Hold the output directory for this run; a second run in the same place stops with Busy."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"{out}: another run is writing here; wait for it or pass --out DIR") from None
+        yield
+
+
+def summary(row: dict, check: Check) -> str:
+    """`passed (foreign_tag_seen=0)` or `ERROR: reason`, for the progress line."""
+    mark = MARKS[row["outcome"]]
+    if "metrics" in row:
+        return f"{mark} ({key_numbers(row['metrics'], check.key)})"
+    return f"{mark}: {row.get('reason', '')}"
+
+
+def run(run: Run, strategies: list[Strategy], checks: list[Check], results: ResultsFile) -> bool:
+    """Measure every pair, adding rows as they come; False when interrupted."""
+    total, done = len(strategies) * len(checks), 0
+    with _signals_interrupt():
+        shutil.rmtree(run.work, ignore_errors=True)
+        run.work.mkdir(parents=True)
+        try:
+            for strategy in strategies:
+                for check in checks:
+                    done += 1
+                    row = run.one(strategy, check)
+                    results.add(row)
+                    run.say(f"[{done:>3}/{total}] {strategy.id} × {check.id}: {summary(row, check)}  {row['duration_s']:.1f}s")
+        except Interrupted as exc:
+            results.finish(complete=False, note=f"interrupted by {exc} after {done - 1} of {total} measurements")
+            return False
+        finally:
+            shutil.rmtree(run.work, ignore_errors=True)
+    results.finish(complete=True)
+    return True

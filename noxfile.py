@@ -1,0 +1,39 @@
+"""Sessions of sessionbench. `nox -l` lists them; `nox -s compare` is the one users run.
+
+Every session installs the dependencies pinned in pyproject.toml into its own
+virtualenv (reused between runs) and runs from the repository root.
+"""
+
+import nox
+
+nox.needs_version = ">=2024.4.15"
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests"]
+
+PROJECT = nox.project.load_toml("pyproject.toml")["project"]
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """Run every strategy through every check; writes results/REPORT.md and results/results.json.
+
+    Arguments after `--` go to `python -m experiments`, e.g.
+    `nox -s compare -- --strategy yield_dependency --strategy middleware`; `-- --help` lists them.
+    """
+    session.install(*PROJECT["dependencies"])
+    session.run("python", "-m", "experiments", *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Re-render results/REPORT.md from results/results.json without measuring again."""
+    session.install(*PROJECT["dependencies"])
+    session.run("python", "-m", "report", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The harness's own tests: every check must fail a known-bad strategy and pass a known-good one."""
+    session.install(*PROJECT["dependencies"])
+    session.run("python", "-m", "pytest", *session.posargs)
