@@ -1,0 +1,1 @@
+"""Results model and markdown rendering of a sessionbench run."""

@@ -1,0 +1,72 @@
+"""The claims of FastAPI #726 (the seed thread), as data, and how the measured rows judge them.
+
+A claim names the rows that would support it: `(strategy, check, outcome)`
+where the outcome is "passed" or "failed". Errors and skips measure nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALL_FIVE = ("isolation_async", "isolation_threadpool", "carryover_sequential", "same_session_in_request", "lost_writes")
+
+
+@dataclass(frozen=True)
+class Claim:
+    quote: str  # the thread's words, verbatim (spelling included)
+    who: str
+    specs: tuple[tuple[str, str, str], ...]  # (strategy_id, check_id, outcome that supports the claim)
+
+
+CLAIMS = (
+    Claim(
+        "thread-local sessions might not work that well with FastAPI since Python's coroutines don't have "
+        "a 1:1 mapping with threads",
+        "sm-Fifteen",
+        (("global_scoped_session", "isolation_async", "failed"),),
+    ),
+    Claim(
+        "The alternative would be ContextVars, those are made to solve these use cases.",
+        "tiangolo",
+        (("contextvar", "isolation_async", "passed"), ("contextvar", "isolation_threadpool", "passed")),
+    ),
+    Claim(
+        "a single request could be handled by more than one thread",
+        "tiangolo",
+        (("global_scoped_session", "same_session_in_request", "failed"),),
+    ),
+    Claim(
+        "The contextmanager approach is almost exactly equivalent to the middleware approach",
+        "dmontagu",
+        tuple((s, c, "passed") for s in ("yield_dependency", "middleware") for c in ALL_FIVE),
+    ),
+    Claim(
+        "sessions should be handled with context manager dependencies, [...] the underlying database "
+        "connection pool, which should be instanciated once for the application and then reused",
+        "sm-Fifteen",
+        tuple(("lifespan_dependency", c, "passed") for c in ALL_FIVE),
+    ),
+)
+
+OPPOSITE = {"passed": "failed", "failed": "passed"}
+
+
+def judge(claim: Claim, rows: list[dict]) -> tuple[str, list[str]]:
+    """("supported" | "refuted" | "mixed" | "not measured", one evidence line per spec)."""
+    found = {(r["strategy"], r["check"]): r for r in rows}  # a later row for the same pair wins
+    outcomes, lines = [], []
+    for strategy, check, expected in claim.specs:
+        row = found.get((strategy, check), {})
+        outcome = row.get("outcome")
+        outcomes.append((outcome, expected))
+        detail = row.get("evidence") or row.get("reason")
+        lines.append(f"{strategy} × {check}: {outcome or 'not run'} (claim needs {expected})" + (f" — {detail}" if detail else ""))
+    if any(o not in OPPOSITE for o, _ in outcomes):
+        verdict = "not measured"
+    elif all(o == e for o, e in outcomes):
+        verdict = "supported"
+    elif all(o == OPPOSITE[e] for o, e in outcomes):
+        verdict = "refuted"
+    else:
+        verdict = "mixed"
+    return verdict, lines

@@ -1,0 +1,117 @@
+"""The markdown report: a pure function of the results document (no clock, no files, doc order throughout)."""
+
+from __future__ import annotations
+
+from report.claims import CLAIMS, judge
+
+MARKS = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "➖", None: "—"}
+
+
+def cell(value) -> str:
+    """Text safe inside a table cell."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        value = round(value, 3)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def environment(env: dict) -> list[str]:
+    db = env.get("database") or {}
+    packages = ", ".join(f"{name} {version or 'not installed'}" for name, version in (env.get("packages") or {}).items())
+    items = [
+        ("Python", " ".join(filter(None, [env.get("python"), env.get("implementation")]))),
+        ("Packages", packages),
+        ("Database", " ".join(filter(None, [db.get("backend"), db.get("version")]))),
+        ("CPUs", env.get("cpu_count")),
+        ("Platform", env.get("platform")),
+        ("Git", env.get("git_sha")),
+        ("Started", env.get("started_at")),
+        ("Command", f"`{env['command']}`" if env.get("command") else None),
+    ]
+    return [f"- {name}: {value if value not in (None, '') else 'unknown'}" for name, value in items]
+
+
+def key_numbers(metrics: dict, keys: list[str]) -> str:
+    """`rows_missing=0 rows_from_failed_requests=10`: the numbers a verdict mostly rests on."""
+    return " ".join(f"{k}={cell(metrics[k])}" for k in keys if k in metrics)
+
+
+def summary_cell(row: dict, keys: list[str]) -> str:
+    mark = MARKS[row.get("outcome")]
+    if row.get("outcome") not in ("passed", "failed"):
+        return mark
+    return f"{mark} {key_numbers(row.get('metrics') or {}, keys)}"
+
+
+def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]:
+    rows = [found.get((s["id"], check["id"]), {}) for s in strategies]
+    names = list(dict.fromkeys(name for row in rows for name in row.get("metrics") or {}))
+    body = []
+    for s, row in zip(strategies, rows):
+        metrics = row.get("metrics") or {}
+        text = row.get("evidence") or row.get("reason") or ("" if row else "not run")
+        body.append([f"`{cell(s['id'])}`", MARKS[row.get("outcome")], *(cell(metrics.get(n)) for n in names), cell(text)])
+    return [
+        f"## {check['title']} (`{check['id']}`)",
+        "",
+        f"**Measures**: {check.get('measures', '')}",
+        "",
+        f"**Why it matters**: {check.get('why', '')}",
+        "",
+        f"**Rule**: {check.get('rule', '')}",
+        "",
+        *table(["Strategy", "Outcome", *map(cell, names), "Evidence"], body),
+        "",
+    ]
+
+
+def claims_section(rows: list[dict]) -> list[str]:
+    body = []
+    for claim in CLAIMS:
+        verdict, lines = judge(claim, rows)
+        body.append([f"“{cell(claim.quote)}” ({cell(claim.who)})", f"**{verdict}**", "<br>".join(map(cell, lines))])
+    return [
+        "## Claims from the thread",
+        "",
+        "Each claim of FastAPI #726 against the rows that would bear it out: supported when every row has the "
+        "outcome the claim needs, refuted when every row has the opposite one, not measured when a row is missing, "
+        "errored or skipped.",
+        "",
+        *table(["Claim", "Verdict", "Evidence"], body),
+    ]
+
+
+def render(doc: dict) -> str:
+    strategies, checks, rows = doc["strategies"], doc["checks"], doc["results"]
+    found = {(r["strategy"], r["check"]): r for r in rows}  # a later row for the same pair wins
+    out = ["# sessionbench: how FastAPI apps manage SQLAlchemy sessions", ""]
+    banner = [] if doc.get("complete") else [
+        "> **⚠️ INCOMPLETE run**: the run did not finish; only the rows written before it stopped are shown, "
+        "and cells marked — were not measured."]
+    if doc.get("note"):
+        banner += [">"] * bool(banner) + [f"> Note: {doc['note']}"]
+    out += banner + [""] * bool(banner)
+    out += ["## Environment", "", *environment(doc["environment"]), "", "Strategies:", ""]
+    out += [f"- `{s['id']}`: {s.get('label', '')} (`{s.get('file') or s.get('module')}`)" for s in strategies]
+    out += ["", "## Summary", ""]
+    out += ["How to read: ✅ passed, ❌ failed, ⚠️ error, ➖ skipped, — not run; a measured cell also shows "
+            "the check's key metric as name=value.", ""]
+    matrix = [[f"`{cell(s['id'])}`", *(summary_cell(found.get((s["id"], c["id"]), {}), c.get("key", [])) for c in checks)]
+              for s in strategies]
+    out += table(["Strategy", *(f"`{cell(c['id'])}`" for c in checks)], matrix)
+    trouble = [found[s["id"], c["id"]] for s in strategies for c in checks
+               if found.get((s["id"], c["id"]), {}).get("outcome") in ("error", "skipped")]
+    if trouble:
+        out += ["", "Errors and skips:", ""]
+        out += [f"- {MARKS[r['outcome']]} `{r['strategy']}` × `{r['check']}`: {r.get('reason', 'no reason given')}" for r in trouble]
+    out += [""]
+    for check in checks:
+        out += check_section(check, strategies, found)
+    out += claims_section(rows)
+    return "\n".join(out) + "\n"

@@ -1,0 +1,111 @@
+"""The results file: one JSON document, schema-versioned, rewritten atomically after every row.
+
+A run that crashes or is interrupted leaves a valid file holding every row
+measured so far, with `"complete": false`; the report marks it incomplete.
+Environment metadata travels with the results (as pyperf does), so a number is
+never read apart from the machine and versions that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+SCHEMA = 1
+OUTCOMES = ("passed", "failed", "error", "skipped")
+PACKAGES = ("fastapi", "starlette", "sqlalchemy", "httpx", "anyio", "aiosqlite", "asgi-lifespan", "pytest")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ResultsError(Exception):
+    """The results file cannot be read; the message names the file and the fix."""
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment(command: str, database: dict) -> dict:
+    """What was run and on what."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "packages": {name: _version(name) for name in PACKAGES},
+        "database": database,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "git_sha": _git_sha(),
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+    }
+
+
+class ResultsFile:
+    """Writer for a run in progress."""
+
+    def __init__(self, path: Path, environment: dict, strategies: list[dict], checks: list[dict]):
+        self.path = Path(path)
+        self.doc = {
+            "schema": SCHEMA,
+            "complete": False,
+            "environment": environment,
+            "strategies": strategies,
+            "checks": checks,
+            "results": [],
+        }
+        self._write()
+
+    def add(self, row: dict) -> None:
+        if row.get("outcome") not in OUTCOMES:
+            raise ValueError(f"row outcome must be one of {OUTCOMES}: {row!r}")
+        self.doc["results"].append(row)
+        self._write()
+
+    def finish(self, complete: bool, note: str | None = None) -> None:
+        self.doc["complete"] = complete
+        if note:
+            self.doc["note"] = note
+        self._write()
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.doc, indent=1) + "\n")
+        os.replace(tmp, self.path)
+
+
+def load(path: Path) -> dict:
+    """Read and check a results file."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file; run `nox -s compare` first") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}); re-run `nox -s compare`") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        found = doc.get("schema") if isinstance(doc, dict) else None
+        raise ResultsError(f"{path}: schema {found!r}, this report reads schema {SCHEMA}; re-run `nox -s compare`")
+    missing = {"environment", "strategies", "checks", "results"} - set(doc)
+    if missing:
+        raise ResultsError(f"{path}: missing {', '.join(sorted(missing))}; re-run `nox -s compare`")
+    return doc
+
