@@ -1,0 +1,58 @@
+"""`async_scoped_session` keyed on the current task
+
+A global `async_scoped_session` registry with `scopefunc=asyncio.current_task`,
+called directly in routes; an app-level `async` yield dependency awaits
+`Session.remove()` in the request's own task. SQLAlchemy docs, "Using asyncio
+scoped session":
+https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html#using-asyncio-scoped-session
+"""
+
+import os
+from asyncio import current_task
+
+from fastapi import Depends, FastAPI
+from sqlalchemy.ext.asyncio import async_scoped_session, async_sessionmaker, create_async_engine
+
+from experiments import probes
+
+UNSUPPORTED = {
+    "/sync/tag": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/write": "an AsyncSession cannot be used from a `def` endpoint",
+}
+
+engine = create_async_engine(os.environ["ASYNC_DATABASE_URL"])
+Session = async_scoped_session(async_sessionmaker(engine, expire_on_commit=False), scopefunc=current_task)
+
+
+async def remove_session():
+    try:
+        yield
+    finally:
+        await Session.remove()
+
+
+app = FastAPI(dependencies=[Depends(remove_session)])
+
+
+async def load_user() -> int:
+    return probes.session_key(Session())
+
+
+@app.get("/async/tag")
+async def async_tag(tag: str, delay: float, query: bool):
+    return await probes.tag_async(Session(), tag, delay, query)
+
+
+@app.get("/same")
+async def same(user: int = Depends(load_user)):
+    return probes.same_session(user, Session())
+
+
+@app.post("/async/write")
+async def async_write(key: str, fail: bool, delay: float):
+    return await probes.write_async(Session(), key, fail, delay)
+
+
+@app.get("/nodb")
+async def nodb():
+    return probes.no_database()

@@ -1,0 +1,86 @@
+"""`ContextVar` session set in middleware (fastapi-sqlalchemy)
+
+fastapi-sqlalchemy's way: a `DBSessionMiddleware` opens a session per request
+and puts it in a `ContextVar`; code anywhere reads it as `db.session`, no
+`Depends` needed. https://github.com/mfreeborn/fastapi-sqlalchemy ; proposed in
+https://github.com/fastapi/fastapi/issues/726
+"""
+
+import os
+from contextvars import ContextVar
+
+from fastapi import Depends, FastAPI
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from experiments import probes
+
+_session: ContextVar[Session | None] = ContextVar("_session", default=None)
+
+
+class MissingSessionError(RuntimeError):
+    pass
+
+
+class DBSessionMiddleware(BaseHTTPMiddleware):
+    def __init__(self, app, db_url: str):
+        super().__init__(app)
+        self.sessionmaker = sessionmaker(create_engine(db_url))
+
+    async def dispatch(self, request, call_next):
+        token = _session.set(self.sessionmaker())
+        try:
+            return await call_next(request)
+        finally:
+            _session.get().close()
+            _session.reset(token)
+
+
+class DB:
+    @property
+    def session(self) -> Session:
+        session = _session.get()
+        if session is None:
+            raise MissingSessionError("no session in this context; is DBSessionMiddleware installed?")
+        return session
+
+
+db = DB()
+
+app = FastAPI()
+app.add_middleware(DBSessionMiddleware, db_url=os.environ["DATABASE_URL"])
+
+
+def load_user() -> int:
+    return probes.session_key(db.session)
+
+
+@app.get("/sync/tag")
+def sync_tag(tag: str, delay: float, query: bool):
+    return probes.tag(db.session, tag, delay, query)
+
+
+@app.get("/async/tag")
+async def async_tag(tag: str, delay: float, query: bool):
+    return await probes.tag_async(db.session, tag, delay, query)
+
+
+@app.get("/same")
+def same(user: int = Depends(load_user)):
+    return probes.same_session(user, db.session)
+
+
+@app.post("/sync/write")
+def sync_write(key: str, fail: bool, delay: float):
+    return probes.write(db.session, key, fail, delay)
+
+
+@app.post("/async/write")
+async def async_write(key: str, fail: bool, delay: float):
+    return await probes.write_async(db.session, key, fail, delay)
+
+
+@app.get("/nodb")
+def nodb():
+    return probes.no_database()

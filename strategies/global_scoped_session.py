@@ -1,0 +1,63 @@
+"""Global `scoped_session`, `remove()` in HTTP middleware
+
+A thread-local `scoped_session` registry at module level, called directly
+wherever a session is needed, and `Session.remove()` after each request: the
+Flask teardown habit ported to FastAPI. SQLAlchemy "Contextual/Thread-local
+Sessions": https://docs.sqlalchemy.org/en/20/orm/contextual.html ; the question
+that opens FastAPI issue #726: https://github.com/fastapi/fastapi/issues/726
+"""
+
+import os
+
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import create_engine
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from experiments import probes
+
+engine = create_engine(os.environ["DATABASE_URL"])
+Session = scoped_session(sessionmaker(engine))
+
+app = FastAPI()
+
+
+@app.middleware("http")
+async def remove_session(request: Request, call_next):
+    try:
+        return await call_next(request)
+    finally:
+        Session.remove()
+
+
+def load_user() -> int:
+    return probes.session_key(Session())
+
+
+@app.get("/sync/tag")
+def sync_tag(tag: str, delay: float, query: bool):
+    return probes.tag(Session(), tag, delay, query)
+
+
+@app.get("/async/tag")
+async def async_tag(tag: str, delay: float, query: bool):
+    return await probes.tag_async(Session(), tag, delay, query)
+
+
+@app.get("/same")
+def same(user: int = Depends(load_user)):
+    return probes.same_session(user, Session())
+
+
+@app.post("/sync/write")
+def sync_write(key: str, fail: bool, delay: float):
+    return probes.write(Session(), key, fail, delay)
+
+
+@app.post("/async/write")
+async def async_write(key: str, fail: bool, delay: float):
+    return await probes.write_async(Session(), key, fail, delay)
+
+
+@app.get("/nodb")
+def nodb():
+    return probes.no_database()

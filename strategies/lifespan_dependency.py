@@ -1,0 +1,67 @@
+"""Engine in lifespan, sessionmaker in lifespan state, `yield` dependency
+
+The pattern #726 converges on, modernised: the engine is created when the app
+starts and disposed when it stops; the `sessionmaker` travels as lifespan state
+and a `yield` dependency opens one session per request from it. sm-Fifteen in
+https://github.com/fastapi/fastapi/issues/726 ; lifespan-scoped resources in
+https://github.com/fastapi/fastapi/issues/617 ; Starlette lifespan state:
+https://www.starlette.io/lifespan/ ; https://fastapi.tiangolo.com/advanced/events/
+"""
+
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from experiments import probes
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    engine = create_engine(os.environ["DATABASE_URL"])
+    yield {"sessionmaker": sessionmaker(engine)}
+    engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+def get_db(request: Request):
+    with request.state.sessionmaker() as session:
+        yield session
+
+
+def load_user(db: Session = Depends(get_db)) -> int:
+    return probes.session_key(db)
+
+
+@app.get("/sync/tag")
+def sync_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
+    return probes.tag(db, tag, delay, query)
+
+
+@app.get("/async/tag")
+async def async_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
+    return await probes.tag_async(db, tag, delay, query)
+
+
+@app.get("/same")
+def same(user: int = Depends(load_user), db: Session = Depends(get_db)):
+    return probes.same_session(user, db)
+
+
+@app.post("/sync/write")
+def sync_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
+    return probes.write(db, key, fail, delay)
+
+
+@app.post("/async/write")
+async def async_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
+    return await probes.write_async(db, key, fail, delay)
+
+
+@app.get("/nodb")
+def nodb():
+    return probes.no_database()

@@ -1,0 +1,70 @@
+"""Session per request in `request.state`, opened by HTTP middleware
+
+The old FastAPI docs' "Alternative DB session with middleware": an
+`@app.middleware("http")` opens `request.state.db` before the request and
+closes it in `finally`; a dependency hands it to the endpoints.
+https://fastapi.tiangolo.com/tutorial/sql-databases/#alternative-db-session-with-middleware
+(FastAPI docs up to 0.99), discussed in FastAPI issue #726.
+"""
+
+import os
+
+from fastapi import Depends, FastAPI, Request, Response
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from experiments import probes
+
+engine = create_engine(os.environ["DATABASE_URL"])
+SessionLocal = sessionmaker(engine)
+
+app = FastAPI()
+
+
+@app.middleware("http")
+async def db_session_middleware(request: Request, call_next):
+    response = Response("Internal server error", status_code=500)
+    try:
+        request.state.db = SessionLocal()
+        response = await call_next(request)
+    finally:
+        request.state.db.close()
+    return response
+
+
+def get_db(request: Request):
+    return request.state.db
+
+
+def load_user(db: Session = Depends(get_db)) -> int:
+    return probes.session_key(db)
+
+
+@app.get("/sync/tag")
+def sync_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
+    return probes.tag(db, tag, delay, query)
+
+
+@app.get("/async/tag")
+async def async_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
+    return await probes.tag_async(db, tag, delay, query)
+
+
+@app.get("/same")
+def same(user: int = Depends(load_user), db: Session = Depends(get_db)):
+    return probes.same_session(user, db)
+
+
+@app.post("/sync/write")
+def sync_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
+    return probes.write(db, key, fail, delay)
+
+
+@app.post("/async/write")
+async def async_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
+    return await probes.write_async(db, key, fail, delay)
+
+
+@app.get("/nodb")
+def nodb():
+    return probes.no_database()
