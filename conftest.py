@@ -48,7 +48,7 @@ def _strategies(config) -> list[discovery.Strategy]:
 
 
 def pytest_generate_tests(metafunc):
-    if "strategy" in metafunc.fixturenames:
+    if "strategy" in metafunc.fixturenames and metafunc.definition.get_closest_marker("check"):
         strategies = _strategies(metafunc.config)
         metafunc.parametrize("strategy", strategies, ids=[s.id for s in strategies])
 

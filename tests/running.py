@@ -1,0 +1,27 @@
+"""Running the real comparison from tests: `python -m experiments`, exactly as `nox -s compare` does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixture_strategies"
+
+
+def compare(out: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m experiments --out OUT ARGS…`, as `nox -s compare` runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "experiments", "--out", str(out), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def rows_by_pair(out: Path) -> dict[tuple[str, str], dict]:
+    doc = json.loads((out / "results.json").read_text())
+    return {(r["strategy"], r["check"]): r for r in doc["results"]}

@@ -1,0 +1,154 @@
+"""The harness survives the strategies it judges: broken, hanging and crashing modules cost their own rows only."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.running import FIXTURES, ROOT, compare, rows_by_pair
+
+GOOD = (FIXTURES / "session_per_request.py").read_text()
+LIFESPAN_RAISES = GOOD.replace(
+    "app = FastAPI()",
+    '''from contextlib import asynccontextmanager
+
+
+@asynccontextmanager
+async def lifespan(app):
+    raise RuntimeError("cannot reach the database")
+    yield
+
+
+app = FastAPI(lifespan=lifespan)''',
+)
+HOSTILE = {
+    "good": GOOD,
+    "syntax_error": "def broken(:\n",
+    "import_error": "import a_module_that_does_not_exist\n",
+    "no_app": '"""defines everything but the app"""\nAPP = None\n',
+    "missing_route": GOOD.replace('@app.get("/same")', '@app.get("/elsewhere")'),
+    "lifespan_raises": LIFESPAN_RAISES,
+    "crashes": GOOD.replace(
+        "    return await probes.tag_async(db, tag, delay, query)", "    import os\n\n    os._exit(3)"
+    ),
+    "hangs": GOOD.replace(
+        "    return await probes.tag_async(db, tag, delay, query)", "    import time\n\n    time.sleep(3600)"
+    ),
+}
+TIMEOUT_S = 15
+
+
+def _leftovers(marker: str) -> list[str]:
+    """Command lines of live processes that mention `marker`, other than this test's own."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if proc.name.isdigit() and marker in cmdline and int(proc.name) != os.getpid():
+            found.append(cmdline)
+    return found
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    strategies = tmp_path_factory.mktemp("hostile-strategies")
+    for name, source in HOSTILE.items():
+        (strategies / f"{name}.py").write_text(source)
+    out = tmp_path_factory.mktemp("hostile-out")
+    started = time.monotonic()
+    done = compare(
+        out, "--strategies-dir", str(strategies), "--timeout", str(TIMEOUT_S),
+        "--check", "isolation_async", "--check", "same_session_in_request",
+    )  # fmt: skip
+    return done, rows_by_pair(out), time.monotonic() - started, str(strategies)
+
+
+def test_run_completes_and_exits_zero(hostile_run):
+    done, rows, elapsed, _ = hostile_run
+    assert done.returncode == 0, done.stderr
+    assert len(rows) == len(HOSTILE) * 2
+    assert elapsed < 2 * TIMEOUT_S + 60 * len(HOSTILE), "bounded by the timeouts, not by the hang"
+
+
+def test_good_strategy_keeps_its_full_rows(hostile_run):
+    _, rows, _, _ = hostile_run
+    assert rows[("good", "isolation_async")]["outcome"] == "passed"
+    assert rows[("good", "same_session_in_request")]["outcome"] == "passed"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "check", "says"),
+    [
+        ("syntax_error", "isolation_async", "syntax_error.py: import failed (line 1): SyntaxError"),
+        ("import_error", "isolation_async", "import_error.py: import failed (line 1): ModuleNotFoundError"),
+        ("no_app", "same_session_in_request", "no_app.py: defines no `app`"),
+        ("missing_route", "same_session_in_request", "missing_route.py: no route GET /same; add it"),
+        ("lifespan_raises", "isolation_async", "RuntimeError"),
+        ("crashes", "isolation_async", "exited with code 3"),
+        ("hangs", "isolation_async", f"timed out after {TIMEOUT_S} s"),
+    ],
+)
+def test_broken_strategy_gets_a_one_line_error(hostile_run, strategy, check, says):
+    _, rows, _, _ = hostile_run
+    row = rows[(strategy, check)]
+    assert row["outcome"] == "error"
+    assert says in row["reason"]
+    assert "\n" not in row["reason"]
+
+
+def test_breakage_is_confined_to_the_broken_route(hostile_run):
+    """A strategy whose /async/tag crashes or hangs still gets measured on /same."""
+    _, rows, _, _ = hostile_run
+    assert rows[("missing_route", "isolation_async")]["outcome"] == "passed"
+    assert rows[("crashes", "same_session_in_request")]["outcome"] == "passed"
+    assert rows[("hangs", "same_session_in_request")]["outcome"] == "passed"
+
+
+def test_no_process_survives_the_run(hostile_run):
+    *_, strategies = hostile_run
+    assert _leftovers(strategies) == []
+
+
+def test_unknown_strategy_exits_nonzero_listing_known_names(tmp_path):
+    done = compare(tmp_path, "--strategies-dir", str(FIXTURES), "--strategy", "nope")
+    assert done.returncode == 2
+    assert "unknown strategy 'nope'; known: contextvar_in_sync_dependency, one_global_session" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_second_run_in_the_same_output_directory_is_refused(tmp_path):
+    with open(tmp_path / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = compare(tmp_path, "--strategies-dir", str(FIXTURES))
+    assert done.returncode == 2
+    assert "another run is writing here" in done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_keeps_its_rows_and_says_incomplete(tmp_path, signum):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments", "--out", str(tmp_path), "--strategies-dir", str(FIXTURES)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    results = tmp_path / "results.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (results.exists() and json.loads(results.read_text())["results"]):
+        time.sleep(0.2)
+    proc.send_signal(signum)
+    stdout, _ = proc.communicate(timeout=60)
+    doc = json.loads(results.read_text())
+    assert proc.returncode == 130
+    assert doc["complete"] is False and doc["results"]
+    assert "INCOMPLETE" in (tmp_path / "REPORT.md").read_text()
+    assert "INCOMPLETE" in stdout
+    assert _leftovers(str(tmp_path)) == []
