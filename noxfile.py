@@ -4,6 +4,8 @@ Every session installs the dependencies pinned in pyproject.toml into its own
 virtualenv (reused between runs) and runs from the repository root.
 """
 
+import os
+
 import nox
 
 nox.needs_version = ">=2024.4.15"
@@ -22,7 +24,8 @@ def compare(session: nox.Session) -> None:
     `nox -s compare -- --strategy yield_dependency --strategy middleware`; `-- --help` lists them.
     """
     session.install(*PROJECT["dependencies"])
-    session.run("python", "-m", "experiments", *session.posargs)
+    quiet = ["--quiet"] if os.environ.get("CI") else []
+    session.run("python", "-m", "experiments", *quiet, *session.posargs)
 
 
 @nox.session
@@ -30,6 +33,20 @@ def report(session: nox.Session) -> None:
     """Re-render results/REPORT.md from results/results.json without measuring again."""
     session.install(*PROJECT["dependencies"])
     session.run("python", "-m", "report", *session.posargs)
+
+
+@nox.session
+def new(session: nox.Session) -> None:
+    """Start a strategy from the template: `nox -s new -- my_pattern` writes strategies/my_pattern.py."""
+    session.install(*PROJECT["dependencies"])
+    session.run("python", "-m", "experiments.authoring", "new", *session.posargs)
+
+
+@nox.session
+def check(session: nox.Session) -> None:
+    """Validate a strategy's contract in seconds: `nox -s check -- strategies/my_pattern.py`."""
+    session.install(*PROJECT["dependencies"])
+    session.run("python", "-m", "experiments.authoring", "check", *session.posargs)
 
 
 @nox.session

@@ -69,11 +69,13 @@ def discover(directory: Path = DEFAULT_DIR) -> list[Strategy]:
     directory = Path(directory).resolve()
     if not directory.is_dir():
         raise UnknownStrategy(f"{directory}: no such strategies directory")
-    return [
-        Strategy(id=p.stem, path=p, module=_module_name(p), label=_label(p))
-        for p in sorted(directory.glob("*.py"))
-        if not p.name.startswith("_")
-    ]
+    return [at(p) for p in sorted(directory.glob("*.py")) if not p.name.startswith("_")]
+
+
+def at(path: Path) -> Strategy:
+    """The strategy defined by one module file."""
+    path = Path(path).resolve()
+    return Strategy(id=path.stem, path=path, module=_module_name(path), label=_label(path))
 
 
 def select(found: list[Strategy], names: list[str] | None) -> list[Strategy]:

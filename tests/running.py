@@ -9,6 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixture_strategies"
+# The known-good strategy is the authoring template itself: what `nox -s new` hands a user must pass everything.
+TEMPLATE = ROOT / "strategies" / "_template.py"
+GOOD = "session_per_request"
 
 
 def compare(out: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from experiments.checks import registry
-
-GOOD = "session_per_request"
+from tests.running import GOOD
 # check id -> the fixture strategy (tests/fixture_strategies/) it must flag
 MUST_FLAG = {
     "isolation_async": "one_global_session",

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.running import FIXTURES, ROOT, compare, rows_by_pair
+from tests.running import FIXTURES, ROOT, TEMPLATE, compare, rows_by_pair
 
-GOOD = (FIXTURES / "session_per_request.py").read_text()
+GOOD = TEMPLATE.read_text()
 LIFESPAN_RAISES = GOOD.replace(
     "app = FastAPI()",
     '''from contextlib import asynccontextmanager

@@ -1,4 +1,9 @@
-"""known-good: a fresh session per request from a yield dependency"""
+"""My pattern: one line, the label of this strategy in the report
+
+Say where the pattern comes from: the docs page, the issue thread, the library.
+`nox -s new -- NAME` copies this file to strategies/NAME.py; files whose name
+starts with `_` are not strategies.
+"""
 
 import os
 
@@ -8,16 +13,27 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from experiments import probes
 
-SessionLocal = sessionmaker(create_engine(os.environ["DATABASE_URL"]))
+# The harness sets DATABASE_URL (sync driver) and ASYNC_DATABASE_URL (async driver)
+# to a fresh database with the probe table in it, as a deployment would.
+engine = create_engine(os.environ["DATABASE_URL"])
+SessionLocal = sessionmaker(engine)
+
 app = FastAPI()
 
+# Probe routes this pattern cannot serve, with the reason; their checks are skipped.
+UNSUPPORTED: dict[str, str] = {}
 
+
+# Replace this with your pattern: where the session comes from is what is measured.
 def get_db():
     with SessionLocal() as session:
         yield session
 
 
+# The routes below are the contract (experiments/probes.py). Keep the paths,
+# methods and parameters; change only how each one gets its session.
 def load_user(db: Session = Depends(get_db)) -> int:
+    """Stands for a dependency that needs the session too ("load the current user")."""
     return probes.session_key(db)
 
 

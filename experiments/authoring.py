@@ -1,0 +1,76 @@
+"""Writing a strategy: `new NAME` copies the template, `check PATH` validates the contract in seconds.
+
+    python -m experiments.authoring new my_pattern          (nox -s new -- my_pattern)
+    python -m experiments.authoring check strategies/x.py   (nox -s check -- strategies/x.py)
+
+`check` imports the module against a scratch database, as the comparison
+would, and says which probe routes are served, declared unsupported, or missing.
+Exit status: 0 when the contract holds, 1 when it does not, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from experiments import discovery
+from experiments.probes import ROUTES
+from experiments.serving import Database
+
+TEMPLATE = discovery.DEFAULT_DIR / "_template.py"
+
+
+def new(name: str, directory: Path = discovery.DEFAULT_DIR) -> int:
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+        print(f"error: {name!r} is not a module name; use letters, digits and _ (not leading)", file=sys.stderr)
+        return 2
+    target = directory / f"{name}.py"
+    if target.exists():
+        print(f"error: {target} exists already; pick another name or edit it", file=sys.stderr)
+        return 2
+    target.write_text(TEMPLATE.read_text())
+    print(f"wrote {target}: give it a label (first docstring line), replace get_db with your pattern, then\n"
+          f"  nox -s check -- {target}\n  nox -s compare -- --strategy {name}")
+    return 0
+
+
+def check(path: Path) -> int:
+    path = path.resolve()
+    if not path.is_file() or path.suffix != ".py":
+        print(f"error: {path}: no such strategy module (a .py file)", file=sys.stderr)
+        return 2
+    strategy = discovery.at(path)
+    with tempfile.TemporaryDirectory(prefix="sessionbench-check-") as scratch:
+        os.environ.update(Database.sqlite(Path(scratch) / "check.db").environ)
+        try:
+            module = discovery.load(strategy)
+        except discovery.ContractError as exc:
+            print(f"FAIL {exc}")
+            return 1
+    served, declared = discovery.served_routes(module.app), discovery.unsupported(module)
+    for route, method in ROUTES.items():
+        state = "served" if route in served else f"unsupported: {declared[route]}" if route in declared else "MISSING"
+        print(f"{method:<5} {route:<13} {state}")
+    missing = discovery.missing_routes(strategy, module, tuple(ROUTES))
+    if missing:
+        print(f"FAIL {discovery.contract_error(strategy, missing)}")
+        return 1
+    print(f"ok   {strategy.file}: label {strategy.label!r}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.authoring", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("new", help="copy the template to strategies/NAME.py").add_argument("name")
+    commands.add_parser("check", help="validate a strategy module's contract").add_argument("path", type=Path)
+    args = parser.parse_args(argv)
+    return new(args.name) if args.command == "new" else check(args.path)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

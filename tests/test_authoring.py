@@ -1,0 +1,51 @@
+"""`nox -s new` hands out a template that passes the contract; `nox -s check` says exactly what is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from experiments import authoring
+from tests.running import ROOT, TEMPLATE
+
+
+def _check(path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.authoring", "check", str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_new_writes_the_template_and_it_passes_the_contract(tmp_path, capsys):
+    assert authoring.new("my_pattern", tmp_path) == 0
+    written = tmp_path / "my_pattern.py"
+    assert written.read_text() == TEMPLATE.read_text()
+    assert "nox -s check --" in capsys.readouterr().out
+    done = _check(written)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.count("served") == 6
+
+
+def test_new_refuses_to_overwrite_or_a_bad_name(tmp_path, capsys):
+    (tmp_path / "taken.py").write_text("")
+    assert authoring.new("taken", tmp_path) == 2
+    assert authoring.new("not-a-name", tmp_path) == 2
+    assert "exists already" in capsys.readouterr().err
+
+
+def test_check_names_the_missing_route_and_the_fix(tmp_path):
+    broken = tmp_path / "no_writes.py"
+    broken.write_text(TEMPLATE.read_text().replace('@app.post("/sync/write")', '@app.post("/elsewhere")'))
+    done = _check(broken)
+    assert done.returncode == 1
+    assert "POST  /sync/write   MISSING" in done.stdout
+    assert "no_writes.py: no route POST /sync/write; add it" in done.stdout.splitlines()[-1]
+
+
+def test_check_reports_an_import_failure_in_one_line(tmp_path):
+    broken = tmp_path / "typo.py"
+    broken.write_text("from fastapi import FastAPl\n")
+    done = _check(broken)
+    assert done.returncode == 1
+    assert done.stdout.startswith("FAIL ") and "typo.py: import failed (line 1): ImportError" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
