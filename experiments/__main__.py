@@ -14,7 +14,7 @@ from pathlib import Path
 
 from experiments import discovery
 from experiments.checks import registry
-from experiments.runner import Busy, Run, lock, run
+from experiments.runner import Busy, Run, lock, matrix, run
 from experiments.serving import Database
 from report import render
 from report.results import ResultsFile, environment
@@ -62,6 +62,7 @@ def main(argv: list[str]) -> int:
             complete = run(settings, strategies, chosen, results)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc))
+            print(matrix(results.doc), flush=True)
     except Busy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -137,9 +137,21 @@ def summary(row: dict, check: Check) -> str:
     return f"{mark}: {row.get('reason', '')}"
 
 
+def matrix(doc: dict) -> str:
+    """The summary matrix as plain text, for the end of a terminal run."""
+    found = {(r["strategy"], r["check"]): MARKS[r["outcome"]] for r in doc["results"]}
+    checks = [c["id"] for c in doc["checks"]]
+    width = max(len(s["id"]) for s in doc["strategies"])
+    lines = [" " * width + "  " + "  ".join(checks)]
+    for s in doc["strategies"]:
+        cells = (found.get((s["id"], c), "-").ljust(len(c)) for c in checks)
+        lines.append(s["id"].ljust(width) + "  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
 def run(run: Run, strategies: list[Strategy], checks: list[Check], results: ResultsFile) -> bool:
     """Measure every pair, adding rows as they come; False when interrupted."""
-    total, done = len(strategies) * len(checks), 0
+    total, done, started = len(strategies) * len(checks), 0, time.monotonic()
     with _signals_interrupt():
         shutil.rmtree(run.work, ignore_errors=True)
         run.work.mkdir(parents=True)
@@ -149,7 +161,8 @@ def run(run: Run, strategies: list[Strategy], checks: list[Check], results: Resu
                     done += 1
                     row = run.one(strategy, check)
                     results.add(row)
-                    run.say(f"[{done:>3}/{total}] {strategy.id} × {check.id}: {summary(row, check)}  {row['duration_s']:.1f}s")
+                    elapsed = time.monotonic() - started
+                    run.say(f"[{done:>3}/{total} {elapsed:5.0f}s] {strategy.id} × {check.id}: {summary(row, check)}")
         except Interrupted as exc:
             results.finish(complete=False, note=f"interrupted by {exc} after {done - 1} of {total} measurements")
             return False
