@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments import discovery
+from experiments import discovery, postgres
 from experiments.checks import CHECKS
 from experiments.serving import Database, serve
 
-DATABASES = ("sqlite",)
 ROWS = pytest.StashKey[dict]()
 
 
@@ -31,7 +30,10 @@ def pytest_addoption(parser):
     group.addoption("--strategy", action="append", default=[], help="run only this strategy (repeatable)")
     group.addoption("--strategies-dir", default=str(discovery.DEFAULT_DIR), help="where strategy modules live")
     group.addoption("--check", action="append", default=[], help="run only this check id (repeatable)")
-    group.addoption("--db", default="sqlite", choices=DATABASES, help="database backend (default: sqlite)")
+    group.addoption(
+        "--db", default="sqlite",
+        help="sqlite (default), postgresql (a throwaway cluster) or a postgresql://… URL of a server to use",
+    )  # fmt: skip
     group.addoption("--rows", default=None, help="append one JSON line per strategy x check outcome to this file")
 
 
@@ -77,11 +79,24 @@ def check(request):
     return CHECKS[request.node.get_closest_marker("check").args[0]]
 
 
+@pytest.fixture(scope="session")
+def db_server(request):
+    """None for SQLite; else the PostgreSQL server every check gets a fresh database on."""
+    db = request.config.getoption("db")
+    if db == "sqlite":
+        yield None
+    elif db == "postgresql":
+        with postgres.throwaway_cluster() as cluster:
+            yield cluster
+    else:
+        yield postgres.existing_server(db)
+
+
 @pytest.fixture
-def database(request, strategy, check, tmp_path_factory) -> Database:
-    if request.config.getoption("db") != "sqlite":
-        raise pytest.UsageError("only --db sqlite is supported so far")
-    return Database.sqlite(tmp_path_factory.mktemp("db") / f"{strategy.id}-{check.id}.db")
+def database(db_server, strategy, check, tmp_path_factory) -> Database:
+    if db_server is None:
+        return Database.sqlite(tmp_path_factory.mktemp("db") / f"{strategy.id}-{check.id}.db")
+    return Database.postgresql(db_server, f"sb_{strategy.id}_{check.id}"[:63].lower())
 
 
 @pytest.fixture

@@ -8,14 +8,15 @@ a report marked incomplete are still written), 1 when the harness itself broke.
 from __future__ import annotations
 
 import argparse
+from contextlib import ExitStack
 import shlex
 import sys
 from pathlib import Path
 
-from experiments import discovery
+from experiments import discovery, postgres
 from experiments.checks import registry
 from experiments.runner import Busy, Run, lock, matrix, run
-from experiments.serving import Database
+from experiments.serving import describe_backend
 from report import render
 from report.results import ResultsFile, environment
 
@@ -25,11 +26,24 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--strategy", action="append", default=[], help="only this strategy (repeatable)")
     parser.add_argument("--check", action="append", default=[], help="only this check id (repeatable)")
     parser.add_argument("--strategies-dir", type=Path, default=discovery.DEFAULT_DIR, help="where strategy modules live")
-    parser.add_argument("--db", default="sqlite", choices=["sqlite"], help="database backend (default: sqlite)")
+    parser.add_argument(
+        "--db", default="sqlite",
+        help="sqlite (default: a fresh file per strategy × check), postgresql (a throwaway cluster the run "
+        "starts and removes), or postgresql://… (a server of yours; each check gets a fresh database on it)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=discovery.ROOT / "results", help="output directory (default: results/)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per strategy × check before it is killed (default: each check's own)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
+
+
+def _server(db: str, stack: ExitStack) -> postgres.Cluster | None:
+    """None for SQLite; a throwaway cluster (stopped when the stack closes) or the user's server."""
+    if db == "sqlite":
+        return None
+    if db == "postgresql":
+        return stack.enter_context(postgres.throwaway_cluster())
+    return postgres.existing_server(db)
 
 
 def main(argv: list[str]) -> int:
@@ -50,22 +64,27 @@ def main(argv: list[str]) -> int:
         return 2
 
     try:
-        with lock(args.out):
+        with lock(args.out), ExitStack() as stack:
+            server = _server(args.db, stack)
             results = ResultsFile(
                 args.out / "results.json",
-                environment=environment(" ".join(["python -m experiments", *map(shlex.quote, argv)]), Database.version()),
+                environment=environment(" ".join(["python -m experiments", *map(shlex.quote, argv)]), describe_backend(server)),
                 strategies=[s.describe() for s in strategies],
                 checks=[c.describe() for c in chosen],
             )
-            settings = Run(args.out, args.strategies_dir, args.db, args.timeout, args.quiet)
-            print(f"{len(strategies)} strategies × {len(chosen)} checks on {args.db}, each in its own process", flush=True)
+            settings = Run(args.out, args.strategies_dir, server.admin_url if server else "sqlite", args.timeout, args.quiet)
+            where = f"PostgreSQL {server.version}" if server else "SQLite"
+            print(f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True)
             complete = run(settings, strategies, chosen, results)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc))
             print(matrix(results.doc), flush=True)
-    except Busy as exc:
+    except (Busy, postgres.DatabaseUnreachable, postgres.PostgresNotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted before the first measurement; nothing to keep", file=sys.stderr)
+        return 130
     print(("" if complete else "INCOMPLETE (interrupted): ") + f"{report}\n{results.path}", flush=True)
     return 0 if complete else 130
 

@@ -17,6 +17,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import create_engine, event, select
 
+from experiments.postgres import Cluster
 from experiments.probes import SEED_ROW_ID, Base, Note
 
 
@@ -40,6 +41,21 @@ class Database:
         finally:
             engine.dispose()
 
+    def _create_schema(self, on_connect: str | None = None) -> "Database":
+        engine = create_engine(self.url)
+        if on_connect:
+            event.listen(engine, "connect", lambda conn, _: conn.execute(on_connect))
+        try:
+            Base.metadata.create_all(engine)
+            with engine.begin() as conn:
+                # No explicit id: on PostgreSQL that would leave the sequence behind and the first write would collide.
+                seed = conn.execute(Note.__table__.insert().values(key="seed")).inserted_primary_key[0]
+            if seed != SEED_ROW_ID:
+                raise RuntimeError(f"the seed row got id {seed}, not {SEED_ROW_ID}: the database was not fresh")
+        finally:
+            engine.dispose()
+        return self
+
     @classmethod
     def sqlite(cls, path: Path) -> "Database":
         """A new SQLite file in WAL mode (readers never block writers), with the schema and seed row."""
@@ -48,19 +64,20 @@ class Database:
             leftover.unlink()
         path.parent.mkdir(parents=True, exist_ok=True)
         db = cls(url=f"sqlite:///{path}", async_url=f"sqlite+aiosqlite:///{path}")
-        engine = create_engine(db.url)
-        event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA journal_mode=WAL"))
-        try:
-            Base.metadata.create_all(engine)
-            with engine.begin() as conn:
-                conn.execute(Note.__table__.insert().values(id=SEED_ROW_ID, key="seed"))
-        finally:
-            engine.dispose()
-        return db
+        return db._create_schema(on_connect="PRAGMA journal_mode=WAL")
 
-    @staticmethod
-    def version() -> dict:
+    @classmethod
+    def postgresql(cls, server: Cluster, name: str) -> "Database":
+        """A new database on the server (psycopg and asyncpg URLs), with the schema and seed row."""
+        return cls(*server.fresh_database(name))._create_schema()
+
+
+def describe_backend(server: Cluster | None) -> dict:
+    """The database block of the results' environment."""
+    if server is None:
         return {"backend": "sqlite", "version": sqlite3.sqlite_version}
+    kind = "throwaway cluster" if server.directory else "existing server"
+    return {"backend": "postgresql", "version": server.version, "server": kind}
 
 
 @dataclass
