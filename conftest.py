@@ -128,6 +128,8 @@ def record(request, check):
 
 def _one_line(excinfo) -> str:
     exc = excinfo.value
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:  # anyio task groups wrap errors
+        exc = exc.exceptions[0]
     if isinstance(exc, discovery.ContractError):
         return str(exc)
     frames = traceback.extract_tb(exc.__traceback__)
