@@ -130,7 +130,7 @@ def _one_line(excinfo) -> str:
     exc = excinfo.value
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:  # anyio task groups wrap errors
         exc = exc.exceptions[0]
-    if isinstance(exc, discovery.ContractError):
+    if isinstance(exc, (discovery.ContractError, postgres.DatabaseUnreachable)):  # already one line that says it all
         return str(exc)
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
