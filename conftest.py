@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from experiments import discovery, postgres
-from experiments.checks import CHECKS
+from experiments.checks import CHECKS, UnknownCheck, select
 from experiments.serving import Database, serve
 
 ROWS = pytest.StashKey[dict]()
@@ -56,14 +56,14 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    wanted = set(config.getoption("check"))
-    unknown = wanted - set(CHECKS)
-    if unknown:
-        raise pytest.UsageError(f"unknown check {', '.join(sorted(unknown))}; known: {', '.join(CHECKS)}")
+    try:
+        wanted = {c.id for c in select(config.getoption("check"))}
+    except UnknownCheck as exc:
+        raise pytest.UsageError(str(exc)) from None
     for item in items:  # a strategy's warnings are its own business, not a harness error
         if item.get_closest_marker("check"):
             item.add_marker(pytest.mark.filterwarnings("default"))
-    if wanted:
+    if config.getoption("check"):
         keep = [i for i in items if (m := i.get_closest_marker("check")) and m.args[0] in wanted]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep

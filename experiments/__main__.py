@@ -8,13 +8,12 @@ a report marked incomplete are still written), 1 when the harness itself broke.
 from __future__ import annotations
 
 import argparse
-from contextlib import ExitStack
 import shlex
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
-from experiments import discovery, postgres
-from experiments.checks import registry
+from experiments import checks, discovery, postgres
 from experiments.runner import Busy, Run, lock, matrix, run
 from experiments.serving import describe_backend
 from report import render
@@ -48,17 +47,12 @@ def _server(db: str, stack: ExitStack) -> postgres.Cluster | None:
 
 def main(argv: list[str]) -> int:
     args = _args(argv)
-    checks = registry()
     try:
         strategies = discovery.select(discovery.discover(args.strategies_dir), args.strategy)
-    except discovery.UnknownStrategy as exc:
+        chosen = checks.select(args.check)
+    except (discovery.UnknownStrategy, checks.UnknownCheck) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    unknown = [c for c in args.check if c not in checks]
-    if unknown:
-        print(f"error: unknown check {', '.join(unknown)}; known: {', '.join(checks)}", file=sys.stderr)
-        return 2
-    chosen = [checks[c] for c in dict.fromkeys(args.check)] or list(checks.values())
     if not strategies:
         print(f"error: no strategy modules in {args.strategies_dir}", file=sys.stderr)
         return 2

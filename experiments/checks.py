@@ -56,6 +56,19 @@ def measures(check: Check):
     return mark
 
 
+class UnknownCheck(Exception):
+    """`--check` named an id no experiment module defines."""
+
+
+def select(ids: list[str]) -> list[Check]:
+    """The checks named (all when none), or UnknownCheck listing the known ids."""
+    checks = registry()
+    unknown = [i for i in ids if i not in checks]
+    if unknown:
+        raise UnknownCheck(f"unknown check {', '.join(unknown)}; known: {', '.join(checks)}")
+    return [checks[i] for i in dict.fromkeys(ids)] or list(checks.values())
+
+
 def registry() -> dict[str, Check]:
     """Every check, in the order the experiment modules define them."""
     import experiments
