@@ -56,14 +56,14 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    try:
-        wanted = {c.id for c in select(config.getoption("check"))}
-    except UnknownCheck as exc:
-        raise pytest.UsageError(str(exc)) from None
     for item in items:  # a strategy's warnings are its own business, not a harness error
         if item.get_closest_marker("check"):
             item.add_marker(pytest.mark.filterwarnings("default"))
-    if config.getoption("check"):
+    if ids := config.getoption("check"):
+        try:
+            wanted = {c.id for c in select(ids)}
+        except UnknownCheck as exc:
+            raise pytest.UsageError(str(exc)) from None
         keep = [i for i in items if (m := i.get_closest_marker("check")) and m.args[0] in wanted]
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
@@ -105,7 +105,7 @@ async def served(strategy, check, database, monkeypatch):
     for name, value in database.environ.items():
         monkeypatch.setenv(name, value)
     module = discovery.load(strategy)
-    missing = discovery.missing_routes(strategy, module, check.routes)
+    missing = discovery.missing_routes(module, check.routes)
     if missing:
         raise discovery.contract_error(strategy, missing)
     routes = discovery.served_routes(module.app) & set(check.routes)

@@ -55,7 +55,7 @@ def check(path: Path) -> int:
     for route, method in ROUTES.items():
         state = "served" if route in served else f"unsupported: {declared[route]}" if route in declared else "MISSING"
         print(f"{method:<5} {route:<13} {state}")
-    missing = discovery.missing_routes(strategy, module, tuple(ROUTES))
+    missing = discovery.missing_routes(module, tuple(ROUTES))
     if missing:
         print(f"FAIL {discovery.contract_error(strategy, missing)}")
         return 1

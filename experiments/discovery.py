@@ -133,7 +133,7 @@ def unsupported(module) -> dict[str, str]:
     return {path: str(why) for path, why in declared.items()}
 
 
-def missing_routes(strategy: Strategy, module, paths: tuple[str, ...]) -> list[str]:
+def missing_routes(module, paths: tuple[str, ...]) -> list[str]:
     """Contract violations among `paths`: neither served nor declared unsupported."""
     have = served_routes(module.app) | set(unsupported(module))
     return [p for p in paths if p not in have]

@@ -120,5 +120,5 @@ async def serve(app, routes: set[str]):
     """Enter the app's lifespan, yield a Served, leave the lifespan (shutdown runs)."""
     async with LifespanManager(_state_per_request(app), startup_timeout=30, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app", timeout=30) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
             yield Served(client=client, routes=routes)
