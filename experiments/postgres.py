@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 CONNECT_TIMEOUT_S = 5

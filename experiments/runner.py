@@ -24,7 +24,7 @@ from pathlib import Path
 from experiments.checks import Check
 from experiments.discovery import ROOT, Strategy
 from report.render import key_numbers
-from report.results import ResultsFile
+from report.results import ResultsFile, by_pair
 
 MARKS = {"passed": "passed", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}
 
@@ -139,7 +139,7 @@ def summary(row: dict, check: Check) -> str:
 
 def matrix(doc: dict) -> str:
     """The summary matrix as plain text, for the end of a terminal run."""
-    found = {(r["strategy"], r["check"]): MARKS[r["outcome"]] for r in doc["results"]}
+    found = {pair: MARKS[row["outcome"]] for pair, row in by_pair(doc["results"]).items()}
     checks = [c["id"] for c in doc["checks"]]
     width = max(len(s["id"]) for s in doc["strategies"])
     lines = [" " * width + "  " + "  ".join(checks)]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from report.results import by_pair
+
 ALL_FIVE = ("isolation_async", "isolation_threadpool", "carryover_sequential", "same_session_in_request", "lost_writes")
 
 
@@ -53,7 +55,7 @@ OPPOSITE = {"passed": "failed", "failed": "passed"}
 
 def judge(claim: Claim, rows: list[dict]) -> tuple[str, list[str]]:
     """("supported" | "refuted" | "mixed" | "not measured", one evidence line per spec)."""
-    found = {(r["strategy"], r["check"]): r for r in rows}  # a later row for the same pair wins
+    found = by_pair(rows)
     outcomes, lines = [], []
     for strategy, check, expected in claim.specs:
         row = found.get((strategy, check), {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from report.claims import CLAIMS, judge
+from report.results import by_pair
 
 MARKS = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "➖", None: "—"}
 
@@ -89,7 +90,7 @@ def claims_section(rows: list[dict]) -> list[str]:
 
 def render(doc: dict) -> str:
     strategies, checks, rows = doc["strategies"], doc["checks"], doc["results"]
-    found = {(r["strategy"], r["check"]): r for r in rows}  # a later row for the same pair wins
+    found = by_pair(rows)
     out = ["# sessionbench: how FastAPI apps manage SQLAlchemy sessions", ""]
     banner = [] if doc.get("complete") else [
         "> **⚠️ INCOMPLETE run**: the run did not finish; only the rows written before it stopped are shown, "

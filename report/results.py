@@ -92,6 +92,11 @@ class ResultsFile:
         os.replace(tmp, self.path)
 
 
+def by_pair(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """Rows keyed by (strategy, check); a later row for the same pair wins."""
+    return {(r["strategy"], r["check"]): r for r in rows}
+
+
 def load(path: Path) -> dict:
     """Read and check a results file."""
     path = Path(path)

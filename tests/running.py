@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from report.results import by_pair
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixture_strategies"
 # The known-good strategy is the authoring template itself: what `nox -s new` hands a user must pass everything.
@@ -27,4 +29,4 @@ def compare(out: Path, *args: str, timeout: float = 600) -> subprocess.Completed
 
 def rows_by_pair(out: Path) -> dict[tuple[str, str], dict]:
     doc = json.loads((out / "results.json").read_text())
-    return {(r["strategy"], r["check"]): r for r in doc["results"]}
+    return by_pair(doc["results"])

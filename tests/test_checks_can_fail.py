@@ -6,6 +6,7 @@ import pytest
 
 from experiments.checks import registry
 from tests.running import GOOD
+
 # check id -> the fixture strategy (tests/fixture_strategies/) it must flag
 MUST_FLAG = {
     "isolation_async": "one_global_session",

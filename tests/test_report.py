@@ -14,8 +14,8 @@ import pytest
 from report import claims
 from report.render import render
 from report.results import ResultsError, ResultsFile, load
+from tests.running import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "REPORT.md"
 
 
