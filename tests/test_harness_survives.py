@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.running import FIXTURES, ROOT, TEMPLATE, compare, rows_by_pair
+from tests.running import FIXTURES, ROOT, TEMPLATE, compare, processes_mentioning, rows_by_pair
 
 GOOD = TEMPLATE.read_text()
 LIFESPAN_RAISES = GOOD.replace(
@@ -44,19 +42,6 @@ HOSTILE = {
     ),
 }
 TIMEOUT_S = 15
-
-
-def _leftovers(marker: str) -> list[str]:
-    """Command lines of live processes that mention `marker`, other than this test's own."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if proc.name.isdigit() and marker in cmdline and int(proc.name) != os.getpid():
-            found.append(cmdline)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +101,7 @@ def test_breakage_is_confined_to_the_broken_route(hostile_run):
 
 def test_no_process_survives_the_run(hostile_run):
     *_, strategies = hostile_run
-    assert _leftovers(strategies) == []
+    assert processes_mentioning(strategies) == []
 
 
 def test_unknown_strategy_exits_nonzero_listing_known_names(tmp_path):
@@ -151,4 +136,4 @@ def test_interrupted_run_keeps_its_rows_and_says_incomplete(tmp_path, signum):
     assert doc["complete"] is False and doc["results"]
     assert "INCOMPLETE" in (tmp_path / "REPORT.md").read_text()
     assert "INCOMPLETE" in stdout
-    assert _leftovers(str(tmp_path)) == []
+    assert processes_mentioning(str(tmp_path)) == []

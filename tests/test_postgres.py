@@ -10,7 +10,6 @@ import shutil
 import socket
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from experiments import postgres
 from experiments.postgres import DatabaseUnreachable, PostgresNotFound, existing_server, throwaway_cluster
-from tests.running import FIXTURES, GOOD, TEMPLATE, compare, rows_by_pair
+from tests.running import FIXTURES, GOOD, TEMPLATE, compare, processes_mentioning, rows_by_pair
 
 
 def require_postgres() -> None:
@@ -37,17 +36,6 @@ def cluster():
     require_postgres()
     with throwaway_cluster() as started:
         yield started
-
-
-def processes_mentioning(needle: str) -> list[int]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if needle.encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
 
 
 def port_open(url: str) -> bool:
