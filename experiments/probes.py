@@ -15,6 +15,14 @@ The route contract (paths the checks call):
     POST /sync/write?key=&fail=&delay=   def endpoint                     -> write()
     POST /async/write?key=&fail=&delay=  async def endpoint               -> write_async()
     GET  /nodb                      never touches the database            -> no_database()
+    GET  /sync/model?delay=         def endpoint with `response_model=NoteOut`
+                                    returning the ORM row                 -> load_note()
+    GET  /sync/user?delay=          a def dependency loads the current user
+                                    with the session, the endpoint sleeps -> current_user(), greet()
+    POST /sync/conflict?key=        def endpoint; adds a row that cannot be
+                                    committed; the strategy commits it
+                                    where it commits (endpoint or teardown) -> add_conflicting()
+    POST /async/conflict?key=       the same from an async def endpoint   -> add_conflicting()
 
 A strategy that cannot serve a path lists it in a module-level
 `UNSUPPORTED = {"/sync/tag": "why"}`; the checks needing it are skipped.
@@ -26,6 +34,7 @@ import threading
 import time
 
 import anyio
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -37,6 +46,10 @@ ROUTES = {
     "/sync/write": "POST",
     "/async/write": "POST",
     "/nodb": "GET",
+    "/sync/model": "GET",
+    "/sync/user": "GET",
+    "/sync/conflict": "POST",
+    "/async/conflict": "POST",
 }
 
 SEED_ROW_ID = 1
@@ -52,6 +65,14 @@ class Note(Base):
     __tablename__ = "notes"
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class NoteOut(BaseModel):
+    """The response model of /sync/model: FastAPI validates the returned ORM row into it."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    key: str
 
 
 class ProbeFailure(RuntimeError):
@@ -119,20 +140,32 @@ def same_session(dependency_session_key: int, session: Session | AsyncSession) -
 
 
 def write(session: Session, key: str, fail: bool, delay: float) -> dict:
-    """Add one row, sleep, then commit it, or raise instead of committing when `fail`."""
+    """Add one row, sleep, then commit it; when `fail`, send it to the database and raise instead.
+
+    The failing path flushes first, so that the row sits in an open transaction
+    and it is the strategy's cleanup that decides whether it is rolled back.
+    """
     session.add(Note(key=key))
     time.sleep(delay)
     if fail:
+        session.flush()
         raise ProbeFailure(f"asked to fail after writing {key}")
     session.commit()
     return {"key": key, "session": session.hash_key}
 
 
 async def write_async(session: Session | AsyncSession, key: str, fail: bool, delay: float) -> dict:
-    """The same from an `async def` endpoint, yielding to other requests while it sleeps."""
+    """The same from an `async def` endpoint, yielding to other requests while it sleeps.
+
+    The failing path flushes an AsyncSession before raising, like `write`.
+    """
     session.add(Note(key=key))
     await anyio.sleep(delay)
     if fail:
+        if isinstance(session, AsyncSession):
+            # Not with a sync Session: on SQLite its write lock, held on the event-loop thread, would stall
+            # every other request's commit (the loop-blocking check measures that).
+            await session.flush()
         raise ProbeFailure(f"asked to fail after writing {key}")
     if isinstance(session, AsyncSession):
         await session.commit()
@@ -144,3 +177,34 @@ async def write_async(session: Session | AsyncSession, key: str, fail: bool, del
 def no_database() -> dict:
     """Body of /nodb: a request that needs no session at all."""
     return {"ok": True}
+
+
+def load_note(session: Session, delay: float) -> Note:
+    """Body of /sync/model: load the seed row and sleep; FastAPI serialises the row after the endpoint returns."""
+    note = session.get(Note, SEED_ROW_ID)
+    time.sleep(delay)
+    return note
+
+
+def current_user(session: Session) -> int:
+    """Body of /sync/user's dependency: a query before the endpoint runs, as "load the current user" does."""
+    return session.get(Note, SEED_ROW_ID).id
+
+
+def greet(user: int, delay: float) -> dict:
+    """Body of /sync/user's endpoint."""
+    time.sleep(delay)
+    return {"user": user}
+
+
+CONFLICTING_KEY = "seed"  # the seed row's key: a second row with it breaks the unique constraint at commit
+
+
+def add_conflicting(session: Session | AsyncSession, key: str) -> dict:
+    """Add a row keyed `key` and one that breaks the unique key; whoever commits them gets an IntegrityError.
+
+    Nothing is flushed here, so the error surfaces where the strategy commits:
+    in the endpoint (the client sees a 500) or in teardown (maybe after the response).
+    """
+    session.add_all([Note(key=key), Note(key=CONFLICTING_KEY)])
+    return {"key": key}

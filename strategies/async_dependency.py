@@ -17,6 +17,9 @@ from experiments import probes
 UNSUPPORTED = {
     "/sync/tag": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/write": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/model": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/user": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/conflict": "an AsyncSession cannot be used from a `def` endpoint",
 }
 
 engine = create_async_engine(os.environ["ASYNC_DATABASE_URL"])
@@ -52,3 +55,10 @@ async def async_write(key: str, fail: bool, delay: float, db: AsyncSession = Dep
 @app.get("/nodb")
 async def nodb():
     return probes.no_database()
+
+
+@app.post("/async/conflict")
+async def async_conflict(key: str, db: AsyncSession = Depends(get_db)):
+    result = probes.add_conflicting(db, key)
+    await db.commit()
+    return result

@@ -18,6 +18,9 @@ from experiments import probes
 UNSUPPORTED = {
     "/sync/tag": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/write": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/model": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/user": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/conflict": "an AsyncSession cannot be used from a `def` endpoint",
 }
 
 engine = create_async_engine(os.environ["ASYNC_DATABASE_URL"])
@@ -56,3 +59,10 @@ async def async_write(key: str, fail: bool, delay: float):
 @app.get("/nodb")
 async def nodb():
     return probes.no_database()
+
+
+@app.post("/async/conflict")
+async def async_conflict(key: str):
+    result = probes.add_conflicting(Session(), key)
+    await Session().commit()
+    return result

@@ -84,3 +84,31 @@ async def async_write(key: str, fail: bool, delay: float):
 @app.get("/nodb")
 def nodb():
     return probes.no_database()
+
+
+def current_user() -> int:
+    return probes.current_user(db.session)
+
+
+@app.get("/sync/model", response_model=probes.NoteOut)
+def sync_model(delay: float):
+    return probes.load_note(db.session, delay)
+
+
+@app.get("/sync/user")
+def sync_user(delay: float, user: int = Depends(current_user)):
+    return probes.greet(user, delay)
+
+
+@app.post("/sync/conflict")
+def sync_conflict(key: str):
+    result = probes.add_conflicting(db.session, key)
+    db.session.commit()
+    return result
+
+
+@app.post("/async/conflict")
+async def async_conflict(key: str):
+    result = probes.add_conflicting(db.session, key)
+    db.session.commit()
+    return result

@@ -56,3 +56,31 @@ async def async_write(key: str, fail: bool, delay: float, db: Session = Depends(
 @app.get("/nodb")
 def nodb():
     return probes.no_database()
+
+
+def current_user(db: Session = Depends(get_db)) -> int:
+    return probes.current_user(db)
+
+
+@app.get("/sync/model", response_model=probes.NoteOut)
+def sync_model(delay: float, db: Session = Depends(get_db)):
+    return probes.load_note(db, delay)
+
+
+@app.get("/sync/user")
+def sync_user(delay: float, user: int = Depends(current_user)):
+    return probes.greet(user, delay)
+
+
+@app.post("/sync/conflict")
+def sync_conflict(key: str, db: Session = Depends(get_db)):
+    result = probes.add_conflicting(db, key)
+    db.commit()
+    return result
+
+
+@app.post("/async/conflict")
+async def async_conflict(key: str, db: Session = Depends(get_db)):
+    result = probes.add_conflicting(db, key)
+    db.commit()
+    return result

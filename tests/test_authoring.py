@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from experiments import authoring
+from experiments.probes import ROUTES
 from tests.running import ROOT, TEMPLATE
 
 
@@ -23,7 +24,7 @@ def test_new_writes_the_template_and_it_passes_the_contract(tmp_path, capsys):
     assert "nox -s check --" in capsys.readouterr().out
     done = _check(written)
     assert done.returncode == 0, done.stdout
-    assert done.stdout.count("served") == 6
+    assert done.stdout.count("served") == len(ROUTES)
 
 
 def test_new_refuses_to_overwrite_or_a_bad_name(tmp_path, capsys):

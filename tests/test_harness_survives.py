@@ -15,17 +15,8 @@ from tests.running import FIXTURES, ROOT, TEMPLATE, compare, processes_mentionin
 
 GOOD = TEMPLATE.read_text()
 LIFESPAN_RAISES = GOOD.replace(
-    "app = FastAPI()",
-    '''from contextlib import asynccontextmanager
-
-
-@asynccontextmanager
-async def lifespan(app):
-    raise RuntimeError("cannot reach the database")
-    yield
-
-
-app = FastAPI(lifespan=lifespan)''',
+    '    engine = create_engine(os.environ["DATABASE_URL"])\n',
+    '    raise RuntimeError("cannot reach the database")\n',
 )
 HOSTILE = {
     "good": GOOD,
