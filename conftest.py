@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import discovery, postgres
+from experiments import discovery, instruments, postgres
 from experiments.checks import CHECKS, UnknownCheck, select
 from experiments.serving import Database, serve
 
@@ -95,24 +95,39 @@ def db_server(request):
 @pytest.fixture
 def database(db_server, strategy, check, tmp_path_factory) -> Database:
     if db_server is None:
+        if check.needs_server:
+            pytest.skip("needs a database server that counts connections: run with --db postgresql")
         return Database.sqlite(tmp_path_factory.mktemp("db") / f"{strategy.id}-{check.id}.db")
     return Database.postgresql(db_server, f"sb_{strategy.id}_{check.id}"[:63].lower())
 
 
 @pytest.fixture
-async def served(strategy, check, database, monkeypatch):
-    """The strategy's app, freshly imported against a fresh database, lifespan entered."""
+def app_module(strategy, check, database, monkeypatch):
+    """The strategy's module, freshly imported against a fresh database (and the check's pool defaults)."""
     for name, value in database.environ.items():
         monkeypatch.setenv(name, value)
+    if check.pool:
+        instruments.small_pool(monkeypatch, **check.pool)
     module = discovery.load(strategy)
     missing = discovery.missing_routes(module, check.routes)
     if missing:
         raise discovery.contract_error(strategy, missing)
-    routes = discovery.served_routes(module.app) & set(check.routes)
-    if not routes:
+    if not discovery.served_routes(module.app) & set(check.routes):
         declared = discovery.unsupported(module)
         pytest.skip("; ".join(f"{p} not served: {declared[p]}" for p in check.routes))
-    async with serve(module.app, routes) as app:
+    return module
+
+
+@pytest.fixture
+def routes(app_module, check) -> set[str]:
+    """The check's probe routes this strategy serves (at least one, or the check was skipped)."""
+    return discovery.served_routes(app_module.app) & set(check.routes)
+
+
+@pytest.fixture
+async def served(app_module, routes):
+    """The strategy's app with its lifespan entered, and a client bound to it."""
+    async with serve(app_module.app, routes) as app:
         yield app
 
 

@@ -29,6 +29,8 @@ class Check:
     key: tuple[str, ...]  # the metrics shown in the summary matrix
     routes: tuple[str, ...]  # probe routes it can measure on; skipped when the strategy serves none
     timeout_s: float = 60.0
+    needs_server: bool = False  # measures what only a database server can count; skipped on SQLite
+    pool: dict | None = None  # engine defaults (pool_size=…) every strategy's engines get, unless it sets its own
 
     def describe(self) -> dict:
         """The check as stored in the results file."""
@@ -41,6 +43,8 @@ class Check:
             "key": list(self.key),
             "routes": list(self.routes),
             "timeout_s": self.timeout_s,
+            "needs_server": self.needs_server,
+            "pool": self.pool,
         }
 
 

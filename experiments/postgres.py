@@ -35,6 +35,14 @@ DEBIAN_ROOT = Path("/usr/lib/postgresql")  # /usr/lib/postgresql/<major>/bin
 REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres")
 
 
+ACTIVITY_SQL = """
+SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = :name) AS backends,
+       (SELECT count(*) FROM pg_stat_activity
+         WHERE datname = :name AND state LIKE 'idle in transaction%') AS idle_in_transaction,
+       (SELECT sessions_abandoned FROM pg_stat_database WHERE datname = :name) AS sessions_abandoned
+"""
+
+
 class PostgresNotFound(RuntimeError):
     """No PostgreSQL server binaries (initdb, pg_ctl, postgres) on this machine."""
 
@@ -74,6 +82,23 @@ class Cluster:
             url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
             url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
         )
+
+
+    def activity(self, name: str) -> dict[str, int]:
+        """What the server itself counts for database `name`, read fresh (not from a cached stats snapshot).
+
+        backends: client connections open now; idle_in_transaction: of them, those
+        left inside a transaction; sessions_abandoned: connections ever dropped
+        without a clean close (the client died or never said goodbye), PostgreSQL 14+.
+        """
+        engine = _engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+                row = conn.execute(text(ACTIVITY_SQL), {"name": name}).one()
+        finally:
+            engine.dispose()
+        return dict(row._mapping)
 
 
 def existing_server(url: str) -> Cluster:

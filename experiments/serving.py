@@ -6,6 +6,7 @@ enters it and hands the lifespan state on, as a server would.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,10 +28,48 @@ class Database:
 
     url: str
     async_url: str
+    server: Cluster | None = None  # PostgreSQL: the server that counts this database's connections
+    name: str | None = None  # PostgreSQL: the database's name on `server`
+    path: Path | None = None  # SQLite: the database file
 
     @property
     def environ(self) -> dict[str, str]:
         return {"DATABASE_URL": self.url, "ASYNC_DATABASE_URL": self.async_url}
+
+    def activity(self) -> dict[str, int]:
+        """PostgreSQL's own counts for this database (backends, idle_in_transaction, sessions_abandoned)."""
+        if self.server is None:
+            raise RuntimeError("server-side counts need PostgreSQL; SQLite has no server")
+        return self.server.activity(self.name)
+
+    def connections(self, pid: int | None = None) -> int:
+        """Connections open to this database now: backends on PostgreSQL, else file descriptors on the
+        SQLite file held by process `pid` (default: this one), which is where SQLite connections live."""
+        if self.server is not None:
+            return self.activity()["backends"]
+        fds = Path(f"/proc/{pid or os.getpid()}/fd")
+        count = 0
+        for fd in fds.iterdir():
+            try:
+                count += Path(os.readlink(fd)) == self.path
+            except OSError:  # closed between listing and reading
+                continue
+        return count
+
+    def transactions_left_open(self) -> int:
+        """Connections sitting in an open transaction: PostgreSQL counts them (idle in transaction); on SQLite
+        1 when the harness cannot take the write lock (someone holds a write transaction), else 0."""
+        if self.server is not None:
+            return self.activity()["idle_in_transaction"]
+        conn = sqlite3.connect(self.path, timeout=0.5, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return 0
+        except sqlite3.OperationalError:  # "database is locked"
+            return 1
+        finally:
+            conn.close()
 
     def keys_present(self, keys: list[str]) -> set[str]:
         """Which of `keys` have a row, read over a connection of the harness's own."""
@@ -63,13 +102,13 @@ class Database:
         for leftover in path.parent.glob(path.name + "*"):
             leftover.unlink()
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = cls(url=f"sqlite:///{path}", async_url=f"sqlite+aiosqlite:///{path}")
+        db = cls(url=f"sqlite:///{path}", async_url=f"sqlite+aiosqlite:///{path}", path=path.resolve())
         return db._create_schema(on_connect="PRAGMA journal_mode=WAL")
 
     @classmethod
     def postgresql(cls, server: Cluster, name: str) -> "Database":
         """A new database on the server (psycopg and asyncpg URLs), with the schema and seed row."""
-        return cls(*server.fresh_database(name))._create_schema()
+        return cls(*server.fresh_database(name), server=server, name=name)._create_schema()
 
 
 def describe_backend(server: Cluster | None) -> dict:

@@ -1,4 +1,9 @@
-"""The fixture run: every fixture strategy through every check, once per test session."""
+"""The fixture run: each fixture strategy through the checks it is declared for, once per test session.
+
+Checks that need a database server run on a throwaway PostgreSQL cluster (one
+for the whole session); the others on SQLite. Each strategy runs only the
+checks it is there for, which keeps the suite short as checks are added.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,52 @@ import shutil
 
 import pytest
 
-from tests.running import FIXTURES, GOOD, TEMPLATE, compare, rows_by_pair
+from experiments import postgres
+from experiments.checks import registry
+from tests.running import FIXTURES, GOOD, TEMPLATE, compare, known_bad, known_good, require_postgres, rows_by_pair
 
 
 @pytest.fixture(scope="session")
-def fixture_run(tmp_path_factory) -> dict[tuple[str, str], dict]:
-    """Every fixture strategy through every check, once for the whole test session."""
+def fixture_strategies(tmp_path_factory):
+    """The fixture strategies and the template (as the known-good GOOD), in one strategies directory."""
     strategies = tmp_path_factory.mktemp("fixture-strategies")
     for module in FIXTURES.glob("[!_]*.py"):
         shutil.copy(module, strategies)
     shutil.copy(TEMPLATE, strategies / f"{GOOD}.py")
-    out = tmp_path_factory.mktemp("fixture-run")
-    done = compare(out, "--strategies-dir", str(strategies), "--quiet")
-    assert done.returncode == 0, done.stdout + done.stderr
-    return rows_by_pair(out)
+    return strategies
+
+
+def _plan(server: bool) -> dict[str, list[str]]:
+    """strategy -> checks to run on it, for the checks that need a server (or those that do not)."""
+    checks = [c.id for c in registry().values() if c.needs_server == server]
+    plan: dict[str, list[str]] = {GOOD: list(checks)}
+    for check in checks:
+        for name in known_bad().get(check, []) + [known_good().get(check, GOOD)]:
+            plan.setdefault(name, []).append(check)
+    return {name: list(dict.fromkeys(ids)) for name, ids in plan.items() if ids}
+
+
+def _run(strategies, out_root, plan: dict[str, list[str]], *db: str) -> dict[tuple[str, str], dict]:
+    rows = {}
+    for name, checks in plan.items():
+        out = out_root / name
+        args = [arg for check in checks for arg in ("--check", check)]
+        done = compare(out, "--strategies-dir", str(strategies), "--strategy", name, *args, *db, "--quiet")
+        assert done.returncode == 0, done.stdout + done.stderr
+        rows |= rows_by_pair(out)
+    return rows
+
+
+@pytest.fixture(scope="session")
+def fixture_run(fixture_strategies, tmp_path_factory) -> dict[tuple[str, str], dict]:
+    """Rows of the checks that run on SQLite, keyed (strategy, check)."""
+    return _run(fixture_strategies, tmp_path_factory.mktemp("fixture-run"), _plan(server=False))
+
+
+@pytest.fixture(scope="session")
+def server_fixture_run(fixture_strategies, tmp_path_factory) -> dict[tuple[str, str], dict]:
+    """Rows of the checks that need a database server, on one throwaway PostgreSQL cluster."""
+    require_postgres()
+    with postgres.throwaway_cluster() as cluster:
+        url = cluster.admin_url.replace("postgresql+psycopg://", "postgresql://")
+        return _run(fixture_strategies, tmp_path_factory.mktemp("server-fixture-run"), _plan(server=True), "--db", url)

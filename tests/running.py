@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from experiments import postgres
 from report.results import by_pair
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,3 +47,39 @@ def processes_mentioning(needle: str) -> list[int]:
 def rows_by_pair(out: Path) -> dict[tuple[str, str], dict]:
     doc = json.loads((out / "results.json").read_text())
     return by_pair(doc["results"])
+
+
+def declared(path: Path, name: str) -> tuple[str, ...]:
+    """A fixture strategy's module-level tuple `name` (FLAGGED_BY, GOOD_FOR), read without importing it."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    return ()
+
+
+def known_bad() -> dict[str, list[str]]:
+    """check id -> the fixture strategies that declare they must be flagged by it (FLAGGED_BY)."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(FIXTURES.glob("[!_]*.py")):
+        for check in declared(path, "FLAGGED_BY"):
+            found.setdefault(check, []).append(path.stem)
+    return found
+
+
+def known_good() -> dict[str, str]:
+    """check id -> the strategy that must pass it: a fixture declaring GOOD_FOR, else the template."""
+    found = {}
+    for path in sorted(FIXTURES.glob("[!_]*.py")):
+        for check in declared(path, "GOOD_FOR"):
+            found[check] = path.stem
+    return found
+
+
+def require_postgres() -> None:
+    """Skip where PostgreSQL is not installed, except in CI, whose .ci/run installs it."""
+    try:
+        postgres.find_bindir()
+    except postgres.PostgresNotFound as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))

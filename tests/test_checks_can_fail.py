@@ -1,41 +1,60 @@
-"""Every check flags a known-bad strategy and passes a known-good one; a check that cannot fail is a defect."""
+"""Every check flags a known-bad strategy and passes a known-good one; a check that cannot fail is a defect.
+
+A fixture strategy in tests/fixture_strategies/ declares the checks it must be
+flagged by (`FLAGGED_BY`) and, where the template cannot pass a check, the
+checks it must pass (`GOOD_FOR`).
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from experiments.checks import registry
-from tests.running import GOOD
+from tests.running import GOOD, compare, known_bad, known_good, rows_by_pair
 
-# check id -> the fixture strategy (tests/fixture_strategies/) it must flag
-MUST_FLAG = {
-    "isolation_async": "one_global_session",
-    "isolation_threadpool": "one_global_session",
-    "carryover_sequential": "threadlocal_never_removed",
-    "same_session_in_request": "contextvar_in_sync_dependency",
-    "lost_writes": "one_global_session",
-}
+CHECKS = registry()
+BAD = sorted((check, name) for check, names in known_bad().items() for name in names)
+
+
+def rows_for(check: str, request) -> dict:
+    """The fixture run that measured `check`: on PostgreSQL when it needs a server."""
+    return request.getfixturevalue("server_fixture_run" if CHECKS[check].needs_server else "fixture_run")
 
 
 def test_every_check_has_a_known_bad_strategy():
-    assert set(MUST_FLAG) == set(registry()), "add the new check's known-bad fixture to MUST_FLAG"
+    assert set(known_bad()) == set(CHECKS), "declare the new check in a fixture strategy's FLAGGED_BY"
 
 
-@pytest.mark.parametrize("check", sorted(MUST_FLAG))
-def test_check_flags_known_bad(fixture_run, check):
-    row = fixture_run[(MUST_FLAG[check], check)]
+@pytest.mark.parametrize(("check", "strategy"), BAD)
+def test_check_flags_known_bad(request, check, strategy):
+    row = rows_for(check, request)[(strategy, check)]
     assert row["outcome"] == "failed", row
-    assert not registry()[check].passes(row["metrics"])
+    assert not CHECKS[check].passes(row["metrics"])
 
 
-@pytest.mark.parametrize("check", sorted(MUST_FLAG))
-def test_check_passes_known_good(fixture_run, check):
-    row = fixture_run[(GOOD, check)]
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_check_passes_known_good(request, check):
+    good = known_good().get(check, GOOD)
+    row = rows_for(check, request)[(good, check)]
     assert row["outcome"] == "passed", row
 
 
-def test_undeclared_routes_are_skipped_with_the_reason(fixture_run):
-    row = fixture_run[("threadlocal_never_removed", "lost_writes")]
+def test_server_checks_are_skipped_on_sqlite(fixture_strategies, tmp_path):
+    server_checks = [c for c in CHECKS.values() if c.needs_server]
+    args = [arg for c in server_checks for arg in ("--check", c.id)]
+    done = compare(tmp_path, "--strategies-dir", str(fixture_strategies), "--strategy", GOOD, *args, "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = rows_by_pair(tmp_path)
+    for c in server_checks:
+        assert rows[(GOOD, c.id)]["outcome"] == "skipped"
+        assert "--db postgresql" in rows[(GOOD, c.id)]["reason"]
+
+
+def test_undeclared_routes_are_skipped_with_the_reason(fixture_strategies, tmp_path):
+    done = compare(tmp_path, "--strategies-dir", str(fixture_strategies), "--strategy", "threadlocal_never_removed",
+                   "--check", "lost_writes", "--quiet")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = rows_by_pair(tmp_path)[("threadlocal_never_removed", "lost_writes")]
     assert row["outcome"] == "skipped"
     assert "/sync/write not served: not what this fixture is for" in row["reason"]
 

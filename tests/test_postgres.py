@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import socket
@@ -18,17 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from experiments import postgres
 from experiments.postgres import DatabaseUnreachable, PostgresNotFound, existing_server, throwaway_cluster
-from tests.running import FIXTURES, GOOD, TEMPLATE, compare, processes_mentioning, rows_by_pair
-
-
-def require_postgres() -> None:
-    """Skip where PostgreSQL is not installed, except in CI, whose .ci/run installs it."""
-    try:
-        postgres.find_bindir()
-    except PostgresNotFound as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
+from tests.running import FIXTURES, GOOD, TEMPLATE, compare, processes_mentioning, require_postgres, rows_by_pair
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from experiments import probes
 
 SessionLocal = sessionmaker(create_engine(os.environ["DATABASE_URL"]))
 current: ContextVar[Session | None] = ContextVar("current", default=None)
+FLAGGED_BY = ("same_session_in_request",)
 app = FastAPI()
 UNSUPPORTED = {
     "/sync/tag": "not what this fixture is for",

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from experiments import probes
 
 session = Session(create_engine(os.environ["DATABASE_URL"]))
+FLAGGED_BY = ("isolation_async", "isolation_threadpool", "lost_writes")
 app = FastAPI()
 UNSUPPORTED = {"/same": "not what this fixture is for"}
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from experiments import probes
 
 Session = scoped_session(sessionmaker(create_engine(os.environ["DATABASE_URL"])))
+FLAGGED_BY = ("carryover_sequential",)
 app = FastAPI()
 UNSUPPORTED = {
     "/async/tag": "not what this fixture is for",
