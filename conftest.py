@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from experiments import discovery, instruments, postgres
-from experiments.checks import CHECKS, UnknownCheck, select
+from experiments.checks import CHECKS, NEEDS_SERVER, UnknownCheck, select
 from experiments.serving import Database, serve
 
 ROWS = pytest.StashKey[dict]()
@@ -96,7 +96,7 @@ def db_server(request):
 def database(db_server, strategy, check, tmp_path_factory) -> Database:
     if db_server is None:
         if check.needs_server:
-            pytest.skip("needs a database server that counts connections: run with --db postgresql")
+            pytest.skip(NEEDS_SERVER)
         return Database.sqlite(tmp_path_factory.mktemp("db") / f"{strategy.id}-{check.id}.db")
     return Database.postgresql(db_server, f"sb_{strategy.id}_{check.id}"[:63].lower())
 

@@ -16,6 +16,7 @@ from typing import Callable
 import pytest
 
 CHECKS: dict[str, "Check"] = {}
+NEEDS_SERVER = "needs a database server that counts connections: run with --db postgresql"
 
 
 @dataclass(frozen=True)

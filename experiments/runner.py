@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.checks import Check
+from experiments.checks import NEEDS_SERVER, Check
 from experiments.discovery import ROOT, Strategy
 from report.render import key_numbers
 from report.results import ResultsFile, by_pair
@@ -55,6 +55,9 @@ class Run:
 
     def one(self, strategy: Strategy, check: Check) -> dict:
         """Measure one strategy × check in a fresh process; return its row."""
+        if check.needs_server and self.db == "sqlite":  # known before starting anything
+            return {"strategy": strategy.id, "check": check.id, "outcome": "skipped", "reason": NEEDS_SERVER,
+                    "duration_s": 0.0}  # fmt: skip
         name = f"{strategy.id}-{check.id}"
         rows, log = self.work / f"{name}.jsonl", self.out / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ import httpx
 from experiments.discovery import ROOT, Strategy
 
 STARTED = "Application startup complete."
+CHILD_MARK = "SESSIONBENCH_CHILD"  # in the environment of every process started here, so leftovers can be found
 
 
 def _descendants(pid: int) -> list[int]:
@@ -72,7 +73,7 @@ def _free_port() -> int:
 def _environ(strategy: Strategy, environ: dict[str, str]) -> dict[str, str]:
     """The app's environment: the database URLs, and the harness and the strategy's own folder importable."""
     path = os.pathsep.join(filter(None, [str(ROOT), str(strategy.path.parent), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, **environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+    return {**os.environ, **environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", CHILD_MARK: "1"}
 
 
 class Reloading:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from experiments import postgres
+from experiments.standalone import CHILD_MARK
 from report.results import by_pair
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,18 @@ def processes_mentioning(needle: str) -> list[int]:
         try:
             if needle.encode() in cmdline.read_bytes() and int(cmdline.parent.name) != os.getpid():
                 found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def children_left() -> list[int]:
+    """Pids of live processes started by experiments.standalone (uvicorn, its reload workers, exit runs)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"{CHILD_MARK}=".encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
         except OSError:
             continue
     return found

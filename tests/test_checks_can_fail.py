@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from experiments.checks import registry
-from tests.running import GOOD, compare, known_bad, known_good, rows_by_pair
+from tests.running import GOOD, children_left, compare, known_bad, known_good, rows_by_pair
 
 CHECKS = registry()
 BAD = sorted((check, name) for check, names in known_bad().items() for name in names)
@@ -64,3 +64,8 @@ def test_a_shared_session_is_counted_not_just_flagged(fixture_run):
     metrics = fixture_run[("one_global_session", "isolation_async")]["metrics"]
     assert metrics["foreign_tag_seen"] > metrics["requests"] // 2
     assert metrics["distinct_sessions"] == 1
+
+
+def test_servers_and_child_interpreters_are_gone_afterwards(server_fixture_run, fixture_run):
+    """uvicorn, its reload workers and the shutdown check's interpreters: none outlives its check."""
+    assert children_left() == []
