@@ -81,8 +81,9 @@ def claims_section(rows: list[dict]) -> list[str]:
         "## Claims from the thread",
         "",
         "Each claim of FastAPI #726 against the rows that would bear it out: supported when every row has the "
-        "outcome the claim needs, refuted when every row has the opposite one, not measured when a row is missing, "
-        "errored or skipped.",
+        "outcome the claim needs, refuted when every row has the opposite one, mixed otherwise; skipped rows (a check "
+        "that does not apply, e.g. a server-side check on SQLite) are left out, and a missing or errored row makes "
+        "it not measured.",
         "",
         *table(["Claim", "Verdict", "Evidence"], body),
     ]
