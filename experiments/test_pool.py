@@ -1,0 +1,115 @@
+"""Does a pool of 5 survive 100 concurrent `def` requests, and serve again right after?
+
+FastAPI #3205: sync endpoints whose session comes from a `yield` dependency ran
+the pool dry and deadlocked, because the dependency's exit needs a threadpool
+thread that the requests waiting for a connection hold. PR #5122's separate
+limiter fixed the original form; a response model, or a dependency that
+queries before the endpoint, are the variants still reported to fail. The
+check sends a burst to each variant with a pool smaller than the threadpool
+(40 threads) and counts what the clients got.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+
+from experiments.checks import Check, measures
+from experiments.instruments import watch
+
+POOL_SIZE = 5
+POOL_TIMEOUT_S = 2.0  # small, so that an exhausted pool turns into errors within seconds, not a 30 s hang
+CONCURRENT = 100
+DELAY_S = 0.05  # each request holds its connection this long: 100 requests over 5 connections take ~1 s if queued
+CLIENT_TIMEOUT_S = 10.0  # several pool timeouts: a request still unanswered by then is stuck, not slow
+RECOVERY = 3  # sequential requests per route right after the burst (each may wait a pool timeout)
+VARIANTS = {"/sync/model": "model", "/sync/user": "user"}
+
+POOL_EXHAUSTION = Check(
+    id="pool_exhaustion",
+    title="A pool of 5 survives 100 concurrent `def` requests",
+    measures=(
+        f"pool_size={POOL_SIZE}, max_overflow=0, pool_timeout={POOL_TIMEOUT_S:g} s; {CONCURRENT} concurrent "
+        f"requests to a `def` endpoint with a response model (/sync/model) and, separately, to one whose `def` "
+        f"dependency queries before the endpoint (/sync/user), each holding the session {DELAY_S * 1000:.0f} ms: "
+        f"responses with 5xx, requests unanswered after {CLIENT_TIMEOUT_S:g} s, wall time of the burst, peak "
+        f"connections checked out, then {RECOVERY} sequential requests per route that must succeed"
+    ),
+    why=(
+        "\"the connection pool, which should be instanciated once for the application and then reused\" "
+        "(sm-Fifteen, #726): one pool for every request holds only if requests queue for it instead of failing; "
+        "sync `yield` dependencies ran it dry and hung in FastAPI #3205, and PR #5122 fixed only the original form"
+    ),
+    rule="passed when server_errors = 0, timeouts = 0, failed_requests = 0 and recovery_failed = 0",
+    passes=lambda m: (
+        m["server_errors"] == 0 and m["timeouts"] == 0 and m["failed_requests"] == 0 and m["recovery_failed"] == 0
+    ),
+    key=("server_errors", "timeouts"),
+    routes=tuple(VARIANTS),
+    timeout_s=90.0,  # a failing strategy takes ~2 pool timeouts per route; only a hang comes near this
+    pool=dict(pool_size=POOL_SIZE, max_overflow=0, pool_timeout=POOL_TIMEOUT_S),
+)
+
+
+async def _get(served, path: str) -> int | None:
+    """The status code, or None when no answer came within CLIENT_TIMEOUT_S."""
+    with anyio.move_on_after(CLIENT_TIMEOUT_S):
+        return (await served.client.get(path, params={"delay": DELAY_S})).status_code
+    return None
+
+
+async def _burst(served, path: str, counts) -> dict:
+    statuses: list[int | None] = [None] * CONCURRENT
+
+    async def one(i: int) -> None:
+        statuses[i] = await _get(served, path)
+
+    started = time.monotonic()
+    counts.peak_checked_out = counts.checked_out
+    async with anyio.create_task_group() as tg:
+        for i in range(CONCURRENT):
+            tg.start_soon(one, i)
+    wall = time.monotonic() - started
+    peak = counts.peak_checked_out
+    recovery = [await _get(served, path) for _ in range(RECOVERY)]
+    return {
+        "ok": sum(s == 200 for s in statuses),
+        "server_errors": sum(s is not None and s >= 500 for s in statuses),
+        "timeouts": sum(s is None for s in statuses),
+        "wall_s": round(wall, 2),
+        "peak_checked_out": peak,
+        "recovery_failed": sum(s != 200 for s in recovery),
+        "checked_out_after": counts.checked_out,
+    }
+
+
+@measures(POOL_EXHAUSTION)
+async def test_pool_exhaustion(served, record):
+    with watch() as counts:  # from before the first request: connections a burst leaves out count in the next
+        per_route = {path: await _burst(served, path, counts) for path in sorted(served.routes)}
+    total = lambda name: sum(r[name] for r in per_route.values())  # noqa: E731
+    requests = CONCURRENT * len(per_route)
+    metrics = {
+        "requests": requests,
+        "server_errors": total("server_errors"),
+        "timeouts": total("timeouts"),
+        "failed_requests": requests - total("ok"),
+        "recovery_failed": total("recovery_failed"),
+        "peak_checked_out": max(r["peak_checked_out"] for r in per_route.values()),
+        "checked_out_after": counts.checked_out,  # connections still out after the last recovery request
+    }
+    for path, r in per_route.items():
+        name = VARIANTS[path]
+        metrics |= {f"{name}_server_errors": r["server_errors"], f"{name}_wall_s": r["wall_s"]}
+    record(
+        metrics,
+        "; ".join(
+            f"{path}: {r['server_errors']} of {CONCURRENT} concurrent requests got 5xx and {r['timeouts']} no answer "
+            f"within {CLIENT_TIMEOUT_S:g} s, burst took {r['wall_s']:.1f} s with up to {r['peak_checked_out']} "
+            f"connections checked out, then {RECOVERY - r['recovery_failed']} of {RECOVERY} sequential requests "
+            f"succeeded and {r['checked_out_after']} connections stayed checked out"
+            for path, r in per_route.items()
+        )
+        + f" (pool_size={POOL_SIZE}, max_overflow=0, pool_timeout={POOL_TIMEOUT_S:g} s).",
+    )
