@@ -16,10 +16,13 @@ when it had to kill the process), then `{"final": …}`.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -100,13 +103,32 @@ async def _measure(app, concurrent: int, delay: float) -> dict:
     }
 
 
+def _die_with(parent: int) -> None:
+    """Exit when `parent` (the check process) dies: the driver runs in its own process group, which a harness
+    killing the check process's group would not reach. The kernel signal where there is one, polling as well."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m experiments.loop_driver")
     parser.add_argument("strategy", type=Path, help="the strategy module file")
     parser.add_argument("--pool", default="null", help="engine defaults as JSON, e.g. the check's pool")
     parser.add_argument("--concurrent", type=int, default=25)
     parser.add_argument("--delay", type=float, default=0.1)
+    parser.add_argument("--parent", type=int, default=None, help="exit when this process does")
     args = parser.parse_args(argv)
+    if args.parent is not None:
+        _die_with(args.parent)
     pool = json.loads(args.pool)
     if pool:
         instruments.small_pool(pytest.MonkeyPatch(), **pool)  # this process ends with the measurement

@@ -61,7 +61,7 @@ def _drive(strategy, database) -> tuple[dict, dict | None, float | None]:
     """Run the driver; (last progress, final result or None if killed, seconds the loop had been silent)."""
     cmd = [
         sys.executable, "-m", "experiments.loop_driver", str(strategy.path), "--pool", json.dumps(POOL),
-        "--concurrent", str(CONCURRENT), "--delay", str(DELAY_S),
+        "--concurrent", str(CONCURRENT), "--delay", str(DELAY_S), "--parent", str(os.getpid()),
     ]  # fmt: skip
     env = {**os.environ, **database.environ}
     proc = subprocess.Popen(
