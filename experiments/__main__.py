@@ -32,6 +32,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=discovery.ROOT / "results", help="output directory (default: results/)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per strategy × check before it is killed (default: each check's own)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="strategy × check pairs measured at once (default 2; checks that time things always run alone)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
 
@@ -66,7 +68,8 @@ def main(argv: list[str]) -> int:
                 strategies=[s.describe() for s in strategies],
                 checks=[c.describe() for c in chosen],
             )
-            settings = Run(args.out, args.strategies_dir, server.admin_url if server else "sqlite", args.timeout, args.quiet)
+            settings = Run(args.out, args.strategies_dir, server.admin_url if server else "sqlite", args.timeout,
+                           args.quiet, max(1, args.jobs))
             where = f"PostgreSQL {server.version}" if server else "SQLite"
             print(f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True)
             complete = run(settings, strategies, chosen, results)

@@ -32,6 +32,7 @@ class Check:
     timeout_s: float = 60.0
     needs_server: bool = False  # measures what only a database server can count; skipped on SQLite
     pool: dict | None = None  # engine defaults (pool_size=…) every strategy's engines get, unless it sets its own
+    exclusive: bool = False  # its numbers are timings: run it alone, not next to another check
 
     def describe(self) -> dict:
         """The check as stored in the results file."""
@@ -46,6 +47,7 @@ class Check:
             "timeout_s": self.timeout_s,
             "needs_server": self.needs_server,
             "pool": self.pool,
+            "exclusive": self.exclusive,
         }
 
 

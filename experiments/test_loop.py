@@ -54,6 +54,7 @@ EVENT_LOOP_BLOCKING = Check(
     routes=("/async/tag",),
     timeout_s=DEADLINE_S + 30,  # the driver's deadline plus startup: the harness never kills a normal run
     pool=POOL,
+    exclusive=True,
 )
 
 

@@ -49,6 +49,7 @@ POOL_EXHAUSTION = Check(
     routes=tuple(VARIANTS),
     timeout_s=90.0,  # a failing strategy takes ~2 pool timeouts per route; only a hang comes near this
     pool=dict(pool_size=POOL_SIZE, max_overflow=0, pool_timeout=POOL_TIMEOUT_S),
+    exclusive=True,
 )
 
 
