@@ -22,6 +22,7 @@ import time
 from experiments.checks import Check, measures
 from experiments.discovery import ROOT
 from experiments.loop_driver import TICK_S
+from experiments.standalone import CHILD_MARK
 
 CONCURRENT = 20  # four times the pool
 DELAY_S = 0.05  # each request awaits this long with its session (and connection) in hand
@@ -64,7 +65,7 @@ def _drive(strategy, database) -> tuple[dict, dict | None, float | None]:
         sys.executable, "-m", "experiments.loop_driver", str(strategy.path), "--pool", json.dumps(POOL),
         "--concurrent", str(CONCURRENT), "--delay", str(DELAY_S), "--parent", str(os.getpid()),
     ]  # fmt: skip
-    env = {**os.environ, **database.environ}
+    env = {**os.environ, **database.environ, CHILD_MARK: "1"}  # found by the leftover-process test
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
