@@ -7,8 +7,10 @@ import json
 import re
 import shutil
 import socket
+import tempfile
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -122,7 +124,7 @@ def test_missing_binaries_are_reported_with_the_fix(tmp_path, monkeypatch):
 def test_compare_runs_on_a_throwaway_cluster_and_removes_it(tmp_path):
     """The PostgreSQL path end to end: verdicts as on SQLite, server version recorded, nothing left running."""
     require_postgres()
-    already_running = set(processes_mentioning("sessionbench-pg-"))  # other tests' clusters
+    others = {str(d) for d in Path(tempfile.gettempdir()).glob("sessionbench-pg-*")}  # other tests' clusters
     strategies = tmp_path / "strategies"
     strategies.mkdir()
     shutil.copy(TEMPLATE, strategies / f"{GOOD}.py")
@@ -136,7 +138,9 @@ def test_compare_runs_on_a_throwaway_cluster_and_removes_it(tmp_path):
     assert rows[("one_global_session", "lost_writes")]["outcome"] == "failed"
     database = json.loads((tmp_path / "out" / "results.json").read_text())["environment"]["database"]
     assert database["backend"] == "postgresql" and re.match(r"\d+\.\d+", database["version"])
-    assert set(processes_mentioning("sessionbench-pg-")) <= already_running
+    assert {str(d) for d in Path(tempfile.gettempdir()).glob("sessionbench-pg-*")} <= others
+    theirs = {pid for d in others for pid in processes_mentioning(d)}
+    assert set(processes_mentioning("sessionbench-pg-")) <= theirs
 
 
 def test_compare_with_an_unreachable_server_says_so_in_one_line(tmp_path):
