@@ -77,7 +77,7 @@ class Plan:
 
 PLANS = {
     "quick": Plan(levels=(1, 8, 32), rounds=3, seconds=0.1, warmup_s=0.02, modes=("inprocess",), benchmark_rounds=10),
-    "full": Plan(levels=(1, 8, 32, 64), rounds=4, seconds=0.3, warmup_s=0.05, modes=("inprocess", "server"),
+    "full": Plan(levels=(1, 8, 32, 64), rounds=3, seconds=0.3, warmup_s=0.05, modes=("inprocess", "server"),
                  benchmark_rounds=30),
 }
 
@@ -89,7 +89,7 @@ class Failed(Exception):
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("throughput (see README: Throughput and latency)")
     group.add_argument("--throughput", choices=["quick", "full", "off"], default="quick",
-                       help="quick (default: in-process, 3 levels, 3 rounds, ~1.5 min), full (both modes, 4 levels, 4 rounds, "
+                       help="quick (default: in-process, 3 levels, 3 rounds, ~1.5 min), full (both modes, 4 levels, 3 rounds, "
                        "~12 min) or off")
     group.add_argument("--quick", dest="throughput", action="store_const", const="quick", help="same as --throughput quick")
     group.add_argument("--no-checks", action="store_true", help="measure throughput only, run no correctness check")

@@ -22,6 +22,7 @@ def _label(app: str, path: str, baselines: set[str]) -> str:
 
 
 def _throughput(ax, cells: list[dict], baselines: set[str]) -> None:
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more series than the default 10 colours
     for (app, path), group in series(cells).items():
         x = [c["concurrency"] for c in group]
         y = [c["rps"]["median"] for c in group]

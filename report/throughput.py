@@ -36,6 +36,11 @@ def interval(ratio: dict | None) -> str:
     return f"{text} ≈ (indistinguishable)" if ratio["indistinguishable"] else text
 
 
+def _errors(c: dict) -> str:
+    """The error count, or a plain statement when nothing answered (hung requests are not errors to a load generator)."""
+    return f"{c['errors']}, no request completed in any round" if c["rps"]["max"] == 0 else str(c["errors"])
+
+
 def _cpu(c: dict) -> str:
     server = f" / server {c['server_cpu']:.0%}" if "server_cpu" in c else ""
     return f"{c['client_cpu']:.0%}{server}"
@@ -64,7 +69,7 @@ def _table(cells: list[dict]) -> list[str]:
             lines.append(
                 f"| `{app}` | `{path}` | {c['concurrency']} | {rps['median']:.0f} ({rps['q1']:.0f}-{rps['q3']:.0f}; "
                 f"{rps['min']:.0f}-{rps['max']:.0f}) | {c['p50_ms']:.2f} | {c['p90_ms']:.2f} | {c['p99_ms']:.2f} "
-                f"| {interval(c.get('vs_raw'))} | {interval(c.get('vs_nodb'))} | {c['errors']} | {_cpu(c)} |"
+                f"| {interval(c.get('vs_raw'))} | {interval(c.get('vs_nodb'))} | {_errors(c)} | {_cpu(c)} |"
             )
     return lines
 
@@ -109,7 +114,8 @@ def section(tp: dict) -> list[str]:
         f"N clients sends its next request when the last one answered. req/s counts successful responses.",
         "",
         "How to read: **× raw connection** is the strategy's req/s divided by the raw-connection baseline's in the "
-        "same round and cell; the median over rounds, with a 95 % bootstrap interval over rounds. An interval "
+        "same round and cell; the median over rounds, with a 95 % bootstrap interval over rounds (with few rounds, "
+        "close to the range of the per-round ratios). An interval "
         "containing 1 is marked ≈ (indistinguishable): the difference is within this machine's noise. "
         "Client CPU is the load generator's CPU time per second of measurement (in-process: client and app together).",
         "",
