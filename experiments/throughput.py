@@ -35,6 +35,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from experiments import baselines, discovery, runner, session_cost
@@ -457,7 +458,7 @@ def run(plan: Plan, strategies: list[discovery.Strategy], server: Cluster | None
     load_before = os.getloadavg()
     for mode in plan.modes:
         sweep.mode(mode)
-    # Interleaving leaves partial cells when an app broke mid-round: keep only apps measured in every round.
+    # A cell that broke in a later round has fewer samples than rounds: keep only cells measured in every round.
     samples = {k: v for k, v in sweep.samples.items() if len(v) == plan.rounds}
     return {
         "plan": asdict(plan),
@@ -473,6 +474,4 @@ def run(plan: Plan, strategies: list[discovery.Strategy], server: Cluster | None
 
 
 def _server_description() -> str:
-    from importlib.metadata import version
-
     return f"uvicorn {version('uvicorn')}, one worker, default loop and HTTP implementation, on 127.0.0.1"
