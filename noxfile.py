@@ -30,7 +30,7 @@ def compare(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The full throughput sweep, in-process and over uvicorn (~12 min), no correctness checks: writes results/bench/.
+    """The full throughput sweep, in-process and over uvicorn (~14 min), no correctness checks: writes results/bench/.
 
     Uses wrk as the load generator when installed (Debian: `apt-get install wrk`), else a Python one.
     """

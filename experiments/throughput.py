@@ -91,7 +91,7 @@ def add_arguments(parser) -> None:
     group = parser.add_argument_group("throughput (see README: Throughput and latency)")
     group.add_argument("--throughput", choices=["quick", "full", "off"], default="quick",
                        help="quick (default: in-process, 3 levels, 3 rounds, ~1.5 min), full (both modes, 4 levels, 3 rounds, "
-                       "~12 min) or off")
+                       "~14 min) or off")
     group.add_argument("--quick", dest="throughput", action="store_const", const="quick", help="same as --throughput quick")
     group.add_argument("--no-checks", action="store_true", help="measure throughput only, run no correctness check")
     group.add_argument("--levels", type=lambda s: tuple(int(x) for x in s.split(",")), help="concurrency levels, e.g. 1,8,32")
