@@ -18,7 +18,7 @@ PROJECT = nox.project.load_toml("pyproject.toml")["project"]
 
 @nox.session
 def compare(session: nox.Session) -> None:
-    """Run every strategy through every check; writes results/REPORT.md and results/results.json.
+    """Every strategy through every check, then a quick throughput pass; writes results/REPORT.md and results/results.json.
 
     Arguments after `--` go to `python -m experiments`, e.g.
     `nox -s compare -- --strategy yield_dependency --strategy middleware`; `-- --help` lists them.
@@ -26,6 +26,18 @@ def compare(session: nox.Session) -> None:
     session.install(*PROJECT["dependencies"])
     quiet = ["--quiet"] if os.environ.get("CI") else []
     session.run("python", "-m", "experiments", *quiet, *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The full throughput sweep, in-process and over uvicorn (~14 min), no correctness checks: writes results/bench/.
+
+    Uses wrk as the load generator when installed (Debian: `apt-get install wrk`), else a Python one.
+    """
+    session.install(*PROJECT["dependencies"])
+    quiet = ["--quiet"] if os.environ.get("CI") else []
+    session.run("python", "-m", "experiments", "--throughput", "full", "--no-checks", "--out", "results/bench",
+                *quiet, *session.posargs)
 
 
 @nox.session

@@ -13,10 +13,10 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from experiments import checks, discovery, postgres
+from experiments import checks, discovery, postgres, throughput
 from experiments.runner import Busy, Run, lock, matrix, run
 from experiments.serving import describe_backend
-from report import render
+from report import plots, render
 from report.results import ResultsFile, environment
 
 
@@ -35,6 +35,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2,
                         help="strategy × check pairs measured at once (default 2; checks that time things always run alone)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    throughput.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -51,7 +52,7 @@ def main(argv: list[str]) -> int:
     args = _args(argv)
     try:
         strategies = discovery.select(discovery.discover(args.strategies_dir), args.strategy)
-        chosen = checks.select(args.check)
+        chosen = [] if args.no_checks else checks.select(args.check)
     except (discovery.UnknownStrategy, checks.UnknownCheck) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -73,6 +74,9 @@ def main(argv: list[str]) -> int:
             where = f"PostgreSQL {server.version}" if server else "SQLite"
             print(f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True)
             complete = run(settings, strategies, chosen, results)
+            if complete and (plan := throughput.plan(args)):
+                complete = throughput.attach(results, plan, strategies, server, args.out, settings.say, args.loadgen)
+            plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc))
             print(matrix(results.doc), flush=True)

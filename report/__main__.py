@@ -1,4 +1,4 @@
-"""`python -m report [results/results.json]`: write REPORT.md next to the results file."""
+"""`python -m report [results/results.json]`: write REPORT.md (and its plots) next to the results file."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from report import plots
 from report.render import render
 from report.results import ResultsError, load
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.results.with_name("REPORT.md")
     out.write_text(render(doc))
+    plots.write(doc, out.parent)
     print(out)
     return 0
 

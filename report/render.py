@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from report import throughput
 from report.claims import CLAIMS, judge
 from report.results import by_pair
 
@@ -115,5 +116,7 @@ def render(doc: dict) -> str:
     out += [""]
     for check in checks:
         out += check_section(check, strategies, found)
+    if doc.get("throughput"):
+        out += throughput.section(doc["throughput"])
     out += claims_section(rows)
     return "\n".join(out) + "\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 SCHEMA = 1
 OUTCOMES = ("passed", "failed", "error", "skipped")
-PACKAGES = ("fastapi", "starlette", "sqlalchemy", "httpx", "anyio", "aiosqlite", "asgi-lifespan", "pytest")
+PACKAGES = ("fastapi", "starlette", "sqlalchemy", "httpx", "anyio", "aiosqlite", "asgi-lifespan", "pytest", "uvicorn")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -77,6 +77,11 @@ class ResultsFile:
         if row.get("outcome") not in OUTCOMES:
             raise ValueError(f"row outcome must be one of {OUTCOMES}: {row!r}")
         self.doc["results"].append(row)
+        self._write()
+
+    def attach(self, key: str, value) -> None:
+        """A part of the document beside the rows (e.g. `throughput`), written at once."""
+        self.doc[key] = value
         self._write()
 
     def finish(self, complete: bool, note: str | None = None) -> None:

@@ -23,9 +23,9 @@ GOOD = "session_per_request"
 
 
 def compare(out: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m experiments --out OUT ARGS…`, as `nox -s compare` runs it."""
+    """`python -m experiments --out OUT ARGS…`, as `nox -s compare` runs it (without the throughput part unless ARGS ask)."""
     return subprocess.run(
-        [sys.executable, "-m", "experiments", "--out", str(out), *args],
+        [sys.executable, "-m", "experiments", "--out", str(out), "--throughput", "off", *args],  # checks only, unless asked
         cwd=ROOT,
         capture_output=True,
         text=True,

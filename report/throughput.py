@@ -1,0 +1,144 @@
+"""The throughput/latency section of the report: a pure function of the results' `throughput` part."""
+
+from __future__ import annotations
+
+import math
+
+MODES = {
+    "inprocess": "In-process (httpx ASGI transport; client and app share one process: framework + session cost)",
+    "server": "Real server (uvicorn on loopback, a load generator in its own process)",
+}
+KIND_TITLES = {
+    "read": "read: the tag route with `query=true` (load the seed row), `delay=0`",
+    "write": "write: the write route, `fail=false&delay=0`, a unique key per request",
+    "nodb": "no database: `GET /nodb`",
+}
+
+
+def figures(tp: dict) -> list[tuple[str, str, str]]:
+    """(file name, mode, what) of every plot, next to REPORT.md; report.plots draws them."""
+    modes = dict.fromkeys(c["mode"] for c in tp.get("cells", []))
+    return [(f"{what}-{mode}.png", mode, what) for mode in modes for what in ("throughput", "latency")]
+
+
+def series(cells: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Cells of one mode and kind grouped by (app, path), in concurrency order."""
+    found: dict[tuple[str, str], list[dict]] = {}
+    for c in sorted(cells, key=lambda c: c["concurrency"]):
+        found.setdefault((c["app"], c["path"]), []).append(c)
+    return found
+
+
+def interval(ratio: dict | None) -> str:
+    if not ratio:
+        return ""
+    text = f"{ratio['median']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]"
+    return f"{text} ≈ (indistinguishable)" if ratio["indistinguishable"] else text
+
+
+def _errors(c: dict) -> str:
+    """The error count, or a plain statement when nothing answered (hung requests are not errors to a load generator)."""
+    return f"{c['errors']}, no request completed in any round" if c["rps"]["max"] == 0 else str(c["errors"])
+
+
+def _cpu(c: dict) -> str:
+    server = f" / server {c['server_cpu']:.0%}" if "server_cpu" in c else ""
+    return f"{c['client_cpu']:.0%}{server}"
+
+
+def _ranking(cells: list[dict], baselines: set[str]) -> str:
+    """Strategies from slowest to fastest by the geometric mean over levels of their median ratio to raw."""
+    scores = {}
+    for (app, _), group in series(cells).items():
+        ratios = [c["vs_raw"]["median"] for c in group if c.get("vs_raw") and c["vs_raw"]["median"] > 0]
+        if app not in baselines and ratios:
+            scores[app] = math.exp(sum(map(math.log, ratios)) / len(ratios))
+    ordered = sorted(scores, key=scores.get)
+    return ", ".join(f"`{a}` {scores[a]:.2f}" for a in ordered)
+
+
+def _table(cells: list[dict]) -> list[str]:
+    lines = [
+        "| App | Path | Concurrency | req/s median (IQR; min-max) | p50 ms | p90 ms | p99 ms | × raw connection [95% CI] "
+        "| × no database [95% CI] | Errors | Client CPU |",
+        "|" + "---|" * 11,
+    ]
+    for (app, path), group in series(cells).items():
+        for c in group:
+            rps = c["rps"]
+            lines.append(
+                f"| `{app}` | `{path}` | {c['concurrency']} | {rps['median']:.0f} ({rps['q1']:.0f}-{rps['q3']:.0f}; "
+                f"{rps['min']:.0f}-{rps['max']:.0f}) | {c['p50_ms']:.2f} | {c['p90_ms']:.2f} | {c['p99_ms']:.2f} "
+                f"| {interval(c.get('vs_raw'))} | {interval(c.get('vs_nodb'))} | {_errors(c)} | {_cpu(c)} |"
+            )
+    return lines
+
+
+def _session_cost(rows: list[dict]) -> list[str]:
+    lines = [
+        "### Per-request session set-up and tear-down (pytest-benchmark)",
+        "",
+        "One in-process request at a time to the tag route: `query=false` opens, tags and closes the session without "
+        "SQL; `query=true` adds the connection checkout and the SELECT. µs per request (rounds of 10 sequential "
+        "requests), each app benchmarked once per repeat with the apps taking turns: the median over repeats of each "
+        "repeat's median, and their range. **Over no database** is `query=false` minus the no-database baseline on the "
+        "same path in the same repeat: the strategy's fixed cost per request; a range containing 0 means no "
+        "measurable cost. The raw pytest-benchmark data is in `benchmark.json`.",
+        "",
+        "| App | Path | Session only µs | With SELECT µs | Over no database µs | Repeats |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| `{r['app']}` | ⚠️ {r['error']} | | | | |")
+            continue
+        cells = [_us(r.get(name)) for name in ("session_only", "with_select", "over_no_database")]
+        lines.append(f"| `{r['app']}` | `{r['path']}` | {' | '.join(cells)} | {r['repeats']} |")
+    return lines + [""]
+
+
+def _us(spread: dict | None) -> str:
+    return f"{spread['median']:.0f} ({spread['min']:.0f} to {spread['max']:.0f})" if spread else ""
+
+
+def section(tp: dict) -> list[str]:
+    plan, cells = tp["plan"], tp["cells"]
+    baselines = {a["id"] for a in tp["apps"] if a["baseline"]}
+    out = [
+        "## Throughput and latency",
+        "",
+        f"Every strategy and two baselines, `baseline:no_database` (no database at all) and `baseline:raw_connection` "
+        f"(a pooled `engine.connect()` per request running the same SQL, no ORM session), measured in the same run: "
+        f"concurrency {', '.join(map(str, plan['levels']))}, {plan['rounds']} rounds of {plan['seconds']:g} s per cell "
+        f"after a warm-up round, apps in a fresh random order in every cell of every round. Closed loop: each of the "
+        f"N clients sends its next request when the last one answered. req/s counts successful responses.",
+        "",
+        "How to read: **× raw connection** is the strategy's req/s divided by the raw-connection baseline's in the "
+        "same round and cell; the median over rounds, with a 95 % bootstrap interval over rounds (with few rounds, "
+        "close to the range of the per-round ratios). An interval "
+        "containing 1 is marked ≈ (indistinguishable): the difference is within this machine's noise. "
+        "Client CPU is the load generator's CPU time per second of measurement (in-process: client and app together).",
+        "",
+        f"Load average before/after: {' '.join(f'{x:.2f}' for x in tp['load_average']['before'])} / "
+        f"{' '.join(f'{x:.2f}' for x in tp['load_average']['after'])}; measured in {tp['duration_s']:g} s.",
+        "",
+    ]
+    if tp["errors"]:
+        out += ["Could not measure:", ""]
+        out += [f"- ⚠️ `{e['app']}` ({e['mode']}): {e['reason']}" for e in tp["errors"]] + [""]
+    pictures = {(mode, what): name for name, mode, what in figures(tp)}
+    for mode in dict.fromkeys(c["mode"] for c in cells):
+        here = [c for c in cells if c["mode"] == mode]
+        out += [f"### {MODES[mode]}", "", f"Client: {tp['clients'].get(mode, 'unknown')}."]
+        if mode == "server" and tp.get("server"):
+            out += ["", f"Server: {tp['server']}."]
+        out += ["", f"![Throughput vs concurrency, {mode}]({pictures[mode, 'throughput']})",
+                f"![Latency percentiles, {mode}]({pictures[mode, 'latency']})", ""]
+        for kind, title in KIND_TITLES.items():
+            of_kind = [c for c in here if c["kind"] == kind]
+            if of_kind:
+                out += [f"#### {title}", "", f"Slowest to fastest (geometric mean over levels of × raw connection): "
+                        f"{_ranking(of_kind, baselines)}", "", *_table(of_kind), ""]
+    if tp.get("session_cost"):
+        out += _session_cost(tp["session_cost"])
+    return out
