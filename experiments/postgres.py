@@ -131,7 +131,7 @@ def throwaway_cluster() -> Iterator[Cluster]:
             os.chown(directory, runas.pw_uid, runas.pw_gid)
         _run(runas, directory, [bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust",
                                 "--encoding=UTF8", "--locale=C", "--no-sync"])
-        port = _free_port()
+        port = free_port()
         with open(data / "postgresql.conf", "a") as conf:
             conf.write(
                 "\n# sessionbench: throwaway, loopback only, speed over durability\n"
@@ -201,7 +201,7 @@ def _server_version(admin_url: str) -> str:
     return full.split()[0]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -50,7 +51,7 @@ class Run:
 
     def kill_all(self) -> None:
         for proc in list(self.live):
-            _kill(proc)
+            kill_group(proc)
 
     @property
     def work(self) -> Path:
@@ -83,7 +84,7 @@ class Run:
         try:
             proc.join(timeout)
             if proc.exitcode is None:
-                _kill(proc)
+                kill_group(proc)
                 return _error(strategy, check, f"timed out after {timeout:g} s (process killed)", started)
         finally:
             self.live.discard(proc)
@@ -105,13 +106,13 @@ def _error(strategy: Strategy, check: Check, reason: str, started: float) -> dic
     }
 
 
-def _kill(proc: multiprocessing.Process) -> None:
-    """Kill the check process and everything it started (its own process group)."""
+def kill_group(proc: multiprocessing.Process | subprocess.Popen) -> None:
+    """Kill a process that leads its own process group, and everything it started; reap it."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.join()
+    proc.wait() if isinstance(proc, subprocess.Popen) else proc.join()
 
 
 # Check processes are forked from a server that has already imported the heavy libraries: a fresh process
@@ -137,7 +138,7 @@ def _pytest_in_own_session(args: list[str], log: str) -> None:
 
 
 @contextmanager
-def _signals_interrupt():
+def signals_interrupt():
     """Turn SIGTERM into the same clean stop as Ctrl-C."""
 
     def stop(signum, frame):
@@ -192,7 +193,7 @@ def run(run: Run, strategies: list[Strategy], checks: list[Check], results: Resu
     pairs = [(s, c) for s in strategies for c in checks]
     phases = [([p for p in pairs if not p[1].exclusive], run.jobs), ([p for p in pairs if p[1].exclusive], 1)]
     done, started = 0, time.monotonic()
-    with _signals_interrupt():
+    with signals_interrupt():
         shutil.rmtree(run.work, ignore_errors=True)
         run.work.mkdir(parents=True)
         try:

@@ -27,7 +27,7 @@ import anyio.from_thread
 import pytest
 
 from experiments import baselines, discovery
-from experiments.runner import _kill
+from experiments.runner import kill_group
 from experiments.serving import Database, serve
 
 TIMEOUT_S = 180
@@ -85,9 +85,9 @@ def run(apps, server, out: Path, rounds: int, say) -> list[dict]:
         try:
             proc.wait(timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            kill_group(proc)
         except BaseException:
-            _kill(proc)
+            kill_group(proc)
             raise
     shutil.rmtree(work, ignore_errors=True)
     data = json.loads((out / "benchmark.json").read_text()) if (out / "benchmark.json").exists() else {}

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import anyio
 import httpx
 
 from experiments.discovery import ROOT, Strategy
+from experiments.postgres import free_port
 
 STARTED = "Application startup complete."
 CHILD_MARK = "SESSIONBENCH_CHILD"  # in the environment of every process started here, so leftovers can be found
@@ -62,12 +62,6 @@ def stop(proc: subprocess.Popen, grace_s: float = 10) -> None:
         except OSError:
             pass
     proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _environ(strategy: Strategy, environ: dict[str, str]) -> dict[str, str]:
@@ -114,7 +108,7 @@ async def uvicorn_reload(strategy: Strategy, environ: dict[str, str], workdir: P
     app_dir.mkdir(parents=True)
     source = app_dir / strategy.path.name
     shutil.copy(strategy.path, source)
-    port, log = _free_port(), workdir / "uvicorn.log"
+    port, log = free_port(), workdir / "uvicorn.log"
     argv = [sys.executable, "-m", "uvicorn", f"{source.stem}:app", "--app-dir", str(app_dir), "--reload",
             "--reload-dir", str(app_dir), "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
     with open(log, "w") as out:

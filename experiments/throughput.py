@@ -40,7 +40,7 @@ from pathlib import Path
 
 from experiments import baselines, discovery, runner, session_cost
 from experiments.baselines import NO_DB, RAW
-from experiments.postgres import Cluster, _free_port
+from experiments.postgres import Cluster, free_port
 from experiments.serving import Database
 
 # route kind -> (paths in order of preference, method, query string)
@@ -361,7 +361,7 @@ class Sweep:
             if mode == "inprocess":
                 target = Target(app, [sys.executable, "-m", "experiments.traffic", "inprocess", str(app.strategy.path)], env, log)
             else:
-                port = _free_port()
+                port = free_port()
                 argv = [sys.executable, "-m", "experiments.traffic", "serve", str(app.strategy.path), str(port)]
                 target = Target(app, argv, env, log, port, client)
             stack.callback(target.close)
@@ -441,7 +441,7 @@ def attach(results, plan: Plan, strategies: list[discovery.Strategy], server: Cl
            loadgen: str) -> bool:
     """Measure and add the `throughput` part to the results; False when interrupted (Ctrl-C or SIGTERM)."""
     say(f"throughput ({', '.join(plan.modes)}): {len(strategies)} strategies and 2 baselines")
-    with runner._signals_interrupt():
+    with runner.signals_interrupt():
         try:
             results.attach("throughput", run(plan, strategies, server, out, say, loadgen))
         except runner.Interrupted as exc:
