@@ -19,9 +19,9 @@ from experiments.checks import Check, measures
 from experiments.instruments import watch
 
 POOL_SIZE = 5
-POOL_TIMEOUT_S = 2.0  # small, so that an exhausted pool turns into errors within seconds, not a 30 s hang
+POOL_TIMEOUT_S = 1.0  # small, so that an exhausted pool turns into errors within seconds, not a 30 s hang
 CONCURRENT = 100
-DELAY_S = 0.05  # each request holds its connection this long: 100 requests over 5 connections take ~1 s if queued
+DELAY_S = 0.02  # each request holds its connection this long: 100 requests over 5 connections take ~0.4 s if queued
 CLIENT_TIMEOUT_S = 10.0  # several pool timeouts: a request still unanswered by then is stuck, not slow
 RECOVERY = 3  # sequential requests per route right after the burst (each may wait a pool timeout)
 VARIANTS = {"/sync/model": "model", "/sync/user": "user"}
