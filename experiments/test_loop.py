@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import time
 from experiments.checks import Check, measures
 from experiments.discovery import ROOT
 from experiments.loop_driver import TICK_S
+from experiments.runner import kill_group
 from experiments.standalone import CHILD_MARK
 
 CONCURRENT = 20  # four times the pool
@@ -89,12 +89,7 @@ def _drive(strategy, database) -> tuple[dict, dict | None, float | None]:
     except subprocess.TimeoutExpired:
         killed_at = time.monotonic()
     finally:
-        if proc.poll() is None or killed_at is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # its own process group: nothing it started survives
-            except ProcessLookupError:
-                pass
-        proc.wait()
+        kill_group(proc)  # its own process group: nothing it started survives
         for t in readers:
             t.join()
     progress = [(at, body["progress"]) for at, body in lines if "progress" in body]

@@ -25,7 +25,6 @@ import random
 import re
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -172,11 +171,7 @@ class Worker:
         return self.answer(timeout)
 
     def close(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        runner.kill_group(self.proc)
 
 
 def _cpu_of(pid: int) -> float:
