@@ -1,4 +1,8 @@
-"""`python -m report [results/results.json]`: write REPORT.md (and its plots) next to the results file."""
+"""`python -m report [results/results.json] [--against OTHER]`: write REPORT.md (and its plots) next to the results file.
+
+With `--against` another run's results file, the report gains a run-to-run
+agreement section (report/agreement.py) and its count is printed.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from report import plots
+from report import agreement, plots
 from report.render import render
 from report.results import ResultsError, load
 
@@ -14,16 +18,21 @@ from report.results import ResultsError, load
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m report", description=__doc__)
     parser.add_argument("results", nargs="?", default="results/results.json", type=Path, help="the results file")
+    parser.add_argument("--against", type=Path, help="another run's results file, to say which ratios the two agree on")
     args = parser.parse_args(argv)
     try:
         doc = load(args.results)
+        other = load(args.against) if args.against else None
     except ResultsError as exc:
         print(exc, file=sys.stderr)
         return 2
     out = args.results.with_name("REPORT.md")
-    out.write_text(render(doc))
+    rows = agreement.compare(doc, other) if other else []
+    out.write_text(render(doc, agreement.section(doc, other, str(args.against), rows) if other else []))
     plots.write(doc, out.parent)
     print(out)
+    if other:
+        print(f"run-to-run: {agreement.summary(rows)}")
     return 0
 
 

@@ -90,7 +90,8 @@ def claims_section(rows: list[dict]) -> list[str]:
     ]
 
 
-def render(doc: dict) -> str:
+def render(doc: dict, extra: list[str] = ()) -> str:
+    """The whole report; `extra` lines (e.g. report.agreement's section) go after the throughput section."""
     strategies, checks, rows = doc["strategies"], doc["checks"], doc["results"]
     found = by_pair(rows)
     out = ["# sessionbench: how FastAPI apps manage SQLAlchemy sessions", ""]
@@ -118,5 +119,5 @@ def render(doc: dict) -> str:
         out += check_section(check, strategies, found)
     if doc.get("throughput"):
         out += throughput.section(doc["throughput"])
-    out += claims_section(rows)
+    out += [*extra, *claims_section(rows)]
     return "\n".join(out) + "\n"

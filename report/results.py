@@ -16,7 +16,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-SCHEMA = 1
+SCHEMA = 2  # 2: ratio intervals from order statistics, with their confidence
 OUTCOMES = ("passed", "failed", "error", "skipped")
 PACKAGES = ("fastapi", "starlette", "sqlalchemy", "httpx", "anyio", "aiosqlite", "asgi-lifespan", "pytest", "uvicorn")
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from experiments import discovery
 from experiments.checks import registry
 from report import claims
 from report.render import render
-from report.results import ResultsError, ResultsFile, load
+from report.results import SCHEMA, ResultsError, ResultsFile, load
 from tests.running import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "REPORT.md"
@@ -25,7 +25,7 @@ GOLDEN = ROOT / "tests" / "golden" / "REPORT.md"
 def doc() -> dict:
     """Two strategies × two checks, one row of each outcome, an interrupted run."""
     return {
-        "schema": 1,
+        "schema": SCHEMA,
         "complete": False,
         "note": "interrupted by SIGINT after 4 of 10 rows",
         "environment": {

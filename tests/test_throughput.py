@@ -6,6 +6,7 @@ request ranks below apps without it, by a generous margin.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import signal
@@ -15,7 +16,8 @@ import time
 
 import pytest
 
-from experiments.throughput import bootstrap_median, summarize
+from experiments.throughput import median_interval, summarize
+from report.__main__ import main as report_main
 from report.render import render
 from tests.running import ROOT, TEMPLATE, compare, processes_mentioning
 
@@ -101,9 +103,27 @@ def test_report_plots_and_benchmark_json_are_written(inprocess):
     for name in ("throughput-inprocess.png", "latency-inprocess.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG"), name
         assert f"]({name})" in report
-    assert "× raw connection [95% CI]" in report and f"`{BROKEN}` (inprocess)" in report
+    assert "× raw connection [50 % CI]" in report and f"`{BROKEN}` (inprocess)" in report
     benchmarks = json.loads((out / "benchmark.json").read_text())["benchmarks"]
     assert {b["extra_info"]["app"] for b in benchmarks} == BASELINES | {GOOD, SLOW}
+
+
+def test_two_runs_disagree_only_where_a_ratio_moved_beyond_both_intervals(inprocess, tmp_path, capsys):
+    """`python -m report --against`: a run agrees with itself; one ratio moved clear of its interval is named."""
+    doc, out = inprocess
+    moved = copy.deepcopy(doc)
+    cell = next(c for c in moved["throughput"]["cells"] if c["app"] == SLOW and c.get("vs_raw"))
+    beyond = 2 * cell["vs_raw"]["high"] + 1
+    cell["vs_raw"].update(median=beyond, low=beyond, high=beyond, indistinguishable=False)
+    (tmp_path / "results.json").write_text(json.dumps(moved))
+    ratios = sum(bool(c.get(name)) for c in doc["throughput"]["cells"] for name in ("vs_raw", "vs_nodb"))
+
+    assert report_main([str(out / "results.json"), "--against", str(out / "results.json")]) == 0
+    assert f"run-to-run: {ratios} of {ratios} ratios" in capsys.readouterr().out
+    assert report_main([str(tmp_path / "results.json"), "--against", str(out / "results.json")]) == 0
+    assert f"run-to-run: {ratios - 1} of {ratios} ratios" in capsys.readouterr().out
+    section = (tmp_path / "REPORT.md").read_text().split("## Run-to-run agreement")[1]
+    assert f"| `{SLOW}` | `{cell['path']}` | {cell['concurrency']} | raw connection |" in section
 
 
 def test_real_server_mode_with_the_python_load_generator(server):
@@ -134,9 +154,17 @@ def test_ctrl_c_during_throughput_keeps_results_and_leaves_no_process(strategies
 
 
 def test_interval_holds_one_means_indistinguishable():
-    assert bootstrap_median([0.9, 1.1, 1.0])["indistinguishable"]
-    far = bootstrap_median([0.4, 0.5, 0.45])
+    assert median_interval([0.9, 1.1, 1.0])["indistinguishable"]
+    far = median_interval([0.4, 0.5, 0.45])
     assert not far["indistinguishable"] and far["low"] <= 0.45 <= far["high"]
+
+
+@pytest.mark.parametrize("rounds, k, confidence", [(3, 1, 0.75), (5, 1, 0.9375), (7, 1, 0.9844), (9, 2, 0.9609)])
+def test_interval_is_the_kth_lowest_to_kth_highest_round(rounds, k, confidence):
+    """The narrowest order-statistic interval covering 95 %, or the whole range (and what it covers) when none does."""
+    values = [float(v) for v in range(rounds, 0, -1)]
+    found = median_interval(values)
+    assert (found["low"], found["high"], found["confidence"]) == (k, rounds + 1 - k, confidence)
 
 
 def test_ratios_are_taken_round_by_round():
@@ -144,5 +172,5 @@ def test_ratios_are_taken_round_by_round():
     rounds = {"baseline:raw_connection": [100, 200], "baseline:no_database": [400, 800], "s": [50, 100]}
     samples = {("inprocess", app, "nodb", "/nodb", 8): [{**sample, "rps": r} for r in rps] for app, rps in rounds.items()}
     (cell,) = [c for c in summarize(samples, ("inprocess",)) if c["app"] == "s"]
-    assert cell["vs_raw"] == {"median": 0.5, "low": 0.5, "high": 0.5, "indistinguishable": False}
+    assert cell["vs_raw"] == {"median": 0.5, "low": 0.5, "high": 0.5, "confidence": 0.5, "indistinguishable": False}
     assert cell["vs_nodb"]["median"] == 0.125
