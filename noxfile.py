@@ -30,7 +30,7 @@ def compare(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The full throughput sweep, in-process and over uvicorn (~14 min), no correctness checks: writes results/bench/.
+    """The full throughput sweep, in-process and over uvicorn (~25 min), no correctness checks: writes results/bench/.
 
     Uses wrk as the load generator when installed (Debian: `apt-get install wrk`), else a Python one.
     """
@@ -42,7 +42,11 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def report(session: nox.Session) -> None:
-    """Re-render results/REPORT.md from results/results.json without measuring again."""
+    """Re-render results/REPORT.md from results/results.json without measuring again.
+
+    `nox -s report -- results/bench/results.json --against OTHER/results.json` adds which throughput ratios
+    the two runs agree on (overlapping intervals), and prints the count.
+    """
     session.install(*PROJECT["dependencies"])
     session.run("python", "-m", "report", *session.posargs)
 
