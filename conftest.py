@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments import discovery, instruments, postgres
 from experiments.checks import CHECKS, NEEDS_SERVER, UnknownCheck, select
-from experiments.serving import Database, serve
+from experiments.harness import discovery, instruments, postgres
+from experiments.harness.serving import Database, serve
 
 ROWS = pytest.StashKey[dict]()
 

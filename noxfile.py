@@ -55,14 +55,14 @@ def report(session: nox.Session) -> None:
 def new(session: nox.Session) -> None:
     """Start a strategy from the template: `nox -s new -- my_pattern` writes strategies/my_pattern.py."""
     session.install(*PROJECT["dependencies"])
-    session.run("python", "-m", "experiments.authoring", "new", *session.posargs)
+    session.run("python", "-m", "experiments.harness.authoring", "new", *session.posargs)
 
 
 @nox.session
 def check(session: nox.Session) -> None:
     """Validate a strategy's contract in seconds: `nox -s check -- strategies/my_pattern.py`."""
     session.install(*PROJECT["dependencies"])
-    session.run("python", "-m", "experiments.authoring", "check", *session.posargs)
+    session.run("python", "-m", "experiments.harness.authoring", "check", *session.posargs)
 
 
 @nox.session

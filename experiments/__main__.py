@@ -13,9 +13,11 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from experiments import checks, discovery, postgres, throughput
-from experiments.runner import Busy, Run, lock, matrix, run
-from experiments.serving import describe_backend
+from experiments import checks
+from experiments.harness import discovery, postgres
+from experiments.harness.runner import Busy, Run, lock, matrix, run
+from experiments.harness.serving import describe_backend
+from experiments.throughput import sweep
 from report import plots, render
 from report.results import ResultsFile, environment
 
@@ -35,7 +37,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2,
                         help="strategy × check pairs measured at once (default 2; checks that time things always run alone)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    throughput.add_arguments(parser)
+    sweep.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -74,8 +76,8 @@ def main(argv: list[str]) -> int:
             where = f"PostgreSQL {server.version}" if server else "SQLite"
             print(f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True)
             complete = run(settings, strategies, chosen, results)
-            if complete and (plan := throughput.plan(args)):
-                complete = throughput.attach(results, plan, strategies, server, args.out, settings.say, args.loadgen)
+            if complete and (plan := sweep.plan(args)):
+                complete = sweep.attach(results, plan, strategies, server, args.out, settings.say, args.loadgen)
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc))

@@ -15,9 +15,9 @@ import time
 
 import anyio
 
-from experiments import discovery, instruments
 from experiments.checks import Check, measures
-from experiments.serving import serve
+from experiments.harness import discovery, instruments
+from experiments.harness.serving import serve
 
 FAILING = 5  # write-then-raise requests per write route, sent together
 SETTLE_S = 1.5  # how long in-flight cleanup (threads, tasks, the garbage collector) gets before we count

@@ -12,10 +12,10 @@ from __future__ import annotations
 import anyio
 import httpx
 
-from experiments import discovery
 from experiments.checks import Check, measures
-from experiments.serving import serve
-from experiments.standalone import run_to_exit, send_traffic, uvicorn_reload
+from experiments.harness import discovery
+from experiments.harness.serving import serve
+from experiments.harness.standalone import run_to_exit, send_traffic, uvicorn_reload
 
 TAG_ROUTES = ("/sync/tag", "/async/tag")
 RELOADS = 3

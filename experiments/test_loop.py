@@ -19,10 +19,10 @@ import threading
 import time
 
 from experiments.checks import Check, measures
-from experiments.discovery import ROOT
-from experiments.loop_driver import TICK_S
-from experiments.runner import kill_group
-from experiments.standalone import CHILD_MARK
+from experiments.harness.discovery import ROOT
+from experiments.harness.loop_driver import TICK_S
+from experiments.harness.runner import kill_group
+from experiments.harness.standalone import CHILD_MARK
 
 CONCURRENT = 20  # four times the pool
 DELAY_S = 0.05  # each request awaits this long with its session (and connection) in hand
@@ -62,7 +62,7 @@ EVENT_LOOP_BLOCKING = Check(
 def _drive(strategy, database) -> tuple[dict, dict | None, float | None]:
     """Run the driver; (last progress, final result or None if killed, seconds the loop had been silent)."""
     cmd = [
-        sys.executable, "-m", "experiments.loop_driver", str(strategy.path), "--pool", json.dumps(POOL),
+        sys.executable, "-m", "experiments.harness.loop_driver", str(strategy.path), "--pool", json.dumps(POOL),
         "--concurrent", str(CONCURRENT), "--delay", str(DELAY_S), "--parent", str(os.getpid()),
     ]  # fmt: skip
     env = {**os.environ, **database.environ, CHILD_MARK: "1"}  # found by the leftover-process test

@@ -7,8 +7,8 @@ dependency opens one only for the routes that ask for it.
 
 from __future__ import annotations
 
-from experiments import instruments
 from experiments.checks import Check, measures
+from experiments.harness import instruments
 
 REQUESTS = 20
 

@@ -16,7 +16,7 @@ import time
 import anyio
 
 from experiments.checks import Check, measures
-from experiments.instruments import watch
+from experiments.harness.instruments import watch
 
 POOL_SIZE = 5
 POOL_TIMEOUT_S = 1.0  # small, so that an exhausted pool turns into errors within seconds, not a 30 s hang

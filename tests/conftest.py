@@ -11,8 +11,8 @@ import shutil
 
 import pytest
 
-from experiments import postgres
 from experiments.checks import registry
+from experiments.harness import postgres
 from tests.running import FIXTURES, GOOD, TEMPLATE, compare, known_bad, known_good, require_postgres, rows_by_pair
 
 

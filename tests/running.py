@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import postgres
-from experiments.standalone import CHILD_MARK
+from experiments.harness import postgres
+from experiments.harness.standalone import CHILD_MARK
 from report.results import by_pair
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ def processes_mentioning(needle: str) -> list[int]:
 
 
 def children_left() -> list[int]:
-    """Pids of live processes started by experiments.standalone (uvicorn, its reload workers, exit runs)."""
+    """Pids of live processes started by experiments.harness.standalone (uvicorn, its reload workers, exit runs)."""
     found = []
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:

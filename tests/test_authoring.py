@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from experiments import authoring
+from experiments.harness import authoring
 from experiments.probes import ROUTES
 from tests.running import ROOT, TEMPLATE
 
 
 def _check(path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "experiments.authoring", "check", str(path)],
+        [sys.executable, "-m", "experiments.harness.authoring", "check", str(path)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

@@ -17,8 +17,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from experiments import postgres
-from experiments.postgres import DatabaseUnreachable, PostgresNotFound, existing_server, throwaway_cluster
+from experiments.harness import postgres
+from experiments.harness.postgres import DatabaseUnreachable, PostgresNotFound, existing_server, throwaway_cluster
 from tests.running import FIXTURES, GOOD, TEMPLATE, compare, processes_mentioning, require_postgres, rows_by_pair
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import discovery
 from experiments.checks import registry
+from experiments.harness import discovery
 from report import claims
 from report.render import render
 from report.results import SCHEMA, ResultsError, ResultsFile, load

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from experiments.throughput import median_interval, summarize
+from experiments.throughput.sweep import median_interval, summarize
 from report.__main__ import main as report_main
 from report.render import render
 from tests.running import ROOT, TEMPLATE, compare, processes_mentioning

@@ -8,7 +8,7 @@ by a clear margin. Try it with
 import importlib.util
 import time
 
-from experiments.discovery import ROOT
+from experiments.harness.discovery import ROOT
 
 # A fresh copy of the template each time this module is loaded, so that the middleware is added to a new app only.
 _spec = importlib.util.spec_from_file_location("_slowed_template", ROOT / "strategies" / "_template.py")

@@ -26,9 +26,10 @@ from pathlib import Path
 import anyio.from_thread
 import pytest
 
-from experiments import baselines, discovery
-from experiments.runner import kill_group
-from experiments.serving import Database, serve
+from experiments.harness import discovery
+from experiments.harness.runner import kill_group
+from experiments.harness.serving import Database, serve
+from experiments.throughput import baselines
 
 TIMEOUT_S = 180
 TAG_PATHS = ("/sync/tag", "/async/tag")

@@ -1,6 +1,6 @@
 """Traffic and a loop ticker against one strategy's app, in a process the loop-blocking check can kill.
 
-    python -m experiments.loop_driver STRATEGY_FILE --pool '{"pool_size": 5}' --concurrent 25 --delay 0.1
+    python -m experiments.harness.loop_driver STRATEGY_FILE --pool '{"pool_size": 5}' --concurrent 25 --delay 0.1
 
 The app runs in-process (httpx ASGITransport) on this process's event loop,
 next to a ticker task that sleeps TICK_S and records how late it wakes up: the
@@ -29,8 +29,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from experiments import discovery, instruments
-from experiments.serving import serve
+from experiments.harness import discovery, instruments
+from experiments.harness.serving import serve
 
 TICK_S = 0.005
 PROGRESS_S = 0.1
@@ -120,7 +120,7 @@ def _die_with(parent: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.loop_driver")
+    parser = argparse.ArgumentParser(prog="python -m experiments.harness.loop_driver")
     parser.add_argument("strategy", type=Path, help="the strategy module file")
     parser.add_argument("--pool", default="null", help="engine defaults as JSON, e.g. the check's pool")
     parser.add_argument("--concurrent", type=int, default=25)

@@ -41,10 +41,11 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from experiments import baselines, discovery, runner, session_cost
-from experiments.baselines import NO_DB, RAW
-from experiments.postgres import Cluster, free_port
-from experiments.serving import Database
+from experiments.harness import discovery, runner
+from experiments.harness.postgres import Cluster, free_port
+from experiments.harness.serving import Database
+from experiments.throughput import baselines, session_cost
+from experiments.throughput.baselines import NO_DB, RAW
 
 # route kind -> (paths in order of preference, method, query string)
 KINDS = {
@@ -376,10 +377,10 @@ class Sweep:
                 continue
             log = self.logs / f"{mode}-{app.id.replace(':', '-')}.log"
             if mode == "inprocess":
-                target = Target(app, [sys.executable, "-m", "experiments.traffic", "inprocess", str(app.strategy.path)], env, log)
+                target = Target(app, [sys.executable, "-m", "experiments.throughput.traffic", "inprocess", str(app.strategy.path)], env, log)
             else:
                 port = free_port()
-                argv = [sys.executable, "-m", "experiments.traffic", "serve", str(app.strategy.path), str(port)]
+                argv = [sys.executable, "-m", "experiments.throughput.traffic", "serve", str(app.strategy.path), str(port)]
                 target = Target(app, argv, env, log, port, client)
             stack.callback(target.close)
             started.append(target)
@@ -400,10 +401,10 @@ class Sweep:
             version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10).stdout.split("[")[0]
             self.clients["server"] = f"{version.strip()} (-t1), in its own process"
             return wrk_client(script)
-        worker = Worker([sys.executable, "-m", "experiments.traffic", "remote"], dict(os.environ), self.logs / "loadgen.log")
+        worker = Worker([sys.executable, "-m", "experiments.throughput.traffic", "remote"], dict(os.environ), self.logs / "loadgen.log")
         stack.callback(worker.close)
         worker.answer(START_TIMEOUT_S)
-        self.clients["server"] = "Python httpx load generator (experiments.traffic remote), in its own process"
+        self.clients["server"] = "Python httpx load generator (experiments.throughput.traffic remote), in its own process"
         return python_client(worker)
 
     def _cells(self, targets: list[Target]) -> list[tuple[Target, str, str, str]]:

@@ -5,9 +5,9 @@ one JSON line each, so the parent can interleave apps round by round without
 paying a process start per measurement, and can kill a worker (its own process
 group) that hangs without losing the others.
 
-    python -m experiments.traffic inprocess FILE   # serve the app in FILE through the ASGI transport, load it
-    python -m experiments.traffic remote           # load the server named in each command, over loopback
-    python -m experiments.traffic serve FILE PORT  # uvicorn serving the app in FILE on 127.0.0.1:PORT
+    python -m experiments.throughput.traffic inprocess FILE   # serve the app in FILE through the ASGI transport, load it
+    python -m experiments.throughput.traffic remote           # load the server named in each command, over loopback
+    python -m experiments.throughput.traffic serve FILE PORT  # uvicorn serving the app in FILE on 127.0.0.1:PORT
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 import anyio
 import httpx
 
-from experiments import discovery
-from experiments.serving import serve
+from experiments.harness import discovery
+from experiments.harness.serving import serve
 
 
 def percentile(ordered: list[float], q: float) -> float:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.checks import NEEDS_SERVER, Check
-from experiments.discovery import ROOT, Strategy
+from experiments.harness.discovery import ROOT, Strategy
 from report.render import key_numbers
 from report.results import ResultsFile, by_pair
 

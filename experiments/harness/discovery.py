@@ -17,7 +17,7 @@ from pathlib import Path
 
 from experiments.probes import ROUTES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / "strategies"
 
 

@@ -18,7 +18,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import create_engine, event, select
 
-from experiments.postgres import Cluster
+from experiments.harness.postgres import Cluster
 from experiments.probes import SEED_ROW_ID, Base, Note
 
 

@@ -1,7 +1,7 @@
 """Running a strategy's app in a process of its own, for what only a process boundary shows.
 
 `uvicorn_reload` serves the strategy under `uvicorn --reload` (a real server
-restarting its worker process), and `python -m experiments.standalone PATH`
+restarting its worker process), and `python -m experiments.harness.standalone PATH`
 serves it in-process, shuts it down and lets the interpreter exit, printing
 what was left open before exit as JSON: warnings and abandoned connections at
 interpreter exit can only be seen from outside. Every child is started with a
@@ -25,8 +25,8 @@ from pathlib import Path
 import anyio
 import httpx
 
-from experiments.discovery import ROOT, Strategy
-from experiments.postgres import free_port
+from experiments.harness.discovery import ROOT, Strategy
+from experiments.harness.postgres import free_port
 
 STARTED = "Application startup complete."
 CHILD_MARK = "SESSIONBENCH_CHILD"  # in the environment of every process started here, so leftovers can be found
@@ -132,7 +132,7 @@ EXIT_TROUBLE = re.compile(
 def run_to_exit(strategy: Strategy, environ: dict[str, str], routes: list[str], admin_url: str | None,
                 timeout_s: float) -> tuple[dict, list[str]]:
     """Serve, shut down and exit in a child interpreter: (what it measured before exiting, its exit trouble lines)."""
-    argv = [sys.executable, "-X", "dev", "-m", "experiments.standalone", str(strategy.path), "--module", strategy.module,
+    argv = [sys.executable, "-X", "dev", "-m", "experiments.harness.standalone", str(strategy.path), "--module", strategy.module,
             *(arg for route in routes for arg in ("--route", route))]
     if admin_url:
         argv += ["--admin-url", admin_url]
@@ -171,9 +171,9 @@ async def send_traffic(client: httpx.AsyncClient, routes: list[str], concurrency
 
 def _main(argv: list[str]) -> None:
     """Child side of run_to_exit: serve in-process, shut down, report what is still open, then exit."""
-    from experiments import discovery
-    from experiments.postgres import Cluster
-    from experiments.serving import Database, serve
+    from experiments.harness import discovery
+    from experiments.harness.postgres import Cluster
+    from experiments.harness.serving import Database, serve
 
     parser = argparse.ArgumentParser()
     parser.add_argument("path", type=Path)

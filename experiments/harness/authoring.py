@@ -1,7 +1,7 @@
 """Writing a strategy: `new NAME` copies the template, `check PATH` validates the contract in seconds.
 
-    python -m experiments.authoring new my_pattern          (nox -s new -- my_pattern)
-    python -m experiments.authoring check strategies/x.py   (nox -s check -- strategies/x.py)
+    python -m experiments.harness.authoring new my_pattern          (nox -s new -- my_pattern)
+    python -m experiments.harness.authoring check strategies/x.py   (nox -s check -- strategies/x.py)
 
 `check` imports the module against a scratch database, as the comparison
 would, and says which probe routes are served, declared unsupported, or missing.
@@ -17,9 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from experiments import discovery
+from experiments.harness import discovery
+from experiments.harness.serving import Database
 from experiments.probes import ROUTES
-from experiments.serving import Database
 
 TEMPLATE = discovery.DEFAULT_DIR / "_template.py"
 
@@ -64,7 +64,7 @@ def check(path: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.authoring", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.harness.authoring", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("new", help="copy the template to strategies/NAME.py").add_argument("name")
     commands.add_parser("check", help="validate a strategy module's contract").add_argument("path", type=Path)
