@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
 from pathlib import Path
 
@@ -21,8 +22,11 @@ import pytest
 from experiments.checks import CHECKS, NEEDS_SERVER, UnknownCheck, select
 from experiments.harness import discovery, instruments, postgres
 from experiments.harness.serving import Database, serve
+from experiments.harness.watch import LOOP_BLOCKED_S, Watch
 
 ROWS = pytest.StashKey[dict]()
+STARTED = pytest.StashKey[float]()
+WARNINGS: dict[str, set[str]] = {}  # test node id -> what the strategy (or a library it uses) warned about
 
 
 def pytest_addoption(parser):
@@ -35,6 +39,8 @@ def pytest_addoption(parser):
         help="sqlite (default), postgresql (a throwaway cluster) or a postgresql://… URL of a server to use",
     )  # fmt: skip
     group.addoption("--rows", default=None, help="append one JSON line per strategy x check outcome to this file")
+    group.addoption("--time-limit", type=float, default=None,
+                    help="seconds this check process is given before it is killed (bounds the loop watchdog)")
 
 
 def pytest_configure(config):
@@ -102,19 +108,24 @@ def database(db_server, strategy, check, tmp_path_factory) -> Database:
 
 
 @pytest.fixture
-def app_module(strategy, check, database, monkeypatch):
+def second_database(database, check) -> Database | None:
+    """The second database, created for the checks that declare `second_database`."""
+    return database.second() if check.second_database else None
+
+
+@pytest.fixture
+def app_module(strategy, check, database, second_database, monkeypatch, engines):
     """The strategy's module, freshly imported against a fresh database (and the check's pool defaults)."""
-    for name, value in database.environ.items():
+    for name, value in {**database.environ, **(second_database.environ_as_second if second_database else {})}.items():
         monkeypatch.setenv(name, value)
     if check.pool:
-        instruments.small_pool(monkeypatch, **check.pool)
+        instruments.pool_defaults(monkeypatch, **check.pool)
     module = discovery.load(strategy)
     missing = discovery.missing_routes(module, check.routes)
     if missing:
         raise discovery.contract_error(strategy, missing)
     if not discovery.served_routes(module.app) & set(check.routes):
-        declared = discovery.unsupported(module)
-        pytest.skip("; ".join(f"{p} not served: {declared[p]}" for p in check.routes))
+        pytest.skip(discovery.not_served(module, check.routes))
     return module
 
 
@@ -125,18 +136,56 @@ def routes(app_module, check) -> set[str]:
 
 
 @pytest.fixture
-async def served(app_module, routes):
-    """The strategy's app with its lifespan entered, and a client bound to it."""
-    async with serve(app_module.app, routes) as app:
+def engines(check):
+    """The engines the app connects through, with the pool each really had (instruments.engines_used)."""
+    with instruments.engines_used(check.pool) as used:
+        yield used
+
+
+@pytest.fixture
+def watch(request, check, engines) -> Watch:
+    """Bounds on the check's requests (experiments/harness/watch.py). A loop blocked for good ends the check
+    process with an `error` row naming what was in flight: nothing could be measured past that point."""
+
+    def blocked(reason: str) -> None:
+        _write_row(request.node, check.id, {"outcome": "error", "reason": reason})
+        os._exit(3)
+
+    limit = request.config.getoption("time_limit")
+    return Watch(state=engines.state, on_blocked=blocked,
+                 loop_blocked_s=min(LOOP_BLOCKED_S, limit / 2) if limit else LOOP_BLOCKED_S)
+
+
+@pytest.fixture
+async def served(app_module, routes, watch):
+    """The strategy's app with its lifespan entered, and a client bound to it (every request bounded)."""
+    async with serve(app_module.app, routes, watch) as app:
         yield app
 
 
 @pytest.fixture
-def record(request, check):
-    """`record(metrics, evidence)`: what the check measured, in numbers and one sentence."""
+def record(request, check, engines, watch):
+    """`record(metrics, evidence)`: what the check measured, in numbers and one sentence, and the conditions it
+    ran under (the pools of the engines the app used; a check whose app runs elsewhere passes `conditions`).
 
-    def record(metrics: dict, evidence: str) -> None:
-        request.node.stash[ROWS] = {"metrics": metrics, "evidence": evidence, "passed": bool(check.passes(metrics))}
+    Requests the app left unanswered are added to the metrics and fail the check (the harness's rule, under
+    every check's own); the row is then written at once and the process ends, since the app's stuck requests
+    would hold up its shutdown."""
+
+    def record(metrics: dict, evidence: str, conditions: dict | None = None) -> None:
+        conditions = conditions or engines.conditions()
+        metrics = {**metrics, **watch.metrics()}
+        evidence = " ".join(filter(None, [evidence, watch.evidence()]))
+        if conditions["as_declared"] is False:
+            evidence += f" Not under the declared pool: {instruments.mismatch(conditions)}."
+        passed = bool(check.passes(metrics)) and not watch.metrics()
+        row = {"metrics": metrics, "evidence": evidence, "passed": passed}
+        if conditions["engines"]:
+            row["conditions"] = conditions
+        request.node.stash[ROWS] = row
+        if watch.metrics():
+            _write_row(request.node, check.id, {**row, "outcome": "failed"})
+            os._exit(0)
 
     return record
 
@@ -153,15 +202,18 @@ def _one_line(excinfo) -> str:
     return f"{type(exc).__name__}{where}: {text}"
 
 
+def pytest_warning_recorded(warning_message, when, nodeid, location):
+    """A warning the code under measurement emitted: shown in the row, never raised (`-W default` in check processes)."""
+    if nodeid:
+        WARNINGS.setdefault(nodeid, set()).add(discovery.one_line_warning(warning_message))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    marker = item.get_closest_marker("check")
-    if marker is None:
+    if item.get_closest_marker("check") is None:
         return report
     row = item.stash.setdefault(ROWS, {})
-    row.setdefault("duration_s", 0.0)
-    row["duration_s"] += call.duration
     if report.skipped and "outcome" not in row:
         row.update(outcome="skipped", reason=str(report.longrepr[2]).removeprefix("Skipped: "))
     elif report.failed and "outcome" not in row:
@@ -170,17 +222,29 @@ def pytest_runtest_makereport(item, call):
         row["outcome"] = "passed" if row["passed"] else "failed"
         if not row["passed"]:
             report.outcome, report.longrepr = "failed", row["evidence"]
-    if call.when == "teardown":
-        _write_row(item, marker.args[0], row)
     return report
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Write the row once the test is over, warnings included (pytest reports those after teardown)."""
+    item.stash[STARTED] = time.monotonic()
+    result = yield
+    if marker := item.get_closest_marker("check"):
+        _write_row(item, marker.args[0], item.stash.setdefault(ROWS, {}))
+    return result
+
+
 def _write_row(item, check_id: str, row: dict) -> None:
-    if "outcome" not in row:
-        row.update(outcome="error", reason="the test recorded no measurement")
-    row.pop("passed", None)
-    out = {"strategy": item.callspec.params["strategy"].id, "check": check_id, **row}
-    out["duration_s"] = round(out["duration_s"], 3)
+    """Append the row to the --rows file (flushed to disk: the process may be killed or end right after)."""
+    row = {k: v for k, v in row.items() if k != "passed"}
+    row.setdefault("outcome", "error")
+    if row["outcome"] == "error":
+        row.setdefault("reason", "the test recorded no measurement")
+    if warned := WARNINGS.pop(item.nodeid, None):
+        row["warnings"] = sorted(warned)[:10]
+    out = {"strategy": item.callspec.params["strategy"].id, "check": check_id, **row,
+           "duration_s": round(time.monotonic() - item.stash[STARTED], 3)}
     path = item.config.getoption("rows")
     if path:
         with open(path, "a") as f:

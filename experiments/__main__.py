@@ -14,8 +14,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from experiments import checks
-from experiments.harness import discovery, postgres
-from experiments.harness.runner import Busy, Run, lock, matrix, run
+from experiments.harness import discovery, postgres, preflight
+from experiments.harness.runner import Busy, Interrupted, Run, lock, matrix, run
 from experiments.harness.serving import describe_backend
 from experiments.throughput import sweep
 from report import plots, render
@@ -65,19 +65,20 @@ def main(argv: list[str]) -> int:
     try:
         with lock(args.out), ExitStack() as stack:
             server = _server(args.db, stack)
+            settings = Run(args.out, args.strategies_dir, server.admin_url if server else "sqlite", args.timeout,
+                           args.quiet, max(1, args.jobs))
+            preflights = preflight.run(strategies, args.out / "logs", settings.jobs, settings.say)
             results = ResultsFile(
                 args.out / "results.json",
                 environment=environment(" ".join(["python -m experiments", *map(shlex.quote, argv)]), describe_backend(server)),
-                strategies=[s.describe() for s in strategies],
+                strategies=[p.describe() for p in preflights],
                 checks=[c.describe() for c in chosen],
             )
-            settings = Run(args.out, args.strategies_dir, server.admin_url if server else "sqlite", args.timeout,
-                           args.quiet, max(1, args.jobs))
             where = f"PostgreSQL {server.version}" if server else "SQLite"
             print(f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True)
-            complete = run(settings, strategies, chosen, results)
-            if complete and (plan := sweep.plan(args)):
-                complete = sweep.attach(results, plan, strategies, server, args.out, settings.say, args.loadgen)
+            complete = run(settings, preflights, chosen, results)
+            if complete and any(p.ready for p in preflights) and (plan := sweep.plan(args)):
+                complete = sweep.attach(results, plan, preflights, server, args.out, settings.say, args.loadgen)
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc))
@@ -85,7 +86,7 @@ def main(argv: list[str]) -> int:
     except (Busy, postgres.DatabaseUnreachable, postgres.PostgresNotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         print("interrupted before the first measurement; nothing to keep", file=sys.stderr)
         return 130
     print(("" if complete else "INCOMPLETE (interrupted): ") + f"{report}\n{results.path}", flush=True)

@@ -33,6 +33,7 @@ class Check:
     needs_server: bool = False  # measures what only a database server can count; skipped on SQLite
     pool: dict | None = None  # engine defaults (pool_size=…) every strategy's engines get, unless it sets its own
     exclusive: bool = False  # its numbers are timings: run it alone, not next to another check
+    second_database: bool = False  # creates the database $SECOND_DATABASE_URL names, for apps that have two
 
     def describe(self) -> dict:
         """The check as stored in the results file."""
@@ -48,6 +49,7 @@ class Check:
             "needs_server": self.needs_server,
             "pool": self.pool,
             "exclusive": self.exclusive,
+            "second_database": self.second_database,
         }
 
 

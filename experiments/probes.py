@@ -24,18 +24,25 @@ The route contract (paths the checks call):
                                     where it commits (endpoint or teardown) -> add_conflicting()
     POST /async/conflict?key=       the same from an async def endpoint   -> add_conflicting()
 
+Optional, for apps with two databases ($SECOND_DATABASE_URL, $ASYNC_SECOND_DATABASE_URL):
+
+    POST /sync/write2?key=&fail=&delay=   def endpoint, a session for each database -> write_both()
+    POST /async/write2?key=&fail=&delay=  async def endpoint                       -> write_both_async()
+
 A strategy that cannot serve a path lists it in a module-level
-`UNSUPPORTED = {"/sync/tag": "why"}`; the checks needing it are skipped.
+`UNSUPPORTED = {"/sync/tag": "why"}`; the checks needing it are skipped. One
+that leaves out the optional routes is skipped by the checks that need them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 
 import anyio
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import String
+from sqlalchemy import String, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -50,7 +57,10 @@ ROUTES = {
     "/sync/user": "GET",
     "/sync/conflict": "POST",
     "/async/conflict": "POST",
+    "/sync/write2": "POST",
+    "/async/write2": "POST",
 }
+OPTIONAL = {"/sync/write2": "two databases", "/async/write2": "two databases"}  # served only by apps that have them
 
 SEED_ROW_ID = 1
 
@@ -88,14 +98,36 @@ def session_key(session: Session | AsyncSession) -> int:
     return _sync(session).hash_key
 
 
+# The request that last used each open transaction (SessionTransaction objects are weak-referenceable): a request
+# that starts inside a transaction an earlier request used has inherited it; one begun for it (a dependency's
+# `with SessionLocal.begin()`) is its own.
+_TRANSACTION_USED_BY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _objects(session: Session) -> list:
+    return [*session.identity_map.values(), *session.new]
+
+
 def _before(session: Session) -> dict:
-    """What the session already carried when this request got it."""
-    return {"tag_before": session.info.get("tag"), "in_transaction_before": session.in_transaction()}
+    """What the session already carried when this request got it, and which of it an earlier request left."""
+    transaction = session.get_transaction()
+    return {
+        "tag_before": session.info.get("tag"),
+        "in_transaction_before": session.in_transaction(),
+        "transaction_of_earlier_request": transaction is not None and transaction in _TRANSACTION_USED_BY,
+        "objects_of_earlier_requests": sum("request" in inspect(o).info for o in _objects(session)),
+    }
 
 
-def _after(session: Session, tag: str, started: float, before: dict) -> dict:
+def _after(session: Session, tag: str, started: float, before: dict, kind: str = "Session") -> dict:
+    """What the request saw, and marks on what it leaves behind (its transaction, its objects) for the next one."""
+    if (transaction := session.get_transaction()) is not None:
+        _TRANSACTION_USED_BY[transaction] = tag
+    for obj in _objects(session):
+        inspect(obj).info["request"] = tag
     return {
         **before,
+        "session_kind": kind,  # what the endpoint was handed: "Session" or "AsyncSession"
         "tag": tag,
         "tag_after": session.info.get("tag"),
         "session": session.hash_key,
@@ -131,7 +163,7 @@ async def tag_async(session: Session | AsyncSession, tag: str, delay: float, que
     elif query:
         session.get(Note, SEED_ROW_ID)
     await anyio.sleep(delay)
-    return _after(sync, tag, started, before)
+    return _after(sync, tag, started, before, "AsyncSession" if isinstance(session, AsyncSession) else "Session")
 
 
 def same_session(dependency_session_key: int, session: Session | AsyncSession) -> dict:
@@ -172,6 +204,43 @@ async def write_async(session: Session | AsyncSession, key: str, fail: bool, del
     else:
         session.commit()
     return {"key": key, "session": session_key(session)}
+
+
+def keys_in_both(key: str) -> tuple[str, str]:
+    """The keys `write_both` gives the row in the first database and the one in the second."""
+    return f"{key}@first", f"{key}@second"
+
+
+def write_both(first: Session, second: Session, key: str, fail: bool, delay: float) -> dict:
+    """Add one row to each database through its own session, sleep, commit both; when `fail`, flush both and raise.
+
+    Each row's key names its database, so a row that lands in the other one is seen."""
+    for session, row_key in zip((first, second), keys_in_both(key)):
+        session.add(Note(key=row_key))
+    time.sleep(delay)
+    if fail:
+        first.flush()
+        second.flush()
+        raise ProbeFailure(f"asked to fail after writing {key} to both databases")
+    first.commit()
+    second.commit()
+    return {"key": key, "sessions": [first.hash_key, second.hash_key]}
+
+
+async def write_both_async(first: Session | AsyncSession, second: Session | AsyncSession, key: str, fail: bool,
+                           delay: float) -> dict:
+    """The same from an `async def` endpoint (sync sessions are flushed only when asked to fail, as in write_async)."""
+    for session, row_key in zip((first, second), keys_in_both(key)):
+        session.add(Note(key=row_key))
+    await anyio.sleep(delay)
+    for session in (first, second):
+        if fail and isinstance(session, AsyncSession):
+            await session.flush()
+    if fail:
+        raise ProbeFailure(f"asked to fail after writing {key} to both databases")
+    for session in (first, second):
+        await session.commit() if isinstance(session, AsyncSession) else session.commit()
+    return {"key": key, "sessions": [session_key(first), session_key(second)]}
 
 
 def no_database() -> dict:

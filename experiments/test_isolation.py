@@ -108,8 +108,10 @@ CARRYOVER_SEQUENTIAL = Check(
     title="A request does not inherit the previous request's session",
     measures=(
         f"{SEQUENTIAL} sequential requests per tag route (`def` and `async def`, whichever the strategy serves): "
-        "each tags its session and loads a row; requests whose session already held a tag (`Session.info`) or "
-        "an open transaction when they got it"
+        "each tags its session and loads a row, and marks the transaction and the objects it leaves; requests "
+        "that found, when they got their session, state an earlier request left: its tag (`Session.info`), its "
+        "open transaction, or its loaded or pending objects. A transaction begun for the request itself (a "
+        "dependency's `with SessionLocal.begin()`) is its own, not inherited"
     ),
     why=(
         "a thread-local `scoped_session` that is never `remove()`d hands the next request on that thread the "
@@ -121,9 +123,12 @@ CARRYOVER_SEQUENTIAL = Check(
     routes=("/sync/tag", "/async/tag"),
 )
 
+INHERITED = {"tag": "tag_before", "transaction": "transaction_of_earlier_request",
+             "objects": "objects_of_earlier_requests"}
+
 
 def _inherited(body: dict) -> bool:
-    return bool(body["tag_before"] or body["in_transaction_before"])
+    return any(body[field] for field in INHERITED.values())
 
 
 @measures(CARRYOVER_SEQUENTIAL)
@@ -144,14 +149,16 @@ async def test_carryover_sequential(served, record):
         "requests": SEQUENTIAL * len(served.routes),
         "failed_requests": failed,
         "inherited_state": sum(map(_inherited, bodies)),
-        "inherited_tag": sum(b["tag_before"] is not None for b in bodies),
-        "inherited_transaction": sum(b["in_transaction_before"] for b in bodies),
+        **{f"inherited_{what}": sum(bool(b[field]) for b in bodies) for what, field in INHERITED.items()},
+        "own_transaction_at_start": sum(b["in_transaction_before"] and not b[INHERITED["transaction"]] for b in bodies),
         "distinct_sessions": len({b["session"] for b in bodies}),
     }
     record(
         metrics,
-        f"Requests that started with the previous request's session state: {', '.join(per_route)} "
-        f"({metrics['inherited_transaction']} inside its open transaction); {failed} requests failed.",
+        f"Requests that found state an earlier request left in their session: {', '.join(per_route)} (its tag "
+        f"{metrics['inherited_tag']}, its open transaction {metrics['inherited_transaction']}, its objects "
+        f"{metrics['inherited_objects']}); {metrics['own_transaction_at_start']} started inside a transaction begun "
+        f"for them; {metrics['distinct_sessions']} distinct sessions; {failed} requests failed.",
     )
 
 

@@ -111,12 +111,12 @@ RELOAD_IN_PROCESS = Check(
 
 
 @measures(RELOAD_IN_PROCESS)
-async def test_reload_in_process(strategy, app_module, routes, database, record):
+async def test_reload_in_process(strategy, app_module, routes, database, record, watch):
     paths, kept, counts, failed = sorted(routes), [], [], 0
     for i in range(RELOADS + 1):
         module = app_module if i == 0 else discovery.load(strategy)
         kept.append(module)  # the old app stays referenced, as in a notebook or a test session
-        async with serve(module.app, routes) as served:
+        async with serve(module.app, routes, watch) as served:
             failed += await send_traffic(served.client, paths)
         counts.append(await settled(database.connections))
     metrics = {"imports": len(kept), "connections_after_each": counts, "growth": counts[-1] - counts[0],

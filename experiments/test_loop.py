@@ -59,8 +59,9 @@ EVENT_LOOP_BLOCKING = Check(
 )
 
 
-def _drive(strategy, database) -> tuple[dict, dict | None, float | None]:
-    """Run the driver; (last progress, final result or None if killed, seconds the loop had been silent)."""
+def _drive(strategy, database) -> tuple[dict, dict | None, float | None, dict | None]:
+    """Run the driver; (last progress, final result or None if killed, seconds the loop had been silent, the pools
+    its engines had)."""
     cmd = [
         sys.executable, "-m", "experiments.harness.loop_driver", str(strategy.path), "--pool", json.dumps(POOL),
         "--concurrent", str(CONCURRENT), "--delay", str(DELAY_S), "--parent", str(os.getpid()),
@@ -94,16 +95,18 @@ def _drive(strategy, database) -> tuple[dict, dict | None, float | None]:
             t.join()
     progress = [(at, body["progress"]) for at, body in lines if "progress" in body]
     final = next((body["final"] for _, body in lines if "final" in body), None)
+    conditions = final.pop("conditions") if final else next(
+        (body["conditions"] for _, body in reversed(lines) if "conditions" in body), None)
     if final is None and killed_at is None:
         tail = "".join(stderr).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"the loop driver exited with code {proc.returncode} without a result: {tail[0]}")
     last_at, last = progress[-1] if progress else (started, {"max_lag_ms": 0.0, "completed": 0, "failed": 0})
-    return last, final, None if killed_at is None else killed_at - last_at
+    return last, final, None if killed_at is None else killed_at - last_at, conditions
 
 
 @measures(EVENT_LOOP_BLOCKING)
 async def test_event_loop_blocking(app_module, routes, strategy, database, record):
-    last, final, silent_s = _drive(strategy, database)  # app_module: contract checked, skipped if not served
+    last, final, silent_s, conditions = _drive(strategy, database)  # app_module: contract checked, skipped if not served
     if final is not None:
         metrics = {**final, "blocked": False}
         record(
@@ -111,6 +114,7 @@ async def test_event_loop_blocking(app_module, routes, strategy, database, recor
             f"While {CONCURRENT} concurrent requests ran ({metrics['wall_s']:.1f} s), a ticker on the loop woke up "
             f"to {metrics['max_lag_ms']:.0f} ms late (p99 {metrics['p99_lag_ms']:.0f} ms, idle before "
             f"{metrics['idle_max_lag_ms']:.0f} ms); {metrics['failed_requests']} of {CONCURRENT} requests failed.",
+            conditions,
         )
         return
     metrics = {
@@ -126,4 +130,5 @@ async def test_event_loop_blocking(app_module, routes, strategy, database, recor
         f"The event loop had not ticked for {silent_s:.1f} s when the driver was killed at the {DEADLINE_S:g} s "
         f"deadline; {last['completed']} of {CONCURRENT} requests had been answered, {last['failed']} of them with "
         "an error.",
+        conditions,
     )

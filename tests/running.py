@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.harness import postgres
+from experiments.harness import discovery, postgres
 from experiments.harness.standalone import CHILD_MARK
 from report.results import by_pair
 
@@ -22,14 +21,16 @@ TEMPLATE = ROOT / "strategies" / "_template.py"
 GOOD = "session_per_request"
 
 
-def compare(out: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m experiments --out OUT ARGS…`, as `nox -s compare` runs it (without the throughput part unless ARGS ask)."""
+def compare(out: Path, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m experiments --out OUT ARGS…`, as `nox -s compare` runs it (without the throughput part unless ARGS
+    ask), with `env` added to the environment."""
     return subprocess.run(
         [sys.executable, "-m", "experiments", "--out", str(out), "--throughput", "off", *args],  # checks only, unless asked
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -45,12 +46,14 @@ def processes_mentioning(needle: str) -> list[int]:
     return found
 
 
-def children_left() -> list[int]:
-    """Pids of live processes started by experiments.harness.standalone (uvicorn, its reload workers, exit runs)."""
+def children_left(under: Path) -> list[int]:
+    """Pids of live processes started by experiments.harness.standalone (uvicorn, its reload workers, exit runs) for
+    strategies or outputs under `under` (other runs on the machine carry the same mark)."""
     found = []
     for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            if f"{CHILD_MARK}=".encode() in environ.read_bytes():
+            marked = f"{CHILD_MARK}=".encode() in environ.read_bytes()
+            if marked and str(under).encode() in (environ.parent / "cmdline").read_bytes():
                 found.append(int(environ.parent.name))
         except OSError:
             continue
@@ -62,29 +65,32 @@ def rows_by_pair(out: Path) -> dict[tuple[str, str], dict]:
     return by_pair(doc["results"])
 
 
-def declared(path: Path, name: str) -> tuple[str, ...]:
-    """A fixture strategy's module-level tuple `name` (FLAGGED_BY, GOOD_FOR), read without importing it."""
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return tuple(ast.literal_eval(node.value))
-    return ()
-
-
 def known_bad() -> dict[str, list[str]]:
     """check id -> the fixture strategies that declare they must be flagged by it (FLAGGED_BY)."""
     found: dict[str, list[str]] = {}
     for path in sorted(FIXTURES.glob("[!_]*.py")):
-        for check in declared(path, "FLAGGED_BY"):
+        for check in discovery.declared(path, "FLAGGED_BY"):
             found.setdefault(check, []).append(path.stem)
     return found
 
 
-def known_good() -> dict[str, str]:
-    """check id -> the strategy that must pass it: a fixture declaring GOOD_FOR, else the template."""
-    found = {}
+# The checks the template (what `nox -s new` hands a user) cannot pass, and why; a fixture declaring GOOD_FOR is
+# their known-good instead. For every other check the template must pass, next to any GOOD_FOR fixture.
+TEMPLATE_CANNOT_PASS = {
+    "pool_exhaustion": "a `yield` session dependency holds its connection across threadpool hops (FastAPI #3205)",
+    "event_loop_blocking": "a sync Session in an `async def` endpoint queries on the event loop",
+    "multiple_databases": "it serves one database; the two-database routes are optional",
+}
+
+
+def known_good() -> dict[str, list[str]]:
+    """check id -> the strategies that must pass it: the template (unless it cannot), and fixtures declaring GOOD_FOR."""
+    from experiments.checks import registry
+
+    found = {check: [] if check in TEMPLATE_CANNOT_PASS else [GOOD] for check in registry()}
     for path in sorted(FIXTURES.glob("[!_]*.py")):
-        for check in declared(path, "GOOD_FOR"):
-            found[check] = path.stem
+        for check in discovery.declared(path, "GOOD_FOR"):
+            found.setdefault(check, []).append(path.stem)
     return found
 
 

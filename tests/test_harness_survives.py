@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ LIFESPAN_RAISES = GOOD.replace(
     '    engine = create_engine(os.environ["DATABASE_URL"])\n',
     '    raise RuntimeError("cannot reach the database")\n',
 )
+ASYNC_BODY = "    return await probes.tag_async(db, tag, delay, query)"
 HOSTILE = {
     "good": GOOD,
     "syntax_error": "def broken(:\n",
@@ -25,14 +27,28 @@ HOSTILE = {
     "no_app": '"""defines everything but the app"""\nAPP = None\n',
     "missing_route": GOOD.replace('@app.get("/same")', '@app.get("/elsewhere")'),
     "lifespan_raises": LIFESPAN_RAISES,
-    "crashes": GOOD.replace(
-        "    return await probes.tag_async(db, tag, delay, query)", "    import os\n\n    os._exit(3)"
-    ),
-    "hangs": GOOD.replace(
-        "    return await probes.tag_async(db, tag, delay, query)", "    import time\n\n    time.sleep(3600)"
-    ),
+    "crashes": GOOD.replace(ASYNC_BODY, "    import os\n\n    os._exit(3)"),
+    "hangs": GOOD.replace(ASYNC_BODY, "    import time\n\n    time.sleep(3600)"),  # blocks the event loop
+    "hangs_in_a_thread": GOOD.replace(  # a `def` endpoint that never returns: the loop keeps running
+        "    return probes.tag(db, tag, delay, query)", "    import time\n\n    time.sleep(3600)"),
+    "hangs_at_import": "import time\n\ntime.sleep(3600)\n",
+    "exits_at_import": "import os\n\nos._exit(7)\n",
+    "needs_a_library": '"""needs a library"""\nREQUIRES = ("a-library-nobody-installed>=1.0",)\nimport a_library\n',
+    "warns": 'import warnings\n\nwarnings.warn("this API is deprecated", DeprecationWarning)\n' + GOOD,
 }
-TIMEOUT_S = 15
+CHECKS = ("isolation_async", "isolation_threadpool", "same_session_in_request")
+TIMEOUT_S = 16
+
+
+def a_library_with_a_pytest_plugin(where: Path) -> Path:
+    """An installed distribution whose pytest plugin (autoloaded by entry point) breaks at load, as a library
+    under measurement may ship: the check processes must not load it."""
+    (where / "broken_plugin.py").write_text('raise RuntimeError("a pytest plugin the harness must not load")\n')
+    dist = where / "broken_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pytest11]\nbroken = broken_plugin\n")
+    return where
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +57,25 @@ def hostile_run(tmp_path_factory):
     for name, source in HOSTILE.items():
         (strategies / f"{name}.py").write_text(source)
     out = tmp_path_factory.mktemp("hostile-out")
+    plugin = a_library_with_a_pytest_plugin(tmp_path_factory.mktemp("site"))
     started = time.monotonic()
-    done = compare(
-        out, "--strategies-dir", str(strategies), "--timeout", str(TIMEOUT_S),
-        "--check", "isolation_async", "--check", "same_session_in_request",
-    )  # fmt: skip
+    done = compare(out, "--strategies-dir", str(strategies), "--timeout", str(TIMEOUT_S),
+                   *(arg for check in CHECKS for arg in ("--check", check)),
+                   env={"PYTHONPATH": str(plugin)})  # fmt: skip
     return done, rows_by_pair(out), time.monotonic() - started, str(strategies)
 
 
 def test_run_completes_and_exits_zero(hostile_run):
     done, rows, elapsed, _ = hostile_run
     assert done.returncode == 0, done.stderr
-    assert len(rows) == len(HOSTILE) * 2
+    assert len(rows) == len(HOSTILE) * len(CHECKS)
     assert elapsed < 2 * TIMEOUT_S + 60 * len(HOSTILE), "bounded by the timeouts, not by the hang"
 
 
 def test_good_strategy_keeps_its_full_rows(hostile_run):
     _, rows, _, _ = hostile_run
-    assert rows[("good", "isolation_async")]["outcome"] == "passed"
-    assert rows[("good", "same_session_in_request")]["outcome"] == "passed"
+    for check in CHECKS:
+        assert rows[("good", check)]["outcome"] == "passed"
 
 
 @pytest.mark.parametrize(
@@ -71,7 +87,7 @@ def test_good_strategy_keeps_its_full_rows(hostile_run):
         ("missing_route", "same_session_in_request", "missing_route.py: no route GET /same; add it"),
         ("lifespan_raises", "isolation_async", "RuntimeError"),
         ("crashes", "isolation_async", "exited with code 3"),
-        ("hangs", "isolation_async", f"timed out after {TIMEOUT_S} s"),
+        ("hangs", "isolation_async", "s with 50 requests in flight (GET /async/tag)"),
     ],
 )
 def test_broken_strategy_gets_a_one_line_error(hostile_run, strategy, check, says):
@@ -80,6 +96,43 @@ def test_broken_strategy_gets_a_one_line_error(hostile_run, strategy, check, say
     assert row["outcome"] == "error"
     assert says in row["reason"]
     assert "\n" not in row["reason"]
+
+
+@pytest.mark.parametrize(("strategy", "says"), [
+    ("hangs_at_import", "hangs_at_import.py: import did not finish within 20 s (process killed)"),
+    ("exits_at_import", "exits_at_import.py: the process importing it exited with code 7"),
+    ("syntax_error", "syntax_error.py: import failed (line 1): SyntaxError"),
+])
+def test_a_module_that_cannot_be_imported_costs_one_preflight_not_a_timeout_per_check(hostile_run, strategy, says):
+    _, rows, _, _ = hostile_run
+    found = [rows[(strategy, check)] for check in CHECKS]
+    assert all(row["outcome"] == "error" and says in row["reason"] for row in found), found
+    assert all(row["duration_s"] == 0 for row in found), "decided once by the import preflight, before any check"
+
+
+def test_a_module_whose_requirements_are_missing_is_skipped_with_where_to_measure_it(hostile_run):
+    _, rows, _, _ = hostile_run
+    for check in CHECKS:
+        row = rows[("needs_a_library", check)]
+        assert row["outcome"] == "skipped", row
+        assert "needs a-library-nobody-installed>=1.0 (installed here: none)" in row["reason"]
+        assert "nox -s matrix" in row["reason"]
+
+
+def test_a_request_that_never_returns_is_a_finding_not_an_error(hostile_run):
+    """The `def` endpoint sleeps for ever in a threadpool thread: the check is failed, with the requests counted."""
+    _, rows, _, _ = hostile_run
+    row = rows[("hangs_in_a_thread", "isolation_threadpool")]
+    assert row["outcome"] == "failed", row
+    assert row["metrics"]["unanswered_requests"] > 0
+    assert "no answer within 10 s" in row["evidence"] and "event loop responsive" in row["evidence"]
+
+
+def test_warnings_of_the_code_under_measurement_are_shown_not_raised(hostile_run):
+    _, rows, _, _ = hostile_run
+    row = rows[("warns", "isolation_async")]
+    assert row["outcome"] == "passed", row
+    assert "DeprecationWarning: this API is deprecated (warns.py:3)" in row["warnings"]
 
 
 def test_breakage_is_confined_to_the_broken_route(hostile_run):

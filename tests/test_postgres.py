@@ -124,13 +124,14 @@ def test_missing_binaries_are_reported_with_the_fix(tmp_path, monkeypatch):
 def test_compare_runs_on_a_throwaway_cluster_and_removes_it(tmp_path):
     """The PostgreSQL path end to end: verdicts as on SQLite, server version recorded, nothing left running."""
     require_postgres()
-    others = {str(d) for d in Path(tempfile.gettempdir()).glob("sessionbench-pg-*")}  # other tests' clusters
+    private = Path(tempfile.mkdtemp(prefix="sbpg-"))  # the run's TMPDIR: other runs' clusters live elsewhere
     strategies = tmp_path / "strategies"
     strategies.mkdir()
     shutil.copy(TEMPLATE, strategies / f"{GOOD}.py")
     shutil.copy(FIXTURES / "one_global_session.py", strategies)
     done = compare(tmp_path / "out", "--db", "postgresql", "--strategies-dir", str(strategies),
-                   "--check", "lost_writes", "--check", "isolation_async", "--quiet")  # fmt: skip
+                   "--check", "lost_writes", "--check", "isolation_async", "--quiet",
+                   env={"TMPDIR": str(private)})  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     rows = rows_by_pair(tmp_path / "out")
     assert {check: row["outcome"] for (name, check), row in rows.items() if name == GOOD} == {
@@ -138,9 +139,9 @@ def test_compare_runs_on_a_throwaway_cluster_and_removes_it(tmp_path):
     assert rows[("one_global_session", "lost_writes")]["outcome"] == "failed"
     database = json.loads((tmp_path / "out" / "results.json").read_text())["environment"]["database"]
     assert database["backend"] == "postgresql" and re.match(r"\d+\.\d+", database["version"])
-    assert {str(d) for d in Path(tempfile.gettempdir()).glob("sessionbench-pg-*")} <= others
-    theirs = {pid for d in others for pid in processes_mentioning(d)}
-    assert set(processes_mentioning("sessionbench-pg-")) <= theirs
+    assert not list(private.glob("sessionbench-pg-*")), "the cluster directory was left behind"
+    assert processes_mentioning(str(private)) == [], "a server process outlived the run"
+    private.rmdir()
 
 
 def test_compare_with_an_unreachable_server_says_so_in_one_line(tmp_path):

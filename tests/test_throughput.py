@@ -91,9 +91,10 @@ def test_a_broken_strategy_is_an_error_entry_and_the_rest_are_measured(inprocess
     doc, _ = inprocess
     errors = [e for e in doc["throughput"]["errors"] if e["app"] == BROKEN]
     assert errors and "import failed" in errors[0]["reason"], doc["throughput"]["errors"]
+    assert errors[0]["mode"] == "import preflight"
     assert not _cells(doc, BROKEN)
     cost = {r["app"]: r for r in doc["throughput"]["session_cost"]}
-    assert "error" in cost[BROKEN] and "over_no_database" in cost[GOOD]
+    assert BROKEN not in cost and "over_no_database" in cost[GOOD]
 
 
 def test_report_plots_and_benchmark_json_are_written(inprocess):
@@ -103,7 +104,7 @@ def test_report_plots_and_benchmark_json_are_written(inprocess):
     for name in ("throughput-inprocess.png", "latency-inprocess.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG"), name
         assert f"]({name})" in report
-    assert "× raw connection [50 % CI]" in report and f"`{BROKEN}` (inprocess)" in report
+    assert "× raw connection [50 % CI]" in report and f"`{BROKEN}` (import preflight)" in report
     benchmarks = json.loads((out / "benchmark.json").read_text())["benchmarks"]
     assert {b["extra_info"]["app"] for b in benchmarks} == BASELINES | {GOOD, SLOW}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from experiments.harness import discovery
 from experiments.harness.serving import Database
-from experiments.probes import ROUTES
+from experiments.probes import OPTIONAL, ROUTES
 
 TEMPLATE = discovery.DEFAULT_DIR / "_template.py"
 
@@ -45,7 +45,8 @@ def check(path: Path) -> int:
         return 2
     strategy = discovery.at(path)
     with tempfile.TemporaryDirectory(prefix="sessionbench-check-") as scratch:
-        os.environ.update(Database.sqlite(Path(scratch) / "check.db").environ)
+        database = Database.sqlite(Path(scratch) / "check.db")
+        os.environ.update({**database.environ, **database.second().environ_as_second})  # the optional routes too
         try:
             module = discovery.load(strategy)
         except discovery.ContractError as exc:
@@ -53,7 +54,8 @@ def check(path: Path) -> int:
             return 1
     served, declared = discovery.served_routes(module.app), discovery.unsupported(module)
     for route, method in ROUTES.items():
-        state = "served" if route in served else f"unsupported: {declared[route]}" if route in declared else "MISSING"
+        state = ("served" if route in served else f"unsupported: {declared[route]}" if route in declared
+                 else f"optional ({OPTIONAL[route]}): not served" if route in OPTIONAL else "MISSING")
         print(f"{method:<5} {route:<13} {state}")
     missing = discovery.missing_routes(module, tuple(ROUTES))
     if missing:

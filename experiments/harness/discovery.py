@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.probes import ROUTES
+from experiments.probes import OPTIONAL, ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / "strategies"
@@ -35,6 +35,7 @@ class Strategy:
     path: Path
     module: str
     label: str
+    requires: tuple[str, ...] = ()  # REQUIRES: what it needs installed beyond the harness (PEP 508 strings)
 
     @property
     def file(self) -> str:
@@ -46,6 +47,21 @@ class Strategy:
 
     def describe(self) -> dict:
         return {"id": self.id, "label": self.label, "module": self.module, "file": self.file}
+
+
+def declared(path: Path, name: str) -> tuple:
+    """A module-level tuple of literals `name` (REQUIRES, FLAGGED_BY, GOOD_FOR), read without importing the module."""
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (SyntaxError, ValueError):
+        return ()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            try:
+                return tuple(ast.literal_eval(node.value))
+            except ValueError:
+                return ()
+    return ()
 
 
 def _label(path: Path) -> str:
@@ -75,7 +91,8 @@ def discover(directory: Path = DEFAULT_DIR) -> list[Strategy]:
 def at(path: Path) -> Strategy:
     """The strategy defined by one module file."""
     path = Path(path).resolve()
-    return Strategy(id=path.stem, path=path, module=_module_name(path), label=_label(path))
+    return Strategy(id=path.stem, path=path, module=_module_name(path), label=_label(path),
+                    requires=tuple(map(str, declared(path, "REQUIRES"))))
 
 
 def select(found: list[Strategy], names: list[str] | None) -> list[Strategy]:
@@ -109,13 +126,21 @@ def load(strategy: Strategy):
     except Exception as exc:  # anything a user's module can raise on import
         del sys.modules[strategy.module]
         msg = (str(exc).splitlines() or [""])[0]
+        fix = "the module must import cleanly"
+        if isinstance(exc, KeyError) and "SECOND_DATABASE_URL" in msg:
+            fix = f"{msg} is set only for the checks that use two databases: read it with os.environ.get"
         raise ContractError(
-            f"{strategy.file}: import failed{_where(exc, strategy.path)}: {type(exc).__name__}: {msg}; "
-            "the module must import cleanly"
+            f"{strategy.file}: import failed{_where(exc, strategy.path)}: {type(exc).__name__}: {msg}; {fix}"
         ) from None
     if not hasattr(module, "app"):
         raise ContractError(f"{strategy.file}: defines no `app`; expose the FastAPI application as a module-level `app`")
     return module
+
+
+def one_line_warning(warning) -> str:
+    """`DeprecationWarning: text (file.py:12)` for a recorded `warnings.WarningMessage`."""
+    text = (str(warning.message).splitlines() or [""])[0][:200]
+    return f"{warning.category.__name__}: {text} ({Path(warning.filename).name}:{warning.lineno})"
 
 
 def served_routes(app) -> set[str]:
@@ -134,9 +159,18 @@ def unsupported(module) -> dict[str, str]:
 
 
 def missing_routes(module, paths: tuple[str, ...]) -> list[str]:
-    """Contract violations among `paths`: neither served nor declared unsupported."""
-    have = served_routes(module.app) | set(unsupported(module))
+    """Contract violations among `paths`: neither served nor declared unsupported (optional routes may be left out)."""
+    have = served_routes(module.app) | set(unsupported(module)) | set(OPTIONAL)
     return [p for p in paths if p not in have]
+
+
+def not_served(module, paths: tuple[str, ...]) -> str:
+    """Why none of `paths` is served: the strategy's declared reasons, or that an optional route was left out."""
+    declared = unsupported(module)
+    return "; ".join(
+        f"{p} not served: {declared[p] if p in declared else f'an optional route ({OPTIONAL[p]}), left out'}"
+        for p in paths
+    )
 
 
 def contract_error(strategy: Strategy, missing: list[str]) -> ContractError:

@@ -1,25 +1,30 @@
-"""Counting what SQLAlchemy does inside the app, without touching the strategy's code.
+"""Counting what SQLAlchemy does inside the app, and setting its pool, without touching the strategy's code.
 
 Listeners on the `Pool` and `Session` classes see every engine and session the
 strategy creates, whatever it calls them, so a check can ask "how many
 connections were checked out when the response went out" or "how many sessions
-did a request that needs none create". `small_pool` sets the pool every engine
-gets unless the strategy chose its own.
+did a request that needs none create". `pool_defaults` makes a check's pool
+(pool_size=5, ...) the default of SQLAlchemy's queue pool itself, so it reaches
+every engine whatever path made it (`sqlalchemy.create_engine`,
+`sqlalchemy.engine.create_engine`, `engine_from_config`, `sqlmodel.create_engine`,
+`create_async_engine`, a library's own wrapper); `engines_used` records the pool
+each engine the app connected through actually had, for the row.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import pytest
-import sqlalchemy
-import sqlalchemy.ext.asyncio
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import Pool, QueuePool
 
 
 @dataclass
@@ -31,7 +36,7 @@ class Counts:
 
 
 @contextmanager
-def watch() -> Iterator[Counts]:
+def counting() -> Iterator[Counts]:
     """Count sessions created and pool checkouts/checkins, in every engine, while the block runs."""
     counts = Counts()
     lock = threading.Lock()  # checkouts happen on threadpool threads as well as the loop's
@@ -64,15 +69,99 @@ def watch() -> Iterator[Counts]:
         event.remove(Pool, "checkin", on_checkin)
 
 
-def small_pool(monkeypatch: pytest.MonkeyPatch, **pool) -> None:
-    """Make `pool` (e.g. pool_size=5, max_overflow=0, pool_timeout=3) the default of every engine created
-    after this call, sync or async; settings a strategy passes itself win."""
-    for module, name in ((sqlalchemy, "create_engine"), (sqlalchemy.ext.asyncio, "create_async_engine")):
-        create = getattr(module, name)
+HARNESS = "sessionbench-harness"  # logging_name of the harness's own engines (schema, row counts): not the app's
+# create_engine's names for the pool settings a check declares -> QueuePool.__init__'s parameters
+_POOL_ARGS = {"pool_size": "pool_size", "max_overflow": "max_overflow", "pool_timeout": "timeout"}
 
-        def with_defaults(url, *args, _create=create, **kwargs):
-            if "poolclass" in kwargs:  # the strategy chose its pool (NullPool, StaticPool…): leave it alone
-                return _create(url, *args, **kwargs)
-            return _create(url, *args, **{**pool, **kwargs})
 
-        monkeypatch.setattr(module, name, with_defaults)
+def pool_defaults(monkeypatch: pytest.MonkeyPatch, **pool) -> None:
+    """Make `pool` (e.g. pool_size=5, max_overflow=0, pool_timeout=1) the default of every queue pool created
+    after this call, sync or async, whatever created it; settings an engine passes itself win, and an engine
+    that chose another pool class (NullPool, StaticPool...) keeps it. `engines_used` says which engines ran as
+    declared."""
+    unknown = set(pool) - set(_POOL_ARGS)
+    if unknown:
+        raise ValueError(f"pool settings {sorted(unknown)} are not among {sorted(_POOL_ARGS)}")
+    init = QueuePool.__init__  # AsyncAdaptedQueuePool inherits it; create_engine reads its signature, so keep it
+    names = init.__code__.co_varnames[1 : init.__code__.co_argcount]  # creator, pool_size, max_overflow, ...
+    defaults = dict(zip(names[-len(init.__defaults__):], init.__defaults__))
+    defaults |= {_POOL_ARGS[name]: value for name, value in pool.items()}
+    monkeypatch.setattr(init, "__defaults__", tuple(defaults[n] for n in names[-len(init.__defaults__):]))
+
+
+def describe_pool(pool: Pool) -> dict:
+    """The pool as it is: class, and for a queue pool its size, overflow and timeout."""
+    found = {"class": type(pool).__name__}
+    if isinstance(pool, QueuePool):
+        found |= {"pool_size": pool.size(), "max_overflow": pool._max_overflow, "pool_timeout": pool.timeout()}
+    return found
+
+
+def as_declared(found: dict, declared: dict | None) -> bool | None:
+    """Did a pool run with the declared settings? None when nothing was declared."""
+    if not declared:
+        return None
+    return all(found.get(name) == value for name, value in declared.items())
+
+
+class EnginesUsed:
+    """The engines that handed the app a connection, and the pool each really had."""
+
+    def __init__(self, declared: dict | None):
+        self.declared = declared
+        self.seen: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+    def _engines(self) -> list[Engine]:
+        return sorted(self.seen, key=lambda e: str(e.url))
+
+    @staticmethod
+    def _name(engine: Engine) -> str:
+        database = Path(engine.url.database).name if engine.url.database else ""
+        return f"{engine.url.drivername} {database}".strip()
+
+    def conditions(self) -> dict:
+        """`{"pool": declared, "engines": [{driver, database, class, pool_size, ...}], "as_declared": bool | None}`."""
+        engines = []
+        for engine in self._engines():
+            pool = describe_pool(engine.pool)
+            database = Path(engine.url.database).name if engine.url.database else None
+            engines.append({"driver": engine.url.drivername, "database": database, **pool,
+                            "as_declared": as_declared(pool, self.declared)})
+        verdicts = [e["as_declared"] for e in engines]
+        return {"pool": self.declared, "engines": engines,
+                "as_declared": None if not self.declared else bool(engines) and all(verdicts)}
+
+    def state(self) -> str:
+        """`sqlite x.db: 15 of 15 connections checked out (QueuePool)`, per engine, now."""
+        found = []
+        for engine in self._engines():
+            pool = engine.pool
+            limit = f" of {pool.size() + pool._max_overflow}" if isinstance(pool, QueuePool) else ""
+            found.append(f"{self._name(engine)}: {pool.checkedout()}{limit} connections checked out ({type(pool).__name__})")
+        return "; ".join(found)
+
+
+@contextmanager
+def engines_used(declared: dict | None = None) -> Iterator[EnginesUsed]:
+    """Note every engine that hands the app a connection while the block runs (not the harness's own)."""
+    used = EnginesUsed(declared)
+
+    def note(conn) -> None:
+        if conn.engine.logging_name != HARNESS:
+            used.seen.add(conn.engine)
+
+    event.listen(Engine, "engine_connect", note)
+    try:
+        yield used
+    finally:
+        event.remove(Engine, "engine_connect", note)
+
+
+def mismatch(conditions: dict) -> str:
+    """`sqlite x.db ran QueuePool(pool_size=20, max_overflow=0, pool_timeout=1)`, per engine not as declared."""
+    off = [e for e in conditions["engines"] if e["as_declared"] is False]
+    return "; ".join(
+        f"{e['driver']} {e['database'] or ''} ran {e['class']}("
+        + ", ".join(f"{k}={e[k]:g}" for k in ("pool_size", "max_overflow", "pool_timeout") if k in e) + ")"
+        for e in off
+    )

@@ -53,10 +53,10 @@ def _emit(kind: str, body: dict) -> None:
     sys.stdout.flush()
 
 
-async def _measure(app, concurrent: int, delay: float) -> dict:
+async def _measure(app, concurrent: int, delay: float, engines) -> dict:
     idle: list[float] = []
     busy: list[float] = []
-    state = {"phase": idle, "done": 0, "failed": 0, "running": True}
+    state = {"phase": idle, "done": 0, "failed": 0, "running": True, "conditions": None}
 
     async def ticker() -> None:
         last_report = time.monotonic()
@@ -69,6 +69,9 @@ async def _measure(app, concurrent: int, delay: float) -> dict:
                 last_report = now
                 _emit("progress", {"max_lag_ms": round(max(busy, default=0.0), 1), "ticks": len(busy),
                                    "completed": state["done"], "failed": state["failed"]})  # fmt: skip
+                if (conditions := engines.conditions()) != state["conditions"]:  # the pools, as soon as an engine connects
+                    state["conditions"] = conditions
+                    _emit("conditions", conditions)
 
     async def one(served, i: int) -> None:
         try:
@@ -100,6 +103,7 @@ async def _measure(app, concurrent: int, delay: float) -> dict:
         "ticks": len(busy),
         "idle_max_lag_ms": round(max(idle, default=0.0), 1),
         "wall_s": round(wall, 2),
+        "conditions": engines.conditions(),
     }
 
 
@@ -131,9 +135,10 @@ def main(argv: list[str] | None = None) -> None:
         _die_with(args.parent)
     pool = json.loads(args.pool)
     if pool:
-        instruments.small_pool(pytest.MonkeyPatch(), **pool)  # this process ends with the measurement
-    module = discovery.load(discovery.at(args.strategy))
-    _emit("final", anyio.run(_measure, module.app, args.concurrent, args.delay))
+        instruments.pool_defaults(pytest.MonkeyPatch(), **pool)  # this process ends with the measurement
+    with instruments.engines_used(pool) as engines:
+        module = discovery.load(discovery.at(args.strategy))
+        _emit("final", anyio.run(_measure, module.app, args.concurrent, args.delay, engines))
     sys.stdout.flush()
     os._exit(0)  # don't wait for threadpool threads or engines a strategy may leave blocked
 

@@ -188,7 +188,9 @@ def _masked(url: str) -> str:
 
 
 def _engine(url: str, **kwargs):
-    return create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}, **kwargs)
+    # named so that the instruments tell the harness's connections from the app's
+    return create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}, logging_name="sessionbench-harness",
+                         **kwargs)
 
 
 def _server_version(admin_url: str) -> str:

@@ -22,11 +22,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from experiments.checks import NEEDS_SERVER, Check
 from experiments.harness.discovery import ROOT, Strategy
 from report.render import key_numbers
 from report.results import ResultsFile, by_pair
+
+if TYPE_CHECKING:
+    from experiments.harness.preflight import Preflight
 
 MARKS = {"passed": "passed", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}
 
@@ -72,26 +76,28 @@ class Run:
         rows.unlink(missing_ok=True)
         timeout = self.timeout_s or check.timeout_s
         args = [
-            "experiments", "-q", "-p", "no:cacheprovider",
+            "experiments", "-q", "-p", "no:cacheprovider", "-p", "anyio.pytest_plugin",
+            "-W", "default",  # the strategy's warnings are shown and recorded in its row, never raised
             "-W", "ignore::pytest.PytestAssertRewriteWarning",  # plugins (anyio) were imported by the fork server
             "--strategies-dir", str(self.strategies_dir), "--strategy", strategy.id, "--check", check.id,
-            "--db", self.db, "--rows", str(rows), "--basetemp", str(self.work / name),
+            "--db", self.db, "--rows", str(rows), "--basetemp", str(self.work / name), "--time-limit", str(timeout),
         ]  # fmt: skip
         started = time.monotonic()
-        proc = _FORKS.Process(target=_pytest_in_own_session, args=(args, str(log)), name=name)
+        proc = FORKS.Process(target=_pytest_in_own_session, args=(args, str(log)), name=name)
         proc.start()
         self.live.add(proc)
         try:
             proc.join(timeout)
-            if proc.exitcode is None:
-                kill_group(proc)
-                return _error(strategy, check, f"timed out after {timeout:g} s (process killed)", started)
+            timed_out = proc.exitcode is None
         finally:
+            kill_group(proc)  # also whatever it started and left behind
             self.live.discard(proc)
-        code = proc.exitcode
         found = [json.loads(line) for line in rows.read_text().splitlines()] if rows.exists() else []
-        if found:
+        if found:  # measured; a teardown that hung afterwards changes nothing
             return found[-1]
+        if timed_out:
+            return _error(strategy, check, f"timed out after {timeout:g} s (process killed)", started)
+        code = proc.exitcode
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return _error(strategy, check, f"the check process {how} before recording a result; see {log}", started)
 
@@ -117,8 +123,8 @@ def kill_group(proc: multiprocessing.Process | subprocess.Popen) -> None:
 
 # Check processes are forked from a server that has already imported the heavy libraries: a fresh process
 # per strategy × check, without paying ~1.5 s of imports for each of them.
-_FORKS = multiprocessing.get_context("forkserver")
-_FORKS.set_forkserver_preload(["fastapi", "sqlalchemy.orm", "sqlalchemy.ext.asyncio", "httpx", "anyio", "pytest",
+FORKS = multiprocessing.get_context("forkserver")
+FORKS.set_forkserver_preload(["fastapi", "sqlalchemy.orm", "sqlalchemy.ext.asyncio", "httpx", "anyio", "pytest",
                                "asgi_lifespan", "pydantic", "psycopg", "asyncpg", "aiosqlite", "uvicorn"])
 
 
@@ -126,6 +132,8 @@ def _pytest_in_own_session(args: list[str], log: str) -> None:
     """Body of a check process: its own session (so a kill reaches what it starts), output to `log`, pytest."""
     os.setsid()
     os.chdir(ROOT)
+    # Only the harness's own plugins (-p above): a library under measurement may ship one (fastapi-sqla does).
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -184,12 +192,24 @@ def matrix(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def run(run: Run, strategies: list[Strategy], checks: list[Check], results: ResultsFile) -> bool:
-    """Measure every pair, adding rows as they come; False when interrupted.
+def _unmeasured(preflight: Preflight, check: Check) -> dict:
+    """The row of a strategy that preflight found not ready: every check shares its one reason."""
+    return {"strategy": preflight.strategy.id, "check": check.id, "outcome": preflight.outcome,
+            "reason": preflight.reason, "duration_s": 0.0}
 
+
+def run(run: Run, preflights: list[Preflight], checks: list[Check], results: ResultsFile) -> bool:
+    """Measure every pair of a ready strategy, adding rows as they come; False when interrupted.
+
+    A strategy that preflight found not ready gets its rows at once, with its reason.
     Pairs run `run.jobs` at a time (most checks wait on sleeps and I/O, not the
     CPU); checks whose numbers are timings (`exclusive`) run afterwards, alone.
     """
+    for preflight in preflights:
+        if not preflight.ready:
+            for check in checks:
+                results.add(_unmeasured(preflight, check))
+    strategies = [p.strategy for p in preflights if p.ready]
     pairs = [(s, c) for s in strategies for c in checks]
     phases = [([p for p in pairs if not p[1].exclusive], run.jobs), ([p for p in pairs if p[1].exclusive], 1)]
     done, started = 0, time.monotonic()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,9 @@ import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import create_engine, event, select
 
+from experiments.harness.instruments import HARNESS
 from experiments.harness.postgres import Cluster
+from experiments.harness.watch import BoundedTransport, Watch
 from experiments.probes import SEED_ROW_ID, Base, Note
 
 
@@ -35,6 +39,17 @@ class Database:
     @property
     def environ(self) -> dict[str, str]:
         return {"DATABASE_URL": self.url, "ASYNC_DATABASE_URL": self.async_url}
+
+    @property
+    def environ_as_second(self) -> dict[str, str]:
+        """The same URLs named for an app's second database (set only where a check created one)."""
+        return {"SECOND_DATABASE_URL": self.url, "ASYNC_SECOND_DATABASE_URL": self.async_url}
+
+    def second(self) -> "Database":
+        """A second fresh database next to this one (same server, or same folder), with the probe table and seed row."""
+        if self.server is None:
+            return Database.sqlite(self.path.with_name(f"{self.path.stem}-second{self.path.suffix}"))
+        return Database.postgresql(self.server, f"{self.name[:56]}_second")  # names stop at 63 characters
 
     def activity(self) -> dict[str, int]:
         """PostgreSQL's own counts for this database (backends, idle_in_transaction, sessions_abandoned)."""
@@ -73,7 +88,7 @@ class Database:
 
     def keys_present(self, keys: list[str]) -> set[str]:
         """Which of `keys` have a row, read over a connection of the harness's own."""
-        engine = create_engine(self.url)
+        engine = create_engine(self.url, logging_name=HARNESS)
         try:
             with engine.connect() as conn:
                 return set(conn.scalars(select(Note.key).where(Note.key.in_(keys))))
@@ -81,7 +96,7 @@ class Database:
             engine.dispose()
 
     def _create_schema(self, on_connect: str | None = None) -> "Database":
-        engine = create_engine(self.url)
+        engine = create_engine(self.url, logging_name=HARNESS)
         if on_connect:
             event.listen(engine, "connect", lambda conn, _: conn.execute(on_connect))
         try:
@@ -125,6 +140,7 @@ class Served:
 
     client: httpx.AsyncClient
     routes: set[str]  # probe routes this strategy serves
+    app: object = None  # the application served (for `dependency_overrides`)
 
     async def concurrently(self, n: int, call: Callable[[int], Awaitable[httpx.Response]]) -> list[httpx.Response]:
         """Start `call(0)` … `call(n-1)` together and return their responses in order."""
@@ -155,9 +171,31 @@ def _state_per_request(app):
 
 
 @asynccontextmanager
-async def serve(app, routes: set[str]):
-    """Enter the app's lifespan, yield a Served, leave the lifespan (shutdown runs)."""
-    async with LifespanManager(_state_per_request(app), startup_timeout=30, shutdown_timeout=30) as manager:
-        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            yield Served(client=client, routes=routes)
+async def serve(app, routes: set[str], watch: Watch | None = None):
+    """Enter the app's lifespan, yield a Served, leave the lifespan (shutdown runs).
+
+    With a `watch`, every request is bounded and a blocked event loop is reported (experiments/harness/watch.py).
+    """
+    if watch is None:
+        async with LifespanManager(_state_per_request(app), startup_timeout=30, shutdown_timeout=30) as manager:
+            transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                yield Served(client=client, routes=routes, app=app)
+        return
+    stop, started = threading.Event(), time.monotonic()
+    watchdog = threading.Thread(target=watch.watchdog, args=(stop,), daemon=True, name="sessionbench-watchdog")
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch.ticker)
+        watchdog.start()
+        try:
+            watch.phase = "starting"
+            async with LifespanManager(_state_per_request(app), startup_timeout=30, shutdown_timeout=30) as manager:
+                watch.phase = "serving"
+                inner = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+                transport = BoundedTransport(inner, tasks, watch, started)
+                async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                    yield Served(client=client, routes=routes, app=app)
+                watch.phase = "stopping"
+        finally:
+            stop.set()
+            tasks.cancel_scope.cancel()

@@ -455,13 +455,17 @@ class Sweep:
             self._error(mode, target.app, f"could not be restarted, no further measurement: {exc}")
 
 
-def attach(results, plan: Plan, strategies: list[discovery.Strategy], server: Cluster | None, out: Path, say,
-           loadgen: str) -> bool:
-    """Measure and add the `throughput` part to the results; False when interrupted (Ctrl-C or SIGTERM)."""
+def attach(results, plan: Plan, preflights: list, server: Cluster | None, out: Path, say, loadgen: str) -> bool:
+    """Measure the strategies the import preflight found ready and add the `throughput` part to the results, the
+    ones it did not listed with its reason; False when interrupted (Ctrl-C or SIGTERM)."""
+    strategies = [p.strategy for p in preflights if p.ready]
     say(f"throughput ({', '.join(plan.modes)}): {len(strategies)} strategies and 2 baselines")
     with runner.signals_interrupt():
         try:
-            results.attach("throughput", run(plan, strategies, server, out, say, loadgen))
+            part = run(plan, strategies, server, out, say, loadgen)
+            part["errors"] = [{"mode": "import preflight", "app": p.strategy.id, "reason": p.reason}
+                              for p in preflights if p.outcome == "error"] + part["errors"]
+            results.attach("throughput", part)
         except runner.Interrupted as exc:
             results.finish(complete=False, note=f"interrupted by {exc} during the throughput measurement")
             return False

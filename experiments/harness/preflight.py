@@ -1,0 +1,149 @@
+"""Each strategy is imported once, under a short timeout, before any of its checks run.
+
+Without it, a module that hangs at import costs every check its full timeout
+(13 checks x 45-90 s for an answer the first one already had). A module whose
+`REQUIRES` are not installed here is not imported at all: its rows are
+`skipped` with the reason and where it can be measured, as asv marks a
+benchmark it cannot run here. A strategy declares what it needs beyond the
+harness's own packages as PEP 508 strings, read without importing the module:
+
+    REQUIRES = ("fastapi-sqla>=4.0", "fastapi>=0.121")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from experiments.harness import discovery, runner
+from experiments.harness.discovery import Strategy
+
+TIMEOUT_S = 20.0  # a heavy library imports in 2-3 s here; a module still importing after this is stuck
+WHERE_MEASURED = "measured where it installs: `nox -s compare` (the default environment) or `nox -s matrix` (its cells)"
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What importing a strategy once told us: `ready` to measure, or the one reason all its rows share."""
+
+    strategy: Strategy
+    outcome: str  # "ready", "skipped" (REQUIRES unmet here) or "error" (the module could not be imported)
+    reason: str | None = None
+    versions: dict[str, str | None] = field(default_factory=dict)  # installed versions of what it REQUIRES
+    warnings: tuple[str, ...] = ()  # what the import warned about (shown, never raised)
+
+    @property
+    def ready(self) -> bool:
+        return self.outcome == "ready"
+
+    def describe(self) -> dict:
+        """The strategy as stored in the results file: the module, what it needs, and what it got."""
+        return {**self.strategy.describe(), "requires": list(self.strategy.requires), "versions": self.versions,
+                "preflight": self.outcome, **({"import_warnings": list(self.warnings)} if self.warnings else {})}
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def requirements(strategy: Strategy) -> tuple[list[str], dict[str, str | None]]:
+    """(the REQUIRES this environment does not meet, installed version of each required package)."""
+    unmet, versions = [], {}
+    for text in strategy.requires:
+        try:
+            req = Requirement(str(text))
+        except InvalidRequirement:
+            unmet.append(f"{text!r} (not a PEP 508 requirement: fix REQUIRES in {strategy.file})")
+            continue
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        have = versions[req.name] = _installed(req.name)
+        if have is None or (req.specifier and not req.specifier.contains(have, prereleases=True)):
+            unmet.append(f"{req} (installed here: {have or 'none'})")
+    return unmet, versions
+
+
+def _import_in_child(path: str, result: str, log: str) -> None:
+    """Body of the preflight process: import the module against a scratch database, say what it served."""
+    os.setsid()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    import warnings
+
+    from experiments.harness.serving import Database
+
+    with tempfile.TemporaryDirectory(prefix="sessionbench-preflight-") as scratch, warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        database = Database.sqlite(Path(scratch) / "preflight.db")
+        os.environ.update(database.environ)
+        try:
+            module = discovery.load(discovery.at(Path(path)))
+            body = {"served": sorted(discovery.served_routes(module.app))}
+        except discovery.ContractError as exc:
+            body = {"error": str(exc)}
+        body["warnings"] = sorted({discovery.one_line_warning(w) for w in seen})
+        Path(result).write_text(json.dumps(body))
+    os._exit(0)  # don't wait for threads or engines the module may have started
+
+
+def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: set | None = None) -> Preflight:
+    """Import `strategy` in a process of its own (forked from the preloaded server) and judge it ready or not.
+
+    The process is added to `live` while it runs, so that an interrupted run can kill it."""
+    unmet, versions = requirements(strategy)
+    if unmet:
+        return Preflight(strategy, "skipped", f"needs {'; '.join(unmet)}: {WHERE_MEASURED}", versions)
+    logs.mkdir(parents=True, exist_ok=True)
+    log, result = logs / f"{strategy.id}-preflight.log", logs / f".{strategy.id}-preflight.json"
+    result.unlink(missing_ok=True)
+    proc = runner.FORKS.Process(target=_import_in_child, args=(str(strategy.path), str(result), str(log)),
+                                name=f"{strategy.id}-preflight")
+    proc.start()
+    live = set() if live is None else live
+    live.add(proc)
+    try:
+        proc.join(timeout_s)
+        if proc.exitcode is None:
+            return Preflight(strategy, "error", f"{strategy.file}: import did not finish within {timeout_s:g} s "
+                             "(process killed); the module must import without blocking", versions)
+    finally:
+        runner.kill_group(proc)
+        live.discard(proc)
+    body = json.loads(result.read_text()) if result.exists() else None
+    result.unlink(missing_ok=True)
+    if body is None:
+        how = f"was killed by signal {-proc.exitcode}" if proc.exitcode < 0 else f"exited with code {proc.exitcode}"
+        return Preflight(strategy, "error", f"{strategy.file}: the process importing it {how}; see {log}", versions)
+    if "error" in body:
+        return Preflight(strategy, "error", body["error"], versions, tuple(body["warnings"]))
+    return Preflight(strategy, "ready", None, versions, tuple(body["warnings"]))
+
+
+def run(strategies: list[Strategy], logs: Path, jobs: int, say) -> list[Preflight]:
+    """Preflight every strategy, `jobs` at a time, in the order given; one progress line per strategy not ready."""
+    started, live = time.monotonic(), set()
+    with ThreadPoolExecutor(max(1, jobs)) as pool, runner.signals_interrupt():
+        try:
+            found = list(pool.map(lambda s: check(s, logs, live=live), strategies))
+        except BaseException:  # Ctrl-C or SIGTERM: a module stuck importing must not outlive the run
+            for proc in list(live):
+                runner.kill_group(proc)
+            raise
+    for p in found:
+        if not p.ready:
+            say(f"preflight: {p.strategy.id}: {p.outcome.upper()}: {p.reason}")
+    ready = sum(p.ready for p in found)
+    say(f"preflight: {ready} of {len(found)} strategies import ({time.monotonic() - started:.0f}s)")
+    return found
