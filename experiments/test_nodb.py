@@ -35,7 +35,7 @@ SESSIONS_NOBODY_NEEDED = Check(
 @measures(SESSIONS_NOBODY_NEEDED)
 async def test_sessions_nobody_needed(served, record):
     failed = 0
-    with instruments.watch() as counts:
+    with instruments.counting() as counts:
         for _ in range(REQUESTS):
             r = await served.client.get("/nodb")
             failed += not r.is_success

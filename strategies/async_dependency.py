@@ -20,10 +20,12 @@ UNSUPPORTED = {
     "/sync/model": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/user": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/conflict": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/write2": "an AsyncSession cannot be used from a `def` endpoint",
 }
 
 engine = create_async_engine(os.environ["ASYNC_DATABASE_URL"])
 SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
+SECOND_DATABASE_URL = os.environ.get("ASYNC_SECOND_DATABASE_URL")  # set when the app has a second database
 
 app = FastAPI()
 
@@ -62,3 +64,17 @@ async def async_conflict(key: str, db: AsyncSession = Depends(get_db)):
     result = probes.add_conflicting(db, key)
     await db.commit()
     return result
+
+
+# An app with a second database (ASYNC_SECOND_DATABASE_URL): a session for each, from its own dependency.
+if SECOND_DATABASE_URL:
+    SecondSessionLocal = async_sessionmaker(create_async_engine(SECOND_DATABASE_URL), expire_on_commit=False)
+
+    async def get_second_db():
+        async with SecondSessionLocal() as session:
+            yield session
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float, db: AsyncSession = Depends(get_db),
+                           second: AsyncSession = Depends(get_second_db)):
+        return await probes.write_both_async(db, second, key, fail, delay)

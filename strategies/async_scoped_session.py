@@ -21,10 +21,17 @@ UNSUPPORTED = {
     "/sync/model": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/user": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/conflict": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/write2": "an AsyncSession cannot be used from a `def` endpoint",
 }
 
 engine = create_async_engine(os.environ["ASYNC_DATABASE_URL"])
 Session = async_scoped_session(async_sessionmaker(engine, expire_on_commit=False), scopefunc=current_task)
+SECOND_DATABASE_URL = os.environ.get("ASYNC_SECOND_DATABASE_URL")  # set when the app has a second database
+SecondSession = None
+if SECOND_DATABASE_URL:
+    SecondSession = async_scoped_session(
+        async_sessionmaker(create_async_engine(SECOND_DATABASE_URL), expire_on_commit=False), scopefunc=current_task
+    )
 
 
 async def remove_session():
@@ -32,6 +39,8 @@ async def remove_session():
         yield
     finally:
         await Session.remove()
+        if SecondSession is not None:
+            await SecondSession.remove()
 
 
 app = FastAPI(dependencies=[Depends(remove_session)])
@@ -66,3 +75,11 @@ async def async_conflict(key: str):
     result = probes.add_conflicting(Session(), key)
     await Session().commit()
     return result
+
+
+# An app with a second database (ASYNC_SECOND_DATABASE_URL): a registry for each, removed together.
+if SecondSession is not None:
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float):
+        return await probes.write_both_async(Session(), SecondSession(), key, fail, delay)

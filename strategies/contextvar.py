@@ -17,6 +17,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from experiments import probes
 
 _session: ContextVar[Session | None] = ContextVar("_session", default=None)
+SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
 
 
 class MissingSessionError(RuntimeError):
@@ -24,23 +25,27 @@ class MissingSessionError(RuntimeError):
 
 
 class DBSessionMiddleware(BaseHTTPMiddleware):
-    def __init__(self, app, db_url: str):
+    def __init__(self, app, db_url: str, var: ContextVar = _session):
         super().__init__(app)
         self.sessionmaker = sessionmaker(create_engine(db_url))
+        self.var = var
 
     async def dispatch(self, request, call_next):
-        token = _session.set(self.sessionmaker())
+        token = self.var.set(self.sessionmaker())
         try:
             return await call_next(request)
         finally:
-            _session.get().close()
-            _session.reset(token)
+            self.var.get().close()
+            self.var.reset(token)
 
 
 class DB:
+    def __init__(self, var: ContextVar = _session):
+        self.var = var
+
     @property
     def session(self) -> Session:
-        session = _session.get()
+        session = self.var.get()
         if session is None:
             raise MissingSessionError("no session in this context; is DBSessionMiddleware installed?")
         return session
@@ -112,3 +117,18 @@ async def async_conflict(key: str):
     result = probes.add_conflicting(db.session, key)
     db.session.commit()
     return result
+
+
+# An app with a second database (SECOND_DATABASE_URL): its own ContextVar, set by its own middleware.
+if SECOND_DATABASE_URL:
+    _second_session: ContextVar[Session | None] = ContextVar("_second_session", default=None)
+    second_db = DB(_second_session)
+    app.add_middleware(DBSessionMiddleware, db_url=SECOND_DATABASE_URL, var=_second_session)
+
+    @app.post("/sync/write2")
+    def sync_write2(key: str, fail: bool, delay: float):
+        return probes.write_both(db.session, second_db.session, key, fail, delay)
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float):
+        return await probes.write_both_async(db.session, second_db.session, key, fail, delay)

@@ -17,6 +17,7 @@ from experiments import probes
 
 engine = create_engine(os.environ["DATABASE_URL"])
 Session = scoped_session(sessionmaker(engine))
+SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
 
 app = FastAPI()
 
@@ -89,3 +90,23 @@ async def async_conflict(key: str):
     result = probes.add_conflicting(Session(), key)
     Session().commit()
     return result
+
+
+# An app with a second database (SECOND_DATABASE_URL): a registry for it, removed the same way.
+if SECOND_DATABASE_URL:
+    SecondSession = scoped_session(sessionmaker(create_engine(SECOND_DATABASE_URL)))
+
+    @app.middleware("http")
+    async def remove_second_session(request: Request, call_next):
+        try:
+            return await call_next(request)
+        finally:
+            SecondSession.remove()
+
+    @app.post("/sync/write2")
+    def sync_write2(key: str, fail: bool, delay: float):
+        return probes.write_both(Session(), SecondSession(), key, fail, delay)
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float):
+        return await probes.write_both_async(Session(), SecondSession(), key, fail, delay)

@@ -18,11 +18,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from experiments import probes
 
 
+SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    engine = create_engine(os.environ["DATABASE_URL"])
-    yield {"sessionmaker": sessionmaker(engine)}
-    engine.dispose()
+    engines = {"sessionmaker": create_engine(os.environ["DATABASE_URL"])}
+    if SECOND_DATABASE_URL:
+        engines["second_sessionmaker"] = create_engine(SECOND_DATABASE_URL)
+    yield {name: sessionmaker(engine) for name, engine in engines.items()}
+    for engine in engines.values():
+        engine.dispose()
 
 
 app = FastAPI(lifespan=lifespan)
@@ -93,3 +99,20 @@ async def async_conflict(key: str, db: Session = Depends(get_db)):
     result = probes.add_conflicting(db, key)
     db.commit()
     return result
+
+
+# An app with a second database (SECOND_DATABASE_URL): a session for each, from its own dependency.
+if SECOND_DATABASE_URL:
+    def get_second_db(request: Request):
+        with request.state.second_sessionmaker() as session:
+            yield session
+
+    @app.post("/sync/write2")
+    def sync_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
+                    second: Session = Depends(get_second_db)):
+        return probes.write_both(db, second, key, fail, delay)
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
+                           second: Session = Depends(get_second_db)):
+        return await probes.write_both_async(db, second, key, fail, delay)

@@ -17,6 +17,7 @@ from experiments import probes
 
 engine = create_engine(os.environ["DATABASE_URL"])
 SessionLocal = sessionmaker(engine)
+SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
 
 app = FastAPI()
 
@@ -96,3 +97,31 @@ async def async_conflict(key: str, db: Session = Depends(get_db)):
     result = probes.add_conflicting(db, key)
     db.commit()
     return result
+
+
+# An app with a second database (SECOND_DATABASE_URL): a session for each, from its own dependency.
+if SECOND_DATABASE_URL:
+    SecondSessionLocal = sessionmaker(create_engine(SECOND_DATABASE_URL))
+
+    @app.middleware("http")
+    async def second_db_session_middleware(request: Request, call_next):
+        response = Response("Internal server error", status_code=500)
+        try:
+            request.state.second_db = SecondSessionLocal()
+            response = await call_next(request)
+        finally:
+            request.state.second_db.close()
+        return response
+
+    def get_second_db(request: Request):
+        return request.state.second_db
+
+    @app.post("/sync/write2")
+    def sync_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
+                    second: Session = Depends(get_second_db)):
+        return probes.write_both(db, second, key, fail, delay)
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
+                           second: Session = Depends(get_second_db)):
+        return await probes.write_both_async(db, second, key, fail, delay)

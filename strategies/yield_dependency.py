@@ -15,6 +15,7 @@ from experiments import probes
 
 engine = create_engine(os.environ["DATABASE_URL"])
 SessionLocal = sessionmaker(engine)
+SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
 
 app = FastAPI()
 
@@ -84,3 +85,22 @@ async def async_conflict(key: str, db: Session = Depends(get_db)):
     result = probes.add_conflicting(db, key)
     db.commit()
     return result
+
+
+# An app with a second database (SECOND_DATABASE_URL): a session for each, from its own dependency.
+if SECOND_DATABASE_URL:
+    SecondSessionLocal = sessionmaker(create_engine(SECOND_DATABASE_URL))
+
+    def get_second_db():
+        with SecondSessionLocal() as session:
+            yield session
+
+    @app.post("/sync/write2")
+    def sync_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
+                    second: Session = Depends(get_second_db)):
+        return probes.write_both(db, second, key, fail, delay)
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
+                           second: Session = Depends(get_second_db)):
+        return await probes.write_both_async(db, second, key, fail, delay)

@@ -1,7 +1,9 @@
 """known-bad: a thread-local scoped_session that is never removed
 
 Must be flagged by carryover_sequential: the next request on a thread gets the
-previous request's session, its info and its open transaction.
+previous request's session, its info and its open transaction. And by
+testability: the endpoint calls the registry itself, so no dependency override
+can hand it a test's session.
 """
 
 import os
@@ -13,7 +15,7 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from experiments import probes
 
 Session = scoped_session(sessionmaker(create_engine(os.environ["DATABASE_URL"])))
-FLAGGED_BY = ("carryover_sequential",)
+FLAGGED_BY = ("carryover_sequential", "testability")
 app = FastAPI()
 UNSUPPORTED = {
     "/async/tag": "not what this fixture is for",
