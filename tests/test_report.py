@@ -144,6 +144,14 @@ def test_claims_name_known_ids():
             assert strategy in strategies and check in checks and outcome in ("passed", "failed")
 
 
+@pytest.mark.parametrize("first_line", ["`AsyncSession` `yield` dependency", "Engine in lifespan, `yield`",
+                                        "  plain words  "])
+def test_labels_keep_their_backticks(tmp_path, first_line):
+    module = tmp_path / "some_strategy.py"
+    module.write_text(f'"""{first_line}\n\nMore words.\n"""\n')
+    assert discovery.at(module).label == first_line.strip()
+
+
 def _cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "report", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
