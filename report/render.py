@@ -73,21 +73,42 @@ def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]
     ]
 
 
-def claims_section(rows: list[dict]) -> list[str]:
-    body = []
-    for claim in CLAIMS:
-        verdict, lines = judge(claim, rows)
-        body.append([f"“{cell(claim.quote)}” ({cell(claim.who)})", f"**{verdict}**", "<br>".join(map(cell, lines))])
-    return [
+VERDICTS = {"supported": "✅ supported", "refuted": "❌ refuted", "partly": "◐ partly", "untested": "· untested"}
+HOLDS = {True: "✓", False: "✗", None: "·"}
+
+
+def claims_section(doc: dict) -> list[str]:
+    keys = {c["id"]: c.get("key", []) for c in doc["checks"]}
+    judged = [(claim, judge(claim, doc["results"], keys)) for claim in CLAIMS]
+    counts = ", ".join(f"{sum(v.verdict == name for _, v in judged)} {name}" for name in VERDICTS)
+    out = [
         "## Claims from the thread",
         "",
-        "Each claim of FastAPI #726 against the rows that would bear it out: supported when every row has the "
-        "outcome the claim needs, refuted when every row has the opposite one, mixed otherwise; skipped rows (a check "
-        "that does not apply, e.g. a server-side check on SQLite) are left out, and a missing or errored row makes "
-        "it not measured.",
+        f"Every claim of FastAPI #726, quoted with who made it ({counts}). Each is tested by expectations on "
+        "named rows (an outcome, a rule on a metric, or two strategies compared on one check) in two parts: what "
+        "the claim predicts for the patterns it is about, and the **contrast**, what its alternatives must show "
+        "for those rows to single the claim out (an async-only claim needs sync engines to behave otherwise). "
+        "**Refuted**: none of the claim's own expectations holds. **Partly**: some hold and some do not, the "
+        "contrast's included; the checks that disagree are named. **Supported**: all hold, the contrast is "
+        "measured and no row is missing or errored. **Untested**: nothing of the claim was measured, or nothing "
+        "disagrees but the rest of the evidence is missing. Skipped rows (a check that does not apply, e.g. a "
+        "server-only one on SQLite) and metrics a run does not record are left out, with one exception: where a "
+        "claim says a strategy cannot do something (\"unserved\"), the strategy's own declaration that it cannot "
+        "serve the check's routes is the finding, quoted in its words. ✓ holds, ✗ does not, · not measured.",
         "",
-        *table(["Claim", "Verdict", "Evidence"], body),
+        *table(["#", "Claim", "Who", "Verdict", "Checks that disagree"],
+               [[str(n), f"“{cell(claim.quote)}”", cell(claim.who), VERDICTS[v.verdict],
+                 ", ".join(f"`{c}`" for c in v.disagree)] for n, (claim, v) in enumerate(judged, 1)]),
+        "",
     ]
+    for n, (claim, v) in enumerate(judged, 1):
+        out += [f"**{n}. {VERDICTS[v.verdict]}**" + (f": {claim.note}" if claim.note else ""), ""]
+        if not claim.says:
+            out += ["- nothing in sessionbench measures this yet", ""]
+            continue
+        out += [f"- claim: {HOLDS[f.holds]} {f.text}" for f in v.says]
+        out += [f"- contrast: {HOLDS[f.holds]} {f.text}" for f in v.contrast] + [""]
+    return out
 
 
 def render(doc: dict, extra: list[str] = ()) -> str:
@@ -119,5 +140,5 @@ def render(doc: dict, extra: list[str] = ()) -> str:
         out += check_section(check, strategies, found)
     if doc.get("throughput"):
         out += throughput.section(doc["throughput"])
-    out += [*extra, *claims_section(rows)]
+    out += [*extra, *claims_section(doc)]
     return "\n".join(out) + "\n"
