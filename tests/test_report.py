@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from experiments.checks import NEEDS_SERVER, registry
 from experiments.harness import discovery
 from report import claims
-from report.render import render
+from report.render import render, short_labels
 from report.results import SCHEMA, ResultsError, ResultsFile, by_pair, load
 from tests.running import ROOT
 
@@ -124,6 +125,88 @@ def test_render_complete_run_has_no_banner(doc):
     doc["complete"] = True
     del doc["note"]
     assert "INCOMPLETE" not in render(doc)
+
+
+def _wide(n_strategies: int = 15, n_checks: int = 15) -> dict:
+    """A run of the size the report must stay readable at: every outcome somewhere, long metric walls."""
+    strategies = [{"id": f"strategy_number_{i}", "label": f"S{i}", "file": f"strategies/s{i}.py"}
+                  for i in range(n_strategies)]
+    checks = [{"id": f"check_about_thing_{j}", "title": f"Check {j}", "measures": "m", "why": "w", "rule": "r",
+               "key": ["bad_things", "other_things"]} for j in range(n_checks)]
+    outcomes = ("passed", "failed", "error", "skipped")
+    results = []
+    for i, strategy in enumerate(strategies):
+        for j, check in enumerate(checks):
+            outcome = "passed" if i < 2 else outcomes[(i + j) % 4]
+            row = {"strategy": strategy["id"], "check": check["id"], "outcome": outcome}
+            if outcome in ("passed", "failed"):
+                row |= {"metrics": {"bad_things": (outcome == "failed") * (i + j), "other_things": 3, "more": [1, 2]},
+                        "evidence": "a long sentence | with a pipe " * 5}
+            else:
+                row["reason"] = f"reason {j % 3}"
+            results.append(row)
+    return {"schema": SCHEMA, "complete": True, "environment": {}, "strategies": strategies, "checks": checks,
+            "results": results, "throughput": throughput_part([s["id"] for s in strategies])}
+
+
+def _section(text: str, title: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index(title) + 1
+    end = next((n for n in range(start, len(lines)) if lines[n].startswith("## ")), len(lines))
+    return lines[start:end]
+
+
+def test_report_answers_first_with_marks_only():
+    text = render(_wide())
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[:3] == ["## Verdicts", "## What to use", "## Environment"]
+    matrix = [line for line in _section(text, "## Verdicts") if line.startswith("| `")]
+    assert len(matrix) == 15
+    for line in matrix:
+        cells = [c.strip() for c in line.strip("|").split("|")][1:]
+        assert len(cells) == 2 + 15 and all(re.fullmatch(r"✅|❌|⚠️|➖|—|\d+", c) for c in cells), line
+    top = "\n".join(_section(text, "## Verdicts") + _section(text, "## What to use"))
+    assert "a long sentence" not in top and "other_things" not in top  # the evidence and metric walls come later
+    assert "a long sentence" in text and "other_things" in text
+
+
+def test_what_to_use_lists_the_clean_strategies_by_cost_and_every_failure_of_the_rest():
+    doc = _wide(6, 4)
+    doc["results"] = [r for r in doc["results"] if r["strategy"] != "strategy_number_5"]  # never run
+    lines = _section(render(doc), "## What to use")
+    clean = lines[lines.index("### Passes every check it can serve") + 2:lines.index("### Every other strategy") - 1]
+    # strategy i runs at 0.9 - 0.05 i of the raw connection: number 0 is the cheaper
+    assert [line.split("`")[1] for line in clean] == ["strategy_number_0", "strategy_number_1"]
+    assert "0.90 [0.81, 0.99]" in clean[0] and clean[1].startswith("- ≈ ")  # 0.85's band overlaps 0.90's
+    rest = "\n".join(lines[lines.index("### Every other strategy"):])
+    failed = [r for r in doc["results"] if r["outcome"] == "failed"]
+    assert rest.count("  - ❌ ") == len(failed) and rest.count("  - — ") == 4
+    for r in failed:
+        assert f"❌ `{r['check']}`: bad_things={r['metrics']['bad_things']}" in rest
+
+
+def test_what_to_use_without_throughput_or_without_a_clean_strategy():
+    doc = _wide(4, 3)
+    del doc["throughput"]
+    doc["results"] = [r | {"outcome": "failed", "metrics": {"bad_things": 1}} for r in doc["results"]]
+    lines = _section(render(doc), "## What to use")
+    assert lines[lines.index("### Passes every check it can serve") + 2].startswith("None:")
+    assert any("not measured in this run (`--throughput off`)" in line for line in lines)
+    doc["instructions"] = {"anything": 1}
+    assert any("Instructions per request" in line for line in _section(render(doc), "## What to use"))
+
+
+def test_short_column_labels_are_distinct():
+    labels = short_labels([{"id": i} for i in ("isolation_async", "isolation_also", "shutdown", "s", "same_session")])
+    assert list(labels.values()) == ["IA", "IA2", "S", "S2", "SS"]
+
+
+@pytest.mark.parametrize("first_line", ["`AsyncSession` `yield` dependency", "Engine in lifespan, `yield`",
+                                        "  plain words  "])
+def test_labels_keep_their_backticks(tmp_path, first_line):
+    module = tmp_path / "some_strategy.py"
+    module.write_text(f'"""{first_line}\n\nMore words.\n"""\n')
+    assert discovery.at(module).label == first_line.strip()
 
 
 def _write(path: Path, doc: dict) -> None:
