@@ -14,7 +14,7 @@ import pytest
 
 from experiments.checks import NEEDS_SERVER, registry
 from experiments.harness import discovery
-from report import claims
+from report import claims, plots
 from report.render import render, short_labels
 from report.results import SCHEMA, ResultsError, ResultsFile, by_pair, load
 from tests.running import ROOT
@@ -207,6 +207,19 @@ def test_labels_keep_their_backticks(tmp_path, first_line):
     module = tmp_path / "some_strategy.py"
     module.write_text(f'"""{first_line}\n\nMore words.\n"""\n')
     assert discovery.at(module).label == first_line.strip()
+
+
+def test_plot_styles_are_one_per_app_and_keep_baselines_apart():
+    tp = _wide()["throughput"]
+    look = plots.styles(tp)
+    strategies = [a["id"] for a in tp["apps"] if not a["baseline"]]
+    assert len({(look[a]["color"], look[a]["marker"]) for a in strategies}) == len(strategies) == 15
+    baseline_colours = {look[a["id"]]["color"] for a in tp["apps"] if a["baseline"]}
+    assert baseline_colours == {"black", "dimgrey"} and not baseline_colours & {look[a]["color"] for a in strategies}
+    assert plots.styles(copy.deepcopy(tp)) == look
+    for what in ("throughput", "latency"):
+        labels = [h.get_label() for h in plots._legend(tp, look, what, "inprocess")]
+        assert set(labels) >= {a["id"] for a in tp["apps"]}
 
 
 def _write(path: Path, doc: dict) -> None:
