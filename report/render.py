@@ -123,8 +123,7 @@ def _cost_text(cost: dict | None) -> str:
 
 def _cost_definition(mode: str | None, costs: dict) -> str:
     if not mode:
-        return ("Cost was not measured in this run (`--throughput off`): within each list, strategies keep the "
-                "results' order.")
+        return "Cost was not measured in this run (`--throughput off`), so nothing here is ordered by it."
     first = next(iter(costs.values()), {"levels": []})
     coverage = min((c["covers"] for c in costs.values()), default=0)
     return (
