@@ -52,12 +52,11 @@ class Finding:
 
 
 def _measured(row: dict) -> str | None:
-    """Why `row` measures nothing, or None when it holds a passed/failed verdict."""
+    """Why `row` measures nothing ("not run", "skipped", "error": the report lists the reasons once, under the
+    matrix), or None when it holds a passed/failed verdict."""
     if not row:
         return "not run"
-    if row["outcome"] in ("passed", "failed"):
-        return None
-    return f"{row['outcome']}: {row.get('reason') or 'no reason given'}"
+    return None if row["outcome"] in ("passed", "failed") else row["outcome"]
 
 
 def _absent(row: dict) -> bool:
