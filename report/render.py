@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from report import throughput
 from report.claims import CLAIMS, judge
-from report.results import by_pair
+from report.results import by_pair, key_number
 
 MARKS = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "➖", None: "—"}
 
@@ -39,16 +39,25 @@ def environment(env: dict) -> list[str]:
     return [f"- {name}: {value if value not in (None, '') else 'unknown'}" for name, value in items]
 
 
+def short_labels(checks: list[dict]) -> dict[str, str]:
+    """A column label per check for the matrix: the initials of its id's words (`isolation_async` -> IA), numbered
+    where two would be alike."""
+    labels, taken = {}, set()
+    for check in checks:
+        base = "".join(word[:1] for word in check["id"].split("_")).upper() or "?"
+        label, n = base, 1
+        while label in taken:
+            n += 1
+            label = f"{base}{n}"
+        taken.add(label)
+        labels[check["id"]] = label
+    return labels
+
+
 def key_numbers(metrics: dict, keys: list[str]) -> str:
-    """`rows_missing=0 rows_from_failed_requests=10`: the numbers a verdict mostly rests on."""
+    """`rows_missing=0 rows_from_failed_requests=10`: the numbers a verdict mostly rests on (the runner's progress
+    lines)."""
     return " ".join(f"{k}={cell(metrics[k])}" for k in keys if k in metrics)
-
-
-def summary_cell(row: dict, keys: list[str]) -> str:
-    mark = MARKS[row.get("outcome")]
-    if row.get("outcome") not in ("passed", "failed"):
-        return mark
-    return f"{mark} {key_numbers(row.get('metrics') or {}, keys)}"
 
 
 def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]:
@@ -73,21 +82,149 @@ def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]
     ]
 
 
-def claims_section(rows: list[dict]) -> list[str]:
+def matrix(strategies: list[dict], checks: list[dict], found: dict) -> list[str]:
+    """Marks only, one short column per check, failures and errors counted per strategy; the legend under it."""
+    labels = short_labels(checks)
     body = []
-    for claim in CLAIMS:
-        verdict, lines = judge(claim, rows)
-        body.append([f"“{cell(claim.quote)}” ({cell(claim.who)})", f"**{verdict}**", "<br>".join(map(cell, lines))])
+    for s in strategies:
+        outcomes = [found.get((s["id"], c["id"]), {}).get("outcome") for c in checks]
+        body.append([f"`{cell(s['id'])}`", str(outcomes.count("failed")), str(outcomes.count("error")),
+                     *(MARKS[o] for o in outcomes)])
     return [
+        *table(["Strategy", "Failed", "Errors", *(labels[c["id"]] for c in checks)], body),
+        "",
+        "✅ passed, ❌ failed, ⚠️ error (could not measure), ➖ skipped, — not run. Columns:",
+        "",
+        *(f"- **{labels[c['id']]}** `{c['id']}`: {c['title']}" for c in checks),
+        "",
+    ]
+
+
+def not_measured(strategies: list[dict], checks: list[dict], found: dict) -> list[str]:
+    """The errors and skips behind the matrix, one line per check and reason."""
+    groups: dict[tuple, list[str]] = {}
+    for c in checks:
+        for s in strategies:
+            row = found.get((s["id"], c["id"]), {})
+            if row.get("outcome") in ("error", "skipped"):
+                groups.setdefault((row["outcome"], c["id"], row.get("reason") or "no reason given"), []).append(s["id"])
+    if not groups:
+        return []
+    out = ["Not measured:", ""]
+    for (outcome, check, reason), ids in groups.items():
+        who = "every strategy" if len(ids) == len(strategies) > 1 else ", ".join(f"`{i}`" for i in ids)
+        out.append(f"- {MARKS[outcome]} `{check}` for {who}: {reason}")
+    return out + [""]
+
+
+def _cost_text(cost: dict | None) -> str:
+    return f"× raw connection {throughput.span(cost)}" if cost else "cost not measured"
+
+
+def _cost_definition(mode: str | None, costs: dict) -> str:
+    if not mode:
+        return "Cost was not measured in this run (`--throughput off`), so nothing here is ordered by it."
+    first = next(iter(costs.values()), {"levels": []})
+    coverage = min((c["covers"] for c in costs.values()), default=0)
+    return (
+        f"**Cost** is × raw connection on the read route ({throughput.KIND_TITLES['read']}; "
+        f"{throughput.MODES[mode].split(' (')[0].lower()} mode): the geometric mean over the concurrency levels "
+        f"({', '.join(map(str, first['levels']))}) of the median per-round ratio of the strategy's req/s to the "
+        f"raw-connection baseline's on the same path. 1.00 is as fast as a pooled connection with no ORM session; "
+        f"higher is cheaper. In brackets, the geometric means of the per-level interval ends: a band that holds the "
+        f"geometric mean of the true medians with at least {coverage * 100:.0f} % probability"
+        + (" (too few rounds to promise anything: run `--throughput full`)" if coverage < 0.5 else "")
+        + ". ≈ marks a band that overlaps the one above it: this run does not order those two."
+    )
+
+
+def what_to_use(doc: dict, found: dict) -> list[str]:
+    """The strategies that pass every check they can serve, cheapest first; then every other one's failures."""
+    strategies, checks = doc["strategies"], doc["checks"]
+    keys = {c["id"]: c.get("key", []) for c in checks}
+    mode, costs = throughput.read_costs(doc.get("throughput") or {})
+    rows = {s["id"]: [(c["id"], found.get((s["id"], c["id"]), {})) for c in checks] for s in strategies}
+    against = {i: [(c, r) for c, r in rs if r.get("outcome") not in ("passed", "skipped")] for i, rs in rows.items()}
+    everywhere = [c["id"] for c in checks if strategies
+                  and all(found.get((s["id"], c["id"]), {}).get("outcome") == "skipped" for s in strategies)]
+
+    def fails(i: str) -> int:
+        return sum(r.get("outcome") == "failed" for _, r in against[i])
+
+    cheapest = sorted(rows, key=lambda i: -costs[i]["median"] if i in costs else 0)
+    clean = [i for i in cheapest if not against[i]]
+    others = sorted((i for i in cheapest if against[i]), key=fails)
+    out = ["## What to use", "",
+           "From this run's rows alone: first the strategies that pass every check they could be measured on "
+           "(no ❌, no ⚠️, nothing unrun; their ➖ skips named), cheapest first; then every other strategy, fewest "
+           "failures first, each failure with its key number.", "", "### Passes every check it can serve", ""]
+    if not clean:
+        out.append("None: every strategy failed a check, or could not be measured on one, in this run.")
+    previous = None
+    for i in clean:
+        skipped = [c for c, r in rows[i] if r.get("outcome") == "skipped" and c not in everywhere]
+        overlap = previous and i in costs and costs[i]["high"] >= costs[previous]["low"]
+        note = f"; ➖ {', '.join(f'`{c}`' for c in skipped)}" if skipped else ""
+        out.append(f"- {'≈ ' if overlap else ''}`{i}`: {_cost_text(costs.get(i))}{note}")
+        previous = i if i in costs else previous
+    out += ["", "### Every other strategy", ""]
+    if not others:
+        out.append("None.")
+    for i in others:
+        unmeasured = len(against[i]) - fails(i)
+        out.append(f"- `{i}`: {fails(i)} failed" + (f", {unmeasured} not measured" if unmeasured else "")
+                   + f"; {_cost_text(costs.get(i))}")
+        for c, r in against[i]:
+            if r.get("outcome") == "failed":
+                out.append(f"  - ❌ `{c}`: {cell(key_number(r, keys[c]))}")
+            else:
+                out.append(f"  - {MARKS[r.get('outcome')]} `{c}`: {cell(r.get('reason') or 'not run')}")
+    out += ["", _cost_definition(mode, costs)]
+    if everywhere:
+        out[-1] += " Not measured for any strategy in this run: " + ", ".join(f"`{c}`" for c in everywhere) + "."
+    # Hook for issue 13 (instruction counts per request, doc["instructions"]): they get their own section and do
+    # not enter this order, which rests on throughput alone.
+    if doc.get("instructions"):
+        out[-1] += " Instructions per request are reported in their own section; they do not change this order."
+    return out + [""]
+
+
+VERDICTS = {"supported": "✅ supported", "refuted": "❌ refuted", "partly": "◐ partly", "untested": "· untested"}
+HOLDS = {True: "✓", False: "✗", None: "·"}
+
+
+def claims_section(doc: dict) -> list[str]:
+    keys = {c["id"]: c.get("key", []) for c in doc["checks"]}
+    judged = [(claim, judge(claim, doc["results"], keys)) for claim in CLAIMS]
+    counts = ", ".join(f"{sum(v.verdict == name for _, v in judged)} {name}" for name in VERDICTS)
+    out = [
         "## Claims from the thread",
         "",
-        "Each claim of FastAPI #726 against the rows that would bear it out: supported when every row has the "
-        "outcome the claim needs, refuted when every row has the opposite one, mixed otherwise; skipped rows (a check "
-        "that does not apply, e.g. a server-side check on SQLite) are left out, and a missing or errored row makes "
-        "it not measured.",
+        f"Every claim of FastAPI #726, quoted with who made it ({counts}). Each is tested by expectations on "
+        "named rows (an outcome, a rule on a metric, or two strategies compared on one check) in two parts: what "
+        "the claim predicts for the patterns it is about, and the **contrast**, what its alternatives must show "
+        "for those rows to single the claim out (an async-only claim needs sync engines to behave otherwise). "
+        "**Refuted**: none of the claim's own expectations holds. **Partly**: some hold and some do not, the "
+        "contrast's included; the checks that disagree are named. **Supported**: all hold, the contrast is "
+        "measured and no row is missing or errored. **Untested**: nothing of the claim was measured, or nothing "
+        "disagrees but the rest of the evidence is missing. Skipped rows (a check that does not apply, e.g. a "
+        "server-only one on SQLite) and metrics a run does not record are left out, with one exception: where a "
+        "claim says a strategy cannot do something (\"unserved\"), the strategy's own declaration that it cannot "
+        "serve the check's routes is the finding, quoted in its words. ✓ holds, ✗ does not, · not measured.",
         "",
-        *table(["Claim", "Verdict", "Evidence"], body),
+        *table(["#", "Claim", "Who", "Verdict", "Checks that disagree"],
+               [[str(n), f"“{cell(claim.quote)}”", cell(claim.who), VERDICTS[v.verdict],
+                 ", ".join(f"`{c}`" for c in v.disagree)] for n, (claim, v) in enumerate(judged, 1)]),
+        "",
     ]
+    for n, (claim, v) in enumerate(judged, 1):
+        out += [f"**{n}. {VERDICTS[v.verdict]}**" + (f": {claim.note}" if claim.note else ""), ""]
+        if not claim.says:
+            out += ["- nothing in sessionbench measures this yet", ""]
+            continue
+        out += [f"- claim: {HOLDS[f.holds]} {f.text}" for f in v.says]
+        out += [f"- contrast: {HOLDS[f.holds]} {f.text}" for f in v.contrast] + [""]
+    return out
 
 
 def render(doc: dict, extra: list[str] = ()) -> str:
@@ -101,23 +238,14 @@ def render(doc: dict, extra: list[str] = ()) -> str:
     if doc.get("note"):
         banner += [">"] * bool(banner) + [f"> Note: {doc['note']}"]
     out += banner + [""] * bool(banner)
+    out += ["## Verdicts", "", *matrix(strategies, checks, found), *not_measured(strategies, checks, found)]
+    out += what_to_use(doc, found)
     out += ["## Environment", "", *environment(doc["environment"]), "", "Strategies:", ""]
     out += [f"- `{s['id']}`: {s.get('label', '')} (`{s.get('file') or s.get('module')}`)" for s in strategies]
-    out += ["", "## Summary", ""]
-    out += ["How to read: ✅ passed, ❌ failed, ⚠️ error, ➖ skipped, — not run; a measured cell also shows "
-            "the check's key metric as name=value.", ""]
-    matrix = [[f"`{cell(s['id'])}`", *(summary_cell(found.get((s["id"], c["id"]), {}), c.get("key", [])) for c in checks)]
-              for s in strategies]
-    out += table(["Strategy", *(f"`{cell(c['id'])}`" for c in checks)], matrix)
-    trouble = [found[s["id"], c["id"]] for s in strategies for c in checks
-               if found.get((s["id"], c["id"]), {}).get("outcome") in ("error", "skipped")]
-    if trouble:
-        out += ["", "Errors and skips:", ""]
-        out += [f"- {MARKS[r['outcome']]} `{r['strategy']}` × `{r['check']}`: {r.get('reason', 'no reason given')}" for r in trouble]
     out += [""]
     for check in checks:
         out += check_section(check, strategies, found)
     if doc.get("throughput"):
         out += throughput.section(doc["throughput"])
-    out += [*extra, *claims_section(rows)]
+    out += [*extra, *claims_section(doc)]
     return "\n".join(out) + "\n"

@@ -102,6 +102,17 @@ def by_pair(rows: list[dict]) -> dict[tuple[str, str], dict]:
     return {(r["strategy"], r["check"]): r for r in rows}
 
 
+def key_number(row: dict, keys: list[str]) -> str:
+    """`foreign_tag_seen=49`: the first of a check's key metrics that is not zero (else the first measured)."""
+    metrics = row.get("metrics") or {}
+    present = [k for k in keys if k in metrics]
+    chosen = next((k for k in present if metrics[k] not in (0, False, None, [])), present[0] if present else None)
+    if chosen is None:
+        return ""
+    value = metrics[chosen]
+    return f"{chosen}={value:g}" if isinstance(value, float) else f"{chosen}={value}"
+
+
 def load(path: Path) -> dict:
     """Read and check a results file."""
     path = Path(path)

@@ -46,15 +46,49 @@ def _cpu(c: dict) -> str:
     return f"{c['client_cpu']:.0%}{server}"
 
 
+def _geomean(values: list[float]) -> float:
+    return 0.0 if any(v <= 0 for v in values) else math.exp(sum(map(math.log, values)) / len(values))
+
+
+def costs(cells: list[dict], baselines: set[str]) -> dict[str, dict]:
+    """Per strategy, its × raw connection summarised over the concurrency levels of `cells` (one mode and kind).
+
+    `median` is the geometric mean over levels of the per-level median ratio; `low` and `high` the geometric
+    means of the per-level interval ends. When every level's interval holds its true median, so does this band
+    hold their geometric mean: it covers at least 1 - levels × (1 - the per-level coverage) (`covers`).
+    """
+    found = {}
+    for (app, path), group in series(cells).items():
+        ratios = [c["vs_raw"] for c in group if c.get("vs_raw")]
+        if app in baselines or not ratios:
+            continue
+        found[app] = {
+            "path": path, "levels": [c["concurrency"] for c in group if c.get("vs_raw")],
+            **{end: _geomean([r[end] for r in ratios]) for end in ("median", "low", "high")},
+            "covers": max(0.0, 1 - sum(1 - r["confidence"] for r in ratios)),
+        }
+    return found
+
+
+def read_costs(tp: dict) -> tuple[str | None, dict[str, dict]]:
+    """(mode, costs) of the read route in the first mode measured (in-process when it was): what "What to use"
+    orders by."""
+    modes = [m for m in MODES if any(c["mode"] == m for c in tp.get("cells", []))]
+    if not modes:
+        return None, {}
+    baselines = {a["id"] for a in tp["apps"] if a["baseline"]}
+    return modes[0], costs([c for c in tp["cells"] if c["mode"] == modes[0] and c["kind"] == "read"], baselines)
+
+
+def span(cost: dict) -> str:
+    """`0.64 [0.55, 0.74]`: a cost from costs()."""
+    return f"{cost['median']:.2f} [{cost['low']:.2f}, {cost['high']:.2f}]"
+
+
 def _ranking(cells: list[dict], baselines: set[str]) -> str:
-    """Strategies from slowest to fastest by the geometric mean over levels of their median ratio to raw."""
-    scores = {}
-    for (app, _), group in series(cells).items():
-        ratios = [c["vs_raw"]["median"] for c in group if c.get("vs_raw") and c["vs_raw"]["median"] > 0]
-        if app not in baselines and ratios:
-            scores[app] = math.exp(sum(map(math.log, ratios)) / len(ratios))
-    ordered = sorted(scores, key=scores.get)
-    return ", ".join(f"`{a}` {scores[a]:.2f}" for a in ordered)
+    """Strategies from slowest to fastest by costs()."""
+    found = costs(cells, baselines)
+    return ", ".join(f"`{a}` {span(found[a])}" for a in sorted(found, key=lambda a: found[a]["median"]))
 
 
 def confidence(cells: list[dict]) -> str:
@@ -145,8 +179,9 @@ def section(tp: dict) -> list[str]:
         for kind, title in KIND_TITLES.items():
             of_kind = [c for c in here if c["kind"] == kind]
             if of_kind:
-                out += [f"#### {title}", "", f"Slowest to fastest (geometric mean over levels of × raw connection): "
-                        f"{_ranking(of_kind, baselines)}", "", *_table(of_kind), ""]
+                out += [f"#### {title}", "", "Slowest to fastest (geometric mean over levels of × raw connection "
+                        f"[geometric means of the interval ends]): {_ranking(of_kind, baselines)}", "",
+                        *_table(of_kind), ""]
     if tp.get("session_cost"):
         out += _session_cost(tp["session_cost"])
     return out

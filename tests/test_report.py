@@ -5,17 +5,18 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from experiments.checks import registry
+from experiments.checks import NEEDS_SERVER, registry
 from experiments.harness import discovery
-from report import claims
-from report.render import render
-from report.results import SCHEMA, ResultsError, ResultsFile, load
+from report import claims, plots
+from report.render import render, short_labels
+from report.results import SCHEMA, ResultsError, ResultsFile, by_pair, load
 from tests.running import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "REPORT.md"
@@ -44,6 +45,8 @@ def doc() -> dict:
              "module": "strategies.global_scoped_session", "file": "strategies/global_scoped_session.py"},
             {"id": "yield_dependency", "label": "A session per request from a yield dependency",
              "module": "strategies.yield_dependency", "file": "strategies/yield_dependency.py"},
+            {"id": "lifespan_dependency", "label": "`AsyncSession` `yield` dependency, engine in lifespan",
+             "module": "strategies.lifespan_dependency", "file": "strategies/lifespan_dependency.py"},
         ],
         "checks": [
             {"id": "isolation_async", "title": "Concurrent `async def` requests each get their own session",
@@ -65,7 +68,48 @@ def doc() -> dict:
              "evidence": "0 of 50 requests read back another request's tag.", "duration_s": 0.7},
             {"strategy": "yield_dependency", "check": "same_session_in_request", "outcome": "skipped",
              "reason": "/same not served: no dependency takes the session", "duration_s": 0.0},
+            {"strategy": "lifespan_dependency", "check": "isolation_async", "outcome": "passed",
+             "metrics": {"requests": 50, "foreign_tag_seen": 0}, "evidence": "0 of 50.", "duration_s": 0.7},
+            {"strategy": "lifespan_dependency", "check": "same_session_in_request", "outcome": "passed",
+             "metrics": {"mismatched": 0}, "evidence": "0 of 20.", "duration_s": 0.3},
         ],
+        "throughput": throughput_part(["global_scoped_session", "yield_dependency", "lifespan_dependency"]),
+    }
+
+
+def _ratio(median: float) -> dict:
+    return {"median": median, "low": median * 0.9, "high": median * 1.1, "confidence": 0.9688,
+            "indistinguishable": median * 0.9 <= 1 <= median * 1.1}
+
+
+def throughput_part(strategies: list[str]) -> dict:
+    """A quick plan's worth of cells: read and nodb at levels 1 and 8, strategy i at ratio 0.9 - 0.05 i to raw."""
+    baselines = ["baseline:no_database", "baseline:raw_connection"]
+    cells = []
+    for kind, path in (("read", "/sync/tag"), ("nodb", "/nodb")):
+        for level in (1, 8):
+            for i, app in enumerate(baselines + strategies):
+                ratio = {"baseline:no_database": 1.5, "baseline:raw_connection": 1.0}.get(app, 0.9 - 0.05 * (i - 2))
+                rps = 1000 * ratio
+                cell = {"mode": "inprocess", "app": app, "kind": kind, "path": path, "concurrency": level, "rounds": 5,
+                        "rps": {"median": rps, "q1": rps * 0.95, "q3": rps * 1.05, "min": rps * 0.9, "max": rps * 1.1},
+                        "p50_ms": level / ratio, "p90_ms": 2 * level / ratio, "p99_ms": 3 * level / ratio,
+                        "errors": 0, "client_cpu": 0.9}
+                if app != "baseline:raw_connection":
+                    cell["vs_raw"] = _ratio(ratio)
+                if app != "baseline:no_database":
+                    cell["vs_nodb"] = _ratio(ratio / 1.5)
+                cells.append(cell)
+    return {
+        "plan": {"levels": [1, 8], "rounds": 5, "seconds": 0.08, "warmup_s": 0.02, "modes": ["inprocess"],
+                 "benchmark_rounds": 10},
+        "apps": [{"id": a, "label": a, "baseline": a in baselines} for a in baselines + strategies],
+        "clients": {"inprocess": "httpx.AsyncClient over ASGITransport"},
+        "server": None,
+        "load_average": {"before": [0.5, 0.4, 0.3], "after": [1.5, 0.8, 0.4]},
+        "cells": cells,
+        "errors": [],
+        "duration_s": 42.0,
     }
 
 
@@ -83,10 +127,106 @@ def test_render_complete_run_has_no_banner(doc):
     assert "INCOMPLETE" not in render(doc)
 
 
+def _wide(n_strategies: int = 15, n_checks: int = 15) -> dict:
+    """A run of the size the report must stay readable at: every outcome somewhere, long metric walls."""
+    strategies = [{"id": f"strategy_number_{i}", "label": f"S{i}", "file": f"strategies/s{i}.py"}
+                  for i in range(n_strategies)]
+    checks = [{"id": f"check_about_thing_{j}", "title": f"Check {j}", "measures": "m", "why": "w", "rule": "r",
+               "key": ["bad_things", "other_things"]} for j in range(n_checks)]
+    outcomes = ("passed", "failed", "error", "skipped")
+    results = []
+    for i, strategy in enumerate(strategies):
+        for j, check in enumerate(checks):
+            outcome = "passed" if i < 2 else outcomes[(i + j) % 4]
+            row = {"strategy": strategy["id"], "check": check["id"], "outcome": outcome}
+            if outcome in ("passed", "failed"):
+                row |= {"metrics": {"bad_things": (outcome == "failed") * (i + j), "other_things": 3, "more": [1, 2]},
+                        "evidence": "a long sentence | with a pipe " * 5}
+            else:
+                row["reason"] = f"reason {j % 3}"
+            results.append(row)
+    return {"schema": SCHEMA, "complete": True, "environment": {}, "strategies": strategies, "checks": checks,
+            "results": results, "throughput": throughput_part([s["id"] for s in strategies])}
+
+
+def _section(text: str, title: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index(title) + 1
+    end = next((n for n in range(start, len(lines)) if lines[n].startswith("## ")), len(lines))
+    return lines[start:end]
+
+
+def test_report_answers_first_with_marks_only():
+    text = render(_wide())
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[:3] == ["## Verdicts", "## What to use", "## Environment"]
+    matrix = [line for line in _section(text, "## Verdicts") if line.startswith("| `")]
+    assert len(matrix) == 15
+    for line in matrix:
+        cells = [c.strip() for c in line.strip("|").split("|")][1:]
+        assert len(cells) == 2 + 15 and all(re.fullmatch(r"✅|❌|⚠️|➖|—|\d+", c) for c in cells), line
+    top = "\n".join(_section(text, "## Verdicts") + _section(text, "## What to use"))
+    assert "a long sentence" not in top and "other_things" not in top  # the evidence and metric walls come later
+    assert "a long sentence" in text and "other_things" in text
+
+
+def test_what_to_use_lists_the_clean_strategies_by_cost_and_every_failure_of_the_rest():
+    doc = _wide(6, 4)
+    doc["results"] = [r for r in doc["results"] if r["strategy"] != "strategy_number_5"]  # never run
+    lines = _section(render(doc), "## What to use")
+    clean = lines[lines.index("### Passes every check it can serve") + 2:lines.index("### Every other strategy") - 1]
+    # strategy i runs at 0.9 - 0.05 i of the raw connection: number 0 is the cheaper
+    assert [line.split("`")[1] for line in clean] == ["strategy_number_0", "strategy_number_1"]
+    assert "0.90 [0.81, 0.99]" in clean[0] and clean[1].startswith("- ≈ ")  # 0.85's band overlaps 0.90's
+    rest = "\n".join(lines[lines.index("### Every other strategy"):])
+    failed = [r for r in doc["results"] if r["outcome"] == "failed"]
+    assert rest.count("  - ❌ ") == len(failed) and rest.count("  - — ") == 4
+    for r in failed:
+        assert f"❌ `{r['check']}`: bad_things={r['metrics']['bad_things']}" in rest
+
+
+def test_what_to_use_without_throughput_or_without_a_clean_strategy():
+    doc = _wide(4, 3)
+    del doc["throughput"]
+    doc["results"] = [r | {"outcome": "failed", "metrics": {"bad_things": 1}} for r in doc["results"]]
+    lines = _section(render(doc), "## What to use")
+    assert lines[lines.index("### Passes every check it can serve") + 2].startswith("None:")
+    assert any("not measured in this run (`--throughput off`)" in line for line in lines)
+    doc["instructions"] = {"anything": 1}
+    assert any("Instructions per request" in line for line in _section(render(doc), "## What to use"))
+
+
+def test_short_column_labels_are_distinct():
+    labels = short_labels([{"id": i} for i in ("isolation_async", "isolation_also", "shutdown", "s", "same_session")])
+    assert list(labels.values()) == ["IA", "IA2", "S", "S2", "SS"]
+
+
+@pytest.mark.parametrize("first_line", ["`AsyncSession` `yield` dependency", "Engine in lifespan, `yield`",
+                                        "  plain words  "])
+def test_labels_keep_their_backticks(tmp_path, first_line):
+    module = tmp_path / "some_strategy.py"
+    module.write_text(f'"""{first_line}\n\nMore words.\n"""\n')
+    assert discovery.at(module).label == first_line.strip()
+
+
+def test_plot_styles_are_one_per_app_and_keep_baselines_apart():
+    tp = _wide()["throughput"]
+    look = plots.styles(tp)
+    strategies = [a["id"] for a in tp["apps"] if not a["baseline"]]
+    assert len({(look[a]["color"], look[a]["marker"]) for a in strategies}) == len(strategies) == 15
+    baseline_colours = {look[a["id"]]["color"] for a in tp["apps"] if a["baseline"]}
+    assert baseline_colours == {"black", "dimgrey"} and not baseline_colours & {look[a]["color"] for a in strategies}
+    assert plots.styles(copy.deepcopy(tp)) == look
+    for what in ("throughput", "latency"):
+        labels = [h.get_label() for h in plots._legend(tp, look, what, "inprocess")]
+        assert set(labels) >= {a["id"] for a in tp["apps"]}
+
+
 def _write(path: Path, doc: dict) -> None:
     results = ResultsFile(path, doc["environment"], doc["strategies"], doc["checks"])
     for row in doc["results"]:
         results.add(row)
+    results.attach("throughput", doc["throughput"])
     results.finish(complete=False, note=doc["note"])
 
 
@@ -110,38 +250,150 @@ def test_load_errors_name_the_file(tmp_path, content, says):
     assert str(path) in message and says in message and "\n" not in message
 
 
-def _row(strategy, check, outcome):
-    extra = {"reason": "r"} if outcome in ("error", "skipped") else {"metrics": {}, "evidence": f"{outcome} here"}
+def _row(strategy, check, outcome, **metrics):
+    extra = {"reason": "r"} if outcome in ("error", "skipped") else {"metrics": metrics, "evidence": f"{outcome} here"}
     return {"strategy": strategy, "check": check, "outcome": outcome, **extra}
 
 
-CLAIM = claims.Claim("q", "who", (("s1", "c1", "passed"), ("s2", "c1", "failed")))
+# What the claim says about s1, and what s2 (its alternative) must show for s1's row to single the claim out.
+CLAIM = claims.Claim("q", "who", says=(claims.Expect("s1", "c1", "failed"),),
+                     contrast=(claims.Expect("s2", "c1", "passed"),))
 
 
 @pytest.mark.parametrize(
-    "outcomes, verdict",
+    "outcomes, verdict, disagree",
     [
-        (("passed", "failed"), "supported"),
-        (("failed", "passed"), "refuted"),
-        (("passed", "passed"), "mixed"),
-        (("passed", "error"), "not measured"),
-        (("passed", None), "not measured"),
-        (("passed", "skipped"), "supported"),
-        (("skipped", "skipped"), "not measured"),
+        (("failed", "passed"), "supported", []),
+        (("passed", "passed"), "refuted", ["c1"]),
+        (("passed", "failed"), "refuted", ["c1"]),
+        (("failed", "failed"), "partly", ["c1"]),  # the alternative shows it too: never supported
+        (("failed", "error"), "untested", []),
+        (("failed", None), "untested", []),
+        (("failed", "skipped"), "untested", []),  # its own row holds, but nothing tells it from the alternative
+        (("skipped", "passed"), "untested", []),
+        ((None, None), "untested", []),
     ],
 )
-def test_judge(outcomes, verdict):
+def test_judge(outcomes, verdict, disagree):
     rows = [_row(s, "c1", o) for s, o in zip(("s1", "s2"), outcomes) if o]
-    got, lines = claims.judge(CLAIM, rows)
-    assert got == verdict
-    assert len(lines) == 2 and lines[0].startswith(f"s1 × c1: {outcomes[0]} (claim needs passed)")
+    got = claims.judge(CLAIM, rows)
+    assert (got.verdict, got.disagree) == (verdict, disagree)
+    assert [f.holds for f in got.says + got.contrast] == [
+        {"failed": True, "passed": False}.get(outcomes[0]), {"passed": True, "failed": False}.get(outcomes[1])]
+    assert got.says[0].text.startswith(f"`s1` × `c1`: {outcomes[0] or 'not run'}")
+
+
+def test_skipped_rows_do_not_block_support_but_missing_ones_do():
+    claim = claims.Claim("q", "who", says=(claims.Expect("s1", "c1", "failed"), claims.Expect("s1", "c2", "failed")),
+                         contrast=(claims.Expect("s2", "c1", "passed"),))
+    rows = [_row("s1", "c1", "failed"), _row("s2", "c1", "passed")]
+    assert claims.judge(claim, rows + [_row("s1", "c2", "skipped")]).verdict == "supported"
+    assert claims.judge(claim, rows + [_row("s1", "c2", "error")]).verdict == "untested"
+    assert claims.judge(claim, rows).verdict == "untested"
+    assert claims.judge(claim, rows + [_row("s1", "c2", "passed")]).verdict == "partly"
+
+
+@pytest.mark.parametrize(
+    "want, metrics, holds",
+    [
+        ("responses_sent_before_cleanup > 0", {"responses_sent_before_cleanup": 20}, True),
+        ("responses_sent_before_cleanup > 0", {"responses_sent_before_cleanup": 0}, False),
+        ("sessions_per_request = 0", {"sessions_per_request": 0.0}, True),
+        ("threads < requests", {"threads": 1, "requests": 50}, True),
+        ("threads < requests", {"threads": 50, "requests": 50}, False),
+        ("sessions_abandoned_at_exit = 0", {"connections_after_shutdown": 5}, None),  # not recorded on SQLite
+        ("threads < requests", {"threads": 1}, None),
+    ],
+)
+def test_metric_rules(want, metrics, holds):
+    finding = claims.Expect("s1", "c1", want).evaluate({("s1", "c1"): _row("s1", "c1", "passed", **metrics)}, {})
+    assert finding.holds is holds and not finding.missing
+    assert want in finding.text
+
+
+def test_a_rule_that_is_neither_outcome_nor_metric_is_refused():
+    with pytest.raises(ValueError, match="metric > 0"):
+        claims.Expect("s1", "c1", "fails")
+
+
+@pytest.mark.parametrize(
+    "same, metric, values, holds",
+    [(True, None, ("passed", "passed"), True), (True, None, ("passed", "failed"), False),
+     (False, None, ("passed", "failed"), True), (True, "m", (0.0, 1.0), False), (False, "m", (0.0, 1.0), True)],
+)
+def test_compare(same, metric, values, holds):
+    compare = claims.Compare("c1", ("s1", "s2"), same=same, metric=metric)
+    rows = ([_row(s, "c1", v) for s, v in zip(("s1", "s2"), values)] if metric is None
+            else [_row(s, "c1", "passed", m=v) for s, v in zip(("s1", "s2"), values)])
+    assert compare.evaluate(by_pair(rows), {}).holds is holds
+
+
+def test_a_declared_unserved_skip_is_the_finding_only_where_the_claim_says_so():
+    expect = claims.Expect("lib", "multiple_databases", "failed or unserved")
+    declared = {**_row("lib", "multiple_databases", "skipped"),
+                "reason": "/multi/write not served: one global sessionmaker, bound to DATABASE_URL"}
+    needs_server = {**_row("lib", "multiple_databases", "skipped"), "reason": NEEDS_SERVER}
+    assert expect.evaluate(by_pair([declared]), {}).holds is True
+    assert expect.evaluate(by_pair([needs_server]), {}).holds is None
+    assert claims.Expect("lib", "multiple_databases", "passed").evaluate(by_pair([declared]), {}).holds is None
+
+
+def _claim(words: str) -> claims.Claim:
+    [found] = [c for c in claims.CLAIMS if words in c.quote]
+    return found
+
+
+def _rows(outcomes: dict[tuple[str, str], str], metrics: dict | None = None) -> list[dict]:
+    return [_row(s, c, o, **(metrics or {}).get((s, c), {})) for (s, c), o in outcomes.items()]
+
+
+def test_async_shutdown_claim_is_not_supported_when_sync_engines_leave_connections_too():
+    claim = _claim("can't asynchoneously close")
+    module_level = ("async_dependency", "async_scoped_session", "yield_dependency", "middleware")
+    left = {(s, "shutdown"): {"connections_after_shutdown": 5, "exit_trouble_lines": 0} for s in module_level}
+    both_fail = claims.judge(claim, _rows({(s, "shutdown"): "failed" for s in module_level}, left))
+    assert (both_fail.verdict, both_fail.disagree) == ("partly", ["shutdown"])
+    sync_pass = {**{(s, "shutdown"): "failed" for s in module_level[:2]},
+                 **{(s, "shutdown"): "passed" for s in module_level[2:]}}
+    assert claims.judge(claim, _rows(sync_pass, left)).verdict == "supported"
+
+
+def test_contextmanager_and_middleware_differ_where_they_differ():
+    claim = _claim("almost exactly equivalent")
+    pair = ("yield_dependency", "middleware")
+    outcomes = {(s, c): "passed" for s in pair for c in claims.EVERY_CHECK}
+    outcomes[("middleware", "sessions_nobody_needed")] = "failed"
+    metrics = {("yield_dependency", "sessions_nobody_needed"): {"sessions_per_request": 0.0},
+               ("middleware", "sessions_nobody_needed"): {"sessions_per_request": 1.0},
+               ("yield_dependency", "cleanup_timing"): {"responses_sent_before_cleanup": 20},
+               ("middleware", "cleanup_timing"): {"responses_sent_before_cleanup": 0}}
+    got = claims.judge(claim, _rows(outcomes, metrics))
+    assert (got.verdict, got.disagree) == ("partly", ["sessions_nobody_needed", "cleanup_timing"])
+    assert any("sessions_per_request 0 vs 1" in f.text for f in got.says)
+
+
+# Ids this round's plan adds on other branches (checks: the harness; strategies: the library and ContextVar work).
+# The claims name them already; delete an id here once it exists.
+PLANNED_CHECKS = {"testability", "multiple_databases"}
+PLANNED_STRATEGIES = {"fastapi_sqlalchemy", "fastapi_async_sqlalchemy", "fastapi_async_sqlalchemy_commit",
+                      "sqlmodel_tutorial", "fastapi_sqla", "fastapi_utils_session", "contextvar_def_dependency"}
+THREAD = {"acnebs", "sm-Fifteen", "dmontagu", "tiangolo"}
 
 
 def test_claims_name_known_ids():
-    strategies, checks = {s.id for s in discovery.discover()}, registry()
+    strategies, checks = {s.id for s in discovery.discover()} | PLANNED_STRATEGIES, set(registry()) | PLANNED_CHECKS
     for claim in claims.CLAIMS:
-        for strategy, check, outcome in claim.specs:
-            assert strategy in strategies and check in checks and outcome in ("passed", "failed")
+        for strategy, check in claim.pairs:
+            assert strategy in strategies and check in checks, (claim.quote, strategy, check)
+
+
+def test_every_claim_is_quoted_attributed_and_tested_or_said_untested():
+    assert len(claims.CLAIMS) >= 13
+    assert len({c.quote for c in claims.CLAIMS}) == len(claims.CLAIMS)
+    for claim in claims.CLAIMS:
+        assert claim.who in THREAD and claim.quote
+        assert claim.says or claim.note, f"{claim.quote!r}: no expectation and no word on why nothing measures it"
+        assert claims.judge(claim, []).verdict == "untested"
 
 
 def _cli(*args) -> subprocess.CompletedProcess:

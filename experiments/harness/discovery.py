@@ -65,11 +65,12 @@ def declared(path: Path, name: str) -> tuple:
 
 
 def _label(path: Path) -> str:
+    """The docstring's first line as written (markdown backticks included), or the file's stem."""
     try:
         doc = ast.get_docstring(ast.parse(path.read_text(), str(path)))
     except (SyntaxError, ValueError):
         doc = None
-    return doc.strip().splitlines()[0].strip("` ") if doc else path.stem
+    return doc.strip().splitlines()[0].strip() if doc else path.stem
 
 
 def _module_name(path: Path) -> str:
