@@ -114,7 +114,7 @@ def second_database(database, check) -> Database | None:
 
 
 @pytest.fixture
-def app_module(strategy, check, database, second_database, monkeypatch, engines):
+def app_module(request, strategy, check, database, second_database, monkeypatch, engines):
     """The strategy's module, freshly imported against a fresh database (and the check's pool defaults)."""
     for name, value in {**database.environ, **(second_database.environ_as_second if second_database else {})}.items():
         monkeypatch.setenv(name, value)
@@ -125,6 +125,8 @@ def app_module(strategy, check, database, second_database, monkeypatch, engines)
     if missing:
         raise discovery.contract_error(strategy, missing)
     if not discovery.served_routes(module.app) & set(check.routes):
+        # The strategy said it cannot serve these routes (a finding some claims rest on), or left optional ones out.
+        request.node.stash.setdefault(ROWS, {})["unsupported"] = set(check.routes) <= set(discovery.unsupported(module))
         pytest.skip(discovery.not_served(module, check.routes))
     return module
 

@@ -60,14 +60,32 @@ def key_numbers(metrics: dict, keys: list[str]) -> str:
     return " ".join(f"{k}={cell(metrics[k])}" for k in keys if k in metrics)
 
 
+def pools(conditions: dict | None) -> str:
+    """`QueuePool(5+0, 1 s)` per engine the app used, ⚠️ where it was not the declared pool."""
+    found = []
+    for e in (conditions or {}).get("engines", []):
+        size = f"{e['pool_size']}+{e['max_overflow']}, {e['pool_timeout']:g} s" if "pool_size" in e else ""
+        found.append(f"{'⚠️ ' if e.get('as_declared') is False else ''}{e['class']}({size})")
+    return ", ".join(found)
+
+
 def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]:
     rows = [found.get((s["id"], check["id"]), {}) for s in strategies]
     names = list(dict.fromkeys(name for row in rows for name in row.get("metrics") or {}))
+    declared = check.get("pool")
     body = []
     for s, row in zip(strategies, rows):
         metrics = row.get("metrics") or {}
         text = row.get("evidence") or row.get("reason") or ("" if row else "not run")
-        body.append([f"`{cell(s['id'])}`", MARKS[row.get("outcome")], *(cell(metrics.get(n)) for n in names), cell(text)])
+        conditions = [pools(row.get("conditions"))] if declared else []
+        body.append([f"`{cell(s['id'])}`", MARKS[row.get("outcome")], *conditions,
+                     *(cell(metrics.get(n)) for n in names), cell(text)])
+    bound = check.get("request_bound_s")
+    harness = (f"; and, as for every check, a request left unanswered for {bound:g} s (or not sent once the app had "
+               "stopped answering) fails it" if bound else "")
+    pool = (f"**Pool**: {', '.join(f'{k}={v:g}' for k, v in declared.items())}, the default of every queue pool the "
+            "app creates; the pools each app really ran with are in the table (⚠️ where an engine chose its own)."
+            if declared else None)
     return [
         f"## {check['title']} (`{check['id']}`)",
         "",
@@ -75,11 +93,20 @@ def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]
         "",
         f"**Why it matters**: {check.get('why', '')}",
         "",
-        f"**Rule**: {check.get('rule', '')}",
+        f"**Rule**: {check.get('rule', '')}{harness}",
         "",
-        *table(["Strategy", "Outcome", *map(cell, names), "Evidence"], body),
+        *([pool, ""] if pool else []),
+        *table(["Strategy", "Outcome", *(["Pools as run"] if declared else []), *map(cell, names), "Evidence"], body),
         "",
     ]
+
+
+def strategy_line(s: dict, rows: list[dict]) -> str:
+    """`- id: label (file; fastapi-sqla 4.0.1); warned: ...` for the environment block."""
+    versions = "; ".join(f"{name} {version or 'not installed'}" for name, version in (s.get("versions") or {}).items())
+    warned = sorted({w for r in rows for w in r.get("warnings", [])} | set(s.get("import_warnings", [])))
+    where = "; ".join(filter(None, [f"`{s.get('file') or s.get('module')}`", versions]))
+    return f"- `{s['id']}`: {s.get('label', '')} ({where})" + (f"; warned: {cell('; '.join(warned))}" if warned else "")
 
 
 def matrix(strategies: list[dict], checks: list[dict], found: dict) -> list[str]:
@@ -241,7 +268,7 @@ def render(doc: dict, extra: list[str] = ()) -> str:
     out += ["## Verdicts", "", *matrix(strategies, checks, found), *not_measured(strategies, checks, found)]
     out += what_to_use(doc, found)
     out += ["## Environment", "", *environment(doc["environment"]), "", "Strategies:", ""]
-    out += [f"- `{s['id']}`: {s.get('label', '')} (`{s.get('file') or s.get('module')}`)" for s in strategies]
+    out += [strategy_line(s, [r for r in rows if r["strategy"] == s["id"]]) for s in strategies]
     out += [""]
     for check in checks:
         out += check_section(check, strategies, found)
