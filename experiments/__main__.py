@@ -34,8 +34,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=discovery.ROOT / "results", help="output directory (default: results/)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per strategy × check before it is killed (default: each check's own)")
-    parser.add_argument("--jobs", type=int, default=2,
-                        help="strategy × check pairs measured at once (default 2; checks that time things always run alone)")
+    parser.add_argument("--jobs", type=int, default=4,
+                        help="strategy × check pairs measured at once (default 4: most wait on sleeps and I/O; checks that time things always run alone)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     sweep.add_arguments(parser)
     return parser.parse_args(argv)

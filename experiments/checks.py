@@ -18,6 +18,7 @@ import pytest
 from experiments.harness.watch import REQUEST_BOUND_S
 
 CHECKS: dict[str, "Check"] = {}
+MODULES: dict[str, str] = {}  # check id -> the experiments module whose test measures it
 NEEDS_SERVER = "needs a database server that counts connections: run with --db postgresql"
 
 
@@ -63,6 +64,7 @@ def measures(check: Check):
         if check.id in CHECKS and CHECKS[check.id] is not check:
             raise ValueError(f"two checks are named {check.id!r}")
         CHECKS[check.id] = check
+        MODULES[check.id] = test.__module__
         return pytest.mark.anyio(pytest.mark.check(check.id)(test))
 
     return mark

@@ -13,6 +13,7 @@ import fcntl
 import json
 import multiprocessing
 import os
+import pkgutil
 import shutil
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from experiments.checks import NEEDS_SERVER, Check
+from experiments.checks import MODULES, NEEDS_SERVER, Check
 from experiments.harness.discovery import ROOT, Strategy
 from report.render import key_numbers
 from report.results import ResultsFile, by_pair
@@ -50,7 +51,7 @@ class Run:
     db: str
     timeout_s: float | None  # overrides each check's own timeout when set
     quiet: bool = False
-    jobs: int = 2
+    jobs: int = 4
     live: set = field(default_factory=set)  # check processes running now
 
     def kill_all(self) -> None:
@@ -76,9 +77,10 @@ class Run:
         rows.unlink(missing_ok=True)
         timeout = self.timeout_s or check.timeout_s
         args = [
-            "experiments", "-q", "-p", "no:cacheprovider", "-p", "anyio.pytest_plugin",
+            str(ROOT / (MODULES[check.id].replace(".", "/") + ".py")),  # collect only the check's own module
+            "-q", "-p", "no:cacheprovider", "-p", "anyio.pytest_plugin",
+            "--assert=plain",  # checks assert nothing; their modules are already imported by the fork server
             "-W", "default",  # the strategy's warnings are shown and recorded in its row, never raised
-            "-W", "ignore::pytest.PytestAssertRewriteWarning",  # plugins (anyio) were imported by the fork server
             "--strategies-dir", str(self.strategies_dir), "--strategy", strategy.id, "--check", check.id,
             "--db", self.db, "--rows", str(rows), "--basetemp", str(self.work / name), "--time-limit", str(timeout),
         ]  # fmt: skip
@@ -125,7 +127,9 @@ def kill_group(proc: multiprocessing.Process | subprocess.Popen) -> None:
 # per strategy × check, without paying ~1.5 s of imports for each of them.
 FORKS = multiprocessing.get_context("forkserver")
 FORKS.set_forkserver_preload(["fastapi", "sqlalchemy.orm", "sqlalchemy.ext.asyncio", "httpx", "anyio", "pytest",
-                               "asgi_lifespan", "pydantic", "psycopg", "asyncpg", "aiosqlite", "uvicorn"])
+                               "asgi_lifespan", "pydantic", "psycopg", "asyncpg", "aiosqlite", "uvicorn",
+                               "anyio.pytest_plugin", "conftest", *(f"experiments.{m.name}" for m in pkgutil.iter_modules(
+                                   [str(ROOT / "experiments")]) if m.name.startswith("test_"))])
 
 
 def _pytest_in_own_session(args: list[str], log: str) -> None:
