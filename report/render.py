@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from report import throughput
 from report.claims import CLAIMS, judge
-from report.results import by_pair, key_number
+from report.results import by_pair, key_number, verdict_metrics
 
 MARKS = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "➖", None: "—"}
 
@@ -168,7 +168,7 @@ def _cost_definition(mode: str | None, costs: dict) -> str:
 def what_to_use(doc: dict, found: dict) -> list[str]:
     """The strategies that pass every check they can serve, cheapest first; then every other one's failures."""
     strategies, checks = doc["strategies"], doc["checks"]
-    keys = {c["id"]: c.get("key", []) for c in checks}
+    keys = {c["id"]: verdict_metrics(c) for c in checks}
     mode, costs = throughput.read_costs(doc.get("throughput") or {})
     rows = {s["id"]: [(c["id"], found.get((s["id"], c["id"]), {})) for c in checks] for s in strategies}
     against = {i: [(c, r) for c, r in rs if r.get("outcome") not in ("passed", "skipped")] for i, rs in rows.items()}
@@ -221,7 +221,7 @@ HOLDS = {True: "✓", False: "✗", None: "·"}
 
 
 def claims_section(doc: dict) -> list[str]:
-    keys = {c["id"]: c.get("key", []) for c in doc["checks"]}
+    keys = {c["id"]: verdict_metrics(c) for c in doc["checks"]}
     judged = [(claim, judge(claim, doc["results"], keys)) for claim in CLAIMS]
     counts = ", ".join(f"{sum(v.verdict == name for _, v in judged)} {name}" for name in VERDICTS)
     out = [

@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -100,6 +101,15 @@ class ResultsFile:
 def by_pair(rows: list[dict]) -> dict[tuple[str, str], dict]:
     """Rows keyed by (strategy, check); a later row for the same pair wins."""
     return {(r["strategy"], r["check"]): r for r in rows}
+
+
+HARNESS_METRICS = ("unanswered_requests", "requests_not_sent")  # added to any check's row by the harness
+
+
+def verdict_metrics(check: dict) -> list[str]:
+    """The metrics a check's verdict reads: its key metrics, those its rule names, then the harness's."""
+    named = re.findall(r"\b([a-z][a-z0-9_]*) (?:=|<|>|<=|>=)", check.get("rule", ""))
+    return list(dict.fromkeys([*check.get("key", []), *named, *HARNESS_METRICS]))
 
 
 def key_number(row: dict, keys: list[str]) -> str:
