@@ -4,31 +4,34 @@ Everything on the loop waits while one request does blocking work on it. A
 sync `Session` in an `async def` endpoint queries on the loop thread; held
 across an `await`, it keeps its connection while other requests run, and once
 the pool is empty the next checkout blocks the loop until the pool times out,
-and no other request can give a connection back meanwhile. The traffic and a
-ticker run in a child process (experiments/loop_driver.py) that is killed at a
-deadline, so a loop blocked for good still yields numbers and a verdict.
+and no other request can give a connection back meanwhile. A ticker task on the
+same loop records how late it wakes: the lag every request on that loop
+suffers. The check process is itself killable, so the traffic runs in it; a
+thread records the finding (blocked) at a deadline if the loop never comes back.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+import math
 import threading
 import time
 
+import anyio
+
 from experiments.checks import Check, measures
-from experiments.harness.discovery import ROOT
-from experiments.harness.loop_driver import TICK_S
-from experiments.harness.runner import kill_group
-from experiments.harness.standalone import CHILD_MARK
+from experiments.harness.serving import serve
 
 CONCURRENT = 20  # four times the pool
 DELAY_S = 0.05  # each request awaits this long with its session (and connection) in hand
 POOL = dict(pool_size=5, max_overflow=0, pool_timeout=0.5)
-DEADLINE_S = 15.0  # the driver is killed after this; the loop was blocked at least since its last report
+DEADLINE_S = 15.0  # a run still going after this has a loop that is not coming back: recorded as blocked
 MAX_LAG_MS = 200.0
+TICK_S = 0.005
+IDLE_S = 0.3  # ticks before any traffic: the loop's own noise on this machine, for comparison
+PATH = "/async/tag"
+# Requests start this far apart, all still in flight together: started in one go, the in-process client's and
+# the app's own work for all of them would run in one loop iteration and show up as lag of the harness's making.
+STAGGER_S = 0.001
 
 EVENT_LOOP_BLOCKING = Check(
     id="event_loop_blocking",
@@ -53,82 +56,94 @@ EVENT_LOOP_BLOCKING = Check(
     passes=lambda m: m["max_lag_ms"] < MAX_LAG_MS and m["failed_requests"] == 0 and not m["blocked"],
     key=("max_lag_ms", "failed_requests"),
     routes=("/async/tag",),
-    timeout_s=DEADLINE_S + 30,  # the driver's deadline plus startup: the harness never kills a normal run
+    timeout_s=DEADLINE_S + 30,  # the deadline plus startup: the harness never kills a normal run
     pool=POOL,
     exclusive=True,
 )
 
 
-def _drive(strategy, database) -> tuple[dict, dict | None, float | None, dict | None]:
-    """Run the driver; (last progress, final result or None if killed, seconds the loop had been silent, the pools
-    its engines had)."""
-    cmd = [
-        sys.executable, "-m", "experiments.harness.loop_driver", str(strategy.path), "--pool", json.dumps(POOL),
-        "--concurrent", str(CONCURRENT), "--delay", str(DELAY_S), "--parent", str(os.getpid()),
-    ]  # fmt: skip
-    env = {**os.environ, **database.environ, CHILD_MARK: "1"}  # found by the leftover-process test
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    lines: list[tuple[float, dict]] = []
-    stderr: list[str] = []
+def _p99(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
 
-    def read_stdout() -> None:
-        for line in proc.stdout:
-            try:
-                lines.append((time.monotonic(), json.loads(line)))
-            except json.JSONDecodeError:  # a strategy printing to stdout
-                continue
 
-    readers = [threading.Thread(target=read_stdout), threading.Thread(target=lambda: stderr.extend(proc.stderr))]
-    for t in readers:
-        t.start()
-    started = time.monotonic()
-    try:
-        proc.wait(timeout=DEADLINE_S)
-        killed_at = None
-    except subprocess.TimeoutExpired:
-        killed_at = time.monotonic()
-    finally:
-        kill_group(proc)  # its own process group: nothing it started survives
-        for t in readers:
-            t.join()
-    progress = [(at, body["progress"]) for at, body in lines if "progress" in body]
-    final = next((body["final"] for _, body in lines if "final" in body), None)
-    conditions = final.pop("conditions") if final else next(
-        (body["conditions"] for _, body in reversed(lines) if "conditions" in body), None)
-    if final is None and killed_at is None:
-        tail = "".join(stderr).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"the loop driver exited with code {proc.returncode} without a result: {tail[0]}")
-    last_at, last = progress[-1] if progress else (started, {"max_lag_ms": 0.0, "completed": 0, "failed": 0})
-    return last, final, None if killed_at is None else killed_at - last_at, conditions
+class Loop:
+    """What the ticker and the requests saw so far; read by the deadline thread if the loop never returns."""
+
+    def __init__(self):
+        self.idle: list[float] = []
+        self.busy: list[float] = []
+        self.phase = self.idle
+        self.done = self.failed = 0
+        self.running = True
+        self.last_tick = time.monotonic()
+
+    async def ticker(self) -> None:
+        while self.running:
+            before = time.monotonic()
+            await anyio.sleep(TICK_S)
+            self.last_tick = time.monotonic()
+            self.phase.append((self.last_tick - before - TICK_S) * 1000)
+
+    async def one(self, served, i: int) -> None:
+        r = await served.client.get(PATH, params={"tag": f"request-{i}", "delay": DELAY_S, "query": True})
+        self.done += 1
+        self.failed += r.status_code != 200
+
+    def metrics(self, wall_s: float | None) -> dict:
+        """The numbers so far; `wall_s` None means the deadline passed with the loop blocked."""
+        blocked = wall_s is None
+        silent_ms = (time.monotonic() - self.last_tick) * 1000 if blocked else 0.0
+        return {
+            "requests": CONCURRENT,
+            "completed": self.done,
+            "failed_requests": CONCURRENT - self.done + self.failed,  # unanswered at the deadline count
+            "max_lag_ms": round(max([*self.busy, silent_ms], default=0.0), 1),
+            "p99_lag_ms": None if blocked else round(_p99(self.busy), 1),
+            "ticks": len(self.busy),
+            "idle_max_lag_ms": round(max(self.idle, default=0.0), 1),
+            "wall_s": None if blocked else round(wall_s, 2),
+            "blocked": blocked,
+        }
+
+
+def _evidence(m: dict) -> str:
+    if m["blocked"]:
+        return (f"The event loop had not ticked for {m['max_lag_ms'] / 1000:.1f} s at the {DEADLINE_S:g} s deadline; "
+                f"{m['completed']} of {CONCURRENT} requests had been answered, {m['failed_requests']} failed or "
+                "were still waiting.")
+    return (f"While {CONCURRENT} concurrent requests ran ({m['wall_s']:.1f} s), a ticker on the loop woke up to "
+            f"{m['max_lag_ms']:.0f} ms late (p99 {m['p99_lag_ms']:.0f} ms, idle before {m['idle_max_lag_ms']:.0f} ms); "
+            f"{m['failed_requests']} of {CONCURRENT} requests failed.")
 
 
 @measures(EVENT_LOOP_BLOCKING)
-async def test_event_loop_blocking(app_module, routes, strategy, database, record):
-    last, final, silent_s, conditions = _drive(strategy, database)  # app_module: contract checked, skipped if not served
-    if final is not None:
-        metrics = {**final, "blocked": False}
-        record(
-            metrics,
-            f"While {CONCURRENT} concurrent requests ran ({metrics['wall_s']:.1f} s), a ticker on the loop woke up "
-            f"to {metrics['max_lag_ms']:.0f} ms late (p99 {metrics['p99_lag_ms']:.0f} ms, idle before "
-            f"{metrics['idle_max_lag_ms']:.0f} ms); {metrics['failed_requests']} of {CONCURRENT} requests failed.",
-            conditions,
-        )
-        return
-    metrics = {
-        "requests": CONCURRENT,
-        "completed": last["completed"],
-        "failed_requests": CONCURRENT - last["completed"] + last["failed"],  # unanswered at the deadline count
-        "max_lag_ms": round(max(last["max_lag_ms"], silent_s * 1000), 1),
-        "p99_lag_ms": None,
-        "blocked": True,
-    }
-    record(
-        metrics,
-        f"The event loop had not ticked for {silent_s:.1f} s when the driver was killed at the {DEADLINE_S:g} s "
-        f"deadline; {last['completed']} of {CONCURRENT} requests had been answered, {last['failed']} of them with "
-        "an error.",
-        conditions,
-    )
+async def test_event_loop_blocking(app_module, routes, record):
+    loop, settled = Loop(), threading.Lock()
+
+    def deadline() -> None:  # a thread: the loop may never run again to record anything itself
+        if settled.acquire(blocking=False):
+            metrics = loop.metrics(None)
+            record(metrics, _evidence(metrics), now=True)
+
+    timer = threading.Timer(DEADLINE_S, deadline)
+    timer.daemon = True
+    async with serve(app_module.app, routes) as served:
+        timer.start()
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(loop.ticker)
+            await anyio.sleep(IDLE_S)
+            loop.phase = loop.busy
+            started = time.monotonic()
+            async with anyio.create_task_group() as tg:
+                for i in range(CONCURRENT):
+                    tg.start_soon(loop.one, served, i)
+                    await anyio.sleep(STAGGER_S)
+            wall = time.monotonic() - started
+            loop.running = False
+    timer.cancel()
+    if settled.acquire(blocking=False):
+        metrics = loop.metrics(wall)
+        record(metrics, _evidence(metrics))

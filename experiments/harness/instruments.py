@@ -128,8 +128,8 @@ class EnginesUsed:
             engines.append({"driver": engine.url.drivername, "database": database, **pool,
                             "as_declared": as_declared(pool, self.declared)})
         verdicts = [e["as_declared"] for e in engines]
-        return {"pool": self.declared, "engines": engines,
-                "as_declared": None if not self.declared else bool(engines) and all(verdicts)}
+        return {"pool": self.declared, "engines": engines,  # as_declared: None when nothing was declared or used
+                "as_declared": all(verdicts) if self.declared and engines else None}
 
     def state(self) -> str:
         """`sqlite x.db: 15 of 15 connections checked out (QueuePool)`, per engine, now."""
