@@ -71,8 +71,8 @@ async def test_reload_server(strategy, routes, database, record, tmp_path):
                 await server.touch()
                 # Only backends opened before the edit are the old worker's: the new one may connect while it
                 # starts (fastapi-sqla and FastSQLA query in their startup).
-                left_per_restart.append(await settled(
-                    lambda: database.activity(opened_before=edited["clock"])["backends_opened_before"]))
+                left_per_restart.append(await settled(lambda: database.server.activity(
+                    database.name, opened_before=edited["clock"])["backends_opened_before"]))
                 abandoned_per_restart.append(
                     await settled(lambda: database.activity()["sessions_abandoned"]) - edited["sessions_abandoned"])
             failed += await send_traffic(client, paths)

@@ -10,7 +10,6 @@ import os
 import sqlite3
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -37,11 +36,11 @@ class Database:
     def environ(self) -> dict[str, str]:
         return {"DATABASE_URL": self.url, "ASYNC_DATABASE_URL": self.async_url}
 
-    def activity(self, opened_before: datetime | None = None) -> dict:
-        """PostgreSQL's own counts for this database (backends, idle_in_transaction, sessions_abandoned…)."""
+    def activity(self) -> dict[str, int]:
+        """PostgreSQL's own counts for this database (backends, idle_in_transaction, sessions_abandoned)."""
         if self.server is None:
             raise RuntimeError("server-side counts need PostgreSQL; SQLite has no server")
-        return self.server.activity(self.name, opened_before)
+        return self.server.activity(self.name)
 
     def connections(self, pid: int | None = None) -> int:
         """Connections open to this database now: backends on PostgreSQL, else file descriptors on the
