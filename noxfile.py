@@ -14,6 +14,7 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests"]
 
 PROJECT = nox.project.load_toml("pyproject.toml")["project"]
+LIBRARIES = PROJECT["optional-dependencies"]["libraries"]  # what the library strategies measure
 
 
 @nox.session
@@ -23,7 +24,7 @@ def compare(session: nox.Session) -> None:
     Arguments after `--` go to `python -m experiments`, e.g.
     `nox -s compare -- --strategy yield_dependency --strategy middleware`; `-- --help` lists them.
     """
-    session.install(*PROJECT["dependencies"])
+    session.install(*PROJECT["dependencies"], *LIBRARIES)
     quiet = ["--quiet"] if os.environ.get("CI") else []
     session.run("python", "-m", "experiments", *quiet, *session.posargs)
 
@@ -34,7 +35,7 @@ def bench(session: nox.Session) -> None:
 
     Uses wrk as the load generator when installed (Debian: `apt-get install wrk`), else a Python one.
     """
-    session.install(*PROJECT["dependencies"])
+    session.install(*PROJECT["dependencies"], *LIBRARIES)
     quiet = ["--quiet"] if os.environ.get("CI") else []
     session.run("python", "-m", "experiments", "--throughput", "full", "--no-checks", "--out", "results/bench",
                 *quiet, *session.posargs)
@@ -61,7 +62,7 @@ def new(session: nox.Session) -> None:
 @nox.session
 def check(session: nox.Session) -> None:
     """Validate a strategy's contract in seconds: `nox -s check -- strategies/my_pattern.py`."""
-    session.install(*PROJECT["dependencies"])
+    session.install(*PROJECT["dependencies"], *LIBRARIES)
     session.run("python", "-m", "experiments.harness.authoring", "check", *session.posargs)
 
 

@@ -21,6 +21,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -38,8 +39,12 @@ REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres")
 ACTIVITY_SQL = """
 SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = :name) AS backends,
        (SELECT count(*) FROM pg_stat_activity
+         WHERE datname = :name AND backend_start < COALESCE(CAST(:opened_before AS timestamptz), 'infinity'))
+         AS backends_opened_before,
+       (SELECT count(*) FROM pg_stat_activity
          WHERE datname = :name AND state LIKE 'idle in transaction%') AS idle_in_transaction,
-       (SELECT sessions_abandoned FROM pg_stat_database WHERE datname = :name) AS sessions_abandoned
+       (SELECT sessions_abandoned FROM pg_stat_database WHERE datname = :name) AS sessions_abandoned,
+       clock_timestamp() AS clock
 """
 
 
@@ -84,18 +89,20 @@ class Cluster:
         )
 
 
-    def activity(self, name: str) -> dict[str, int]:
+    def activity(self, name: str, opened_before: datetime | None = None) -> dict:
         """What the server itself counts for database `name`, read fresh (not from a cached stats snapshot).
 
-        backends: client connections open now; idle_in_transaction: of them, those
-        left inside a transaction; sessions_abandoned: connections ever dropped
-        without a clean close (the client died or never said goodbye), PostgreSQL 14+.
+        backends: client connections open now; backends_opened_before: of them, those
+        opened before `opened_before` (a `clock` reading; all when None); idle_in_transaction:
+        those left inside a transaction; sessions_abandoned: connections ever dropped
+        without a clean close (the client died or never said goodbye), PostgreSQL 14+;
+        clock: the server's time of the reading.
         """
         engine = _engine(self.admin_url, isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT pg_stat_clear_snapshot()"))
-                row = conn.execute(text(ACTIVITY_SQL), {"name": name}).one()
+                row = conn.execute(text(ACTIVITY_SQL), {"name": name, "opened_before": opened_before}).one()
         finally:
             engine.dispose()
         return dict(row._mapping)

@@ -30,6 +30,7 @@ from experiments.harness.postgres import free_port
 
 STARTED = "Application startup complete."
 CHILD_MARK = "SESSIONBENCH_CHILD"  # in the environment of every process started here, so leftovers can be found
+RELOAD_PACKAGE = "sessionbench_reload"  # the package `uvicorn --reload` imports its copy of the strategy from
 
 
 def _descendants(pid: int) -> list[int]:
@@ -64,9 +65,13 @@ def stop(proc: subprocess.Popen, grace_s: float = 10) -> None:
     proc.wait()
 
 
-def _environ(strategy: Strategy, environ: dict[str, str]) -> dict[str, str]:
-    """The app's environment: the database URLs, and the harness and the strategy's own folder importable."""
-    path = os.pathsep.join(filter(None, [str(ROOT), str(strategy.path.parent), os.environ.get("PYTHONPATH")]))
+def _environ(environ: dict[str, str]) -> dict[str, str]:
+    """The app's environment: the database URLs, and the harness importable.
+
+    Never the strategy's own folder: a strategy is often named after the library it uses
+    (strategies/fastapi_sqlalchemy.py), and on the path it would shadow that library.
+    """
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return {**os.environ, **environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", CHILD_MARK: "1"}
 
 
@@ -104,15 +109,19 @@ class Reloading:
 @asynccontextmanager
 async def uvicorn_reload(strategy: Strategy, environ: dict[str, str], workdir: Path, startup_s: float = 30):
     """Serve a copy of the strategy under `uvicorn --reload` on a free loopback port; stopped on leaving."""
+    # The copy lives in a package of its own, so that its module name (RELOAD_PACKAGE.<id>) cannot shadow a
+    # top-level module: strategies/fastapi_sqlalchemy.py imports the library fastapi_sqlalchemy.
     app_dir = workdir / "app"
-    app_dir.mkdir(parents=True)
-    source = app_dir / strategy.path.name
+    package = app_dir / RELOAD_PACKAGE
+    package.mkdir(parents=True)
+    (package / "__init__.py").touch()
+    source = package / strategy.path.name
     shutil.copy(strategy.path, source)
     port, log = free_port(), workdir / "uvicorn.log"
-    argv = [sys.executable, "-m", "uvicorn", f"{source.stem}:app", "--app-dir", str(app_dir), "--reload",
-            "--reload-dir", str(app_dir), "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+    argv = [sys.executable, "-m", "uvicorn", f"{RELOAD_PACKAGE}.{source.stem}:app", "--app-dir", str(app_dir),
+            "--reload", "--reload-dir", str(app_dir), "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
     with open(log, "w") as out:
-        proc = subprocess.Popen(argv, cwd=workdir, env=_environ(strategy, environ), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, cwd=workdir, env=_environ(environ), stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         server = Reloading(proc, source, log, f"http://127.0.0.1:{port}")
@@ -136,7 +145,7 @@ def run_to_exit(strategy: Strategy, environ: dict[str, str], routes: list[str], 
             *(arg for route in routes for arg in ("--route", route))]
     if admin_url:
         argv += ["--admin-url", admin_url]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=_environ(strategy, environ), stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(argv, cwd=ROOT, env=_environ(environ), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         out, err = proc.communicate(timeout=timeout_s)

@@ -1,0 +1,71 @@
+"""fastapi-async-sqlalchemy 0.7.1 (0.8 on Python 3.12+) with `commit_on_exit=True`: the middleware commits
+
+The same library and module as `fastapi_async_sqlalchemy`, with the one setting
+its middleware offers for "unit of work" apps: `SQLAlchemyMiddleware(...,
+commit_on_exit=True)` commits the request's session when the endpoint returns and
+rolls it back when it raised, so the endpoints only add rows. In 0.7.1 it is a
+keyword of the middleware's `__init__` (its README does not show it) passed to
+`DBSession.__aexit__`, which awaits `session.commit()` once `call_next` has
+returned. The 0.8 README documents it, under "Request transactions and
+streaming responses":
+
+    When ``SQLAlchemyMiddleware(..., commit_on_exit=True)`` manages a normal
+    non-streaming HTTP request, the request session is committed before
+    ``http.response.start`` is forwarded to the ASGI server. If commit, rollback,
+    or close fails, the failure happens before a successful response is reported to
+    the client.
+
+Everything else as in `fastapi_async_sqlalchemy`: the README's
+`app.add_middleware(SQLAlchemyMiddleware, db_url=...)` with `db_url` only, and the
+global `db.session` (https://github.com/h0rn3t/fastapi-async-sqlalchemy).
+"""
+
+import os
+
+from fastapi import Depends, FastAPI
+from fastapi_async_sqlalchemy import SQLAlchemyMiddleware, db
+
+from experiments import probes
+
+REQUIRES = ("fastapi-async-sqlalchemy>=0.7",)
+
+UNSUPPORTED = {
+    "/sync/tag": "db.session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/write": "db.session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/model": "db.session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/user": "db.session is an AsyncSession, which a `def` dependency cannot await",
+    "/sync/conflict": "db.session is an AsyncSession, which a `def` endpoint cannot await",
+}
+
+app = FastAPI()
+app.add_middleware(SQLAlchemyMiddleware, db_url=os.environ["ASYNC_DATABASE_URL"], commit_on_exit=True)
+
+
+async def load_user() -> int:
+    return probes.session_key(db.session)
+
+
+@app.get("/async/tag")
+async def async_tag(tag: str, delay: float, query: bool):
+    return await probes.tag_async(db.session, tag, delay, query)
+
+
+@app.get("/same")
+async def same(user: int = Depends(load_user)):
+    return probes.same_session(user, db.session)
+
+
+@app.post("/async/write")
+async def async_write(key: str, fail: bool, delay: float):
+    return await probes.write_async(db.session, key, fail, delay)
+
+
+@app.get("/nodb")
+async def nodb():
+    return probes.no_database()
+
+
+# The endpoint leaves the commit to the middleware, which is what commit_on_exit is for.
+@app.post("/async/conflict")
+async def async_conflict(key: str):
+    return probes.add_conflicting(db.session, key)
