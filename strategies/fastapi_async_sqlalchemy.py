@@ -35,7 +35,7 @@ shutdown lifespan". The same module measures whichever is installed.
 import os
 
 from fastapi import Depends, FastAPI
-from fastapi_async_sqlalchemy import SQLAlchemyMiddleware, db
+from fastapi_async_sqlalchemy import SQLAlchemyMiddleware, create_middleware_and_session_proxy, db
 
 from experiments import probes
 
@@ -47,6 +47,7 @@ UNSUPPORTED = {
     "/sync/model": "db.session is an AsyncSession, which a `def` endpoint cannot await",
     "/sync/user": "db.session is an AsyncSession, which a `def` dependency cannot await",
     "/sync/conflict": "db.session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/write2": "db.session is an AsyncSession, which a `def` endpoint cannot await",
 }
 
 app = FastAPI()
@@ -82,3 +83,15 @@ async def async_conflict(key: str):
     result = probes.add_conflicting(db.session, key)
     await db.session.commit()
     return result
+
+
+# An app with a second database (ASYNC_SECOND_DATABASE_URL), as the README's "Usage of multiple databases" shows:
+# a second middleware and its session proxy, made by create_middleware_and_session_proxy().
+SECOND_DATABASE_URL = os.environ.get("ASYNC_SECOND_DATABASE_URL")
+if SECOND_DATABASE_URL:
+    SecondSQLAlchemyMiddleware, second_db = create_middleware_and_session_proxy()
+    app.add_middleware(SecondSQLAlchemyMiddleware, db_url=SECOND_DATABASE_URL)
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float):
+        return await probes.write_both_async(db.session, second_db.session, key, fail, delay)

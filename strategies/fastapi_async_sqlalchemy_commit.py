@@ -23,7 +23,7 @@ global `db.session` (https://github.com/h0rn3t/fastapi-async-sqlalchemy).
 import os
 
 from fastapi import Depends, FastAPI
-from fastapi_async_sqlalchemy import SQLAlchemyMiddleware, db
+from fastapi_async_sqlalchemy import SQLAlchemyMiddleware, create_middleware_and_session_proxy, db
 
 from experiments import probes
 
@@ -35,6 +35,7 @@ UNSUPPORTED = {
     "/sync/model": "db.session is an AsyncSession, which a `def` endpoint cannot await",
     "/sync/user": "db.session is an AsyncSession, which a `def` dependency cannot await",
     "/sync/conflict": "db.session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/write2": "db.session is an AsyncSession, which a `def` endpoint cannot await",
 }
 
 app = FastAPI()
@@ -69,3 +70,15 @@ async def nodb():
 @app.post("/async/conflict")
 async def async_conflict(key: str):
     return probes.add_conflicting(db.session, key)
+
+
+# An app with a second database (ASYNC_SECOND_DATABASE_URL), as the README's "Usage of multiple databases" shows:
+# a second middleware and its session proxy, made by create_middleware_and_session_proxy().
+SECOND_DATABASE_URL = os.environ.get("ASYNC_SECOND_DATABASE_URL")
+if SECOND_DATABASE_URL:
+    SecondSQLAlchemyMiddleware, second_db = create_middleware_and_session_proxy()
+    app.add_middleware(SecondSQLAlchemyMiddleware, db_url=SECOND_DATABASE_URL, commit_on_exit=True)
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float):
+        return await probes.write_both_async(db.session, second_db.session, key, fail, delay)
