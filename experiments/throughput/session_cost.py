@@ -63,7 +63,7 @@ def test_request_cost(benchmark, db_server, tmp_path, monkeypatch, repeat, app, 
         async def requests():
             for _ in range(BATCH):
                 response = await served.client.get(url)
-                assert response.status_code == 200, response.text
+                assert response.status_code == 200, f"GET {url} answered {response.status_code}"
 
         benchmark.pedantic(portal.call, (requests,), rounds=ROUNDS, warmup_rounds=2)
 
@@ -96,7 +96,7 @@ def run(apps, server, out: Path, rounds: int, say) -> list[dict]:
     failures = [line for line in log.read_text(errors="replace").splitlines() if line.startswith(("FAILED", "ERROR"))]
     for app in apps:
         if not any(r["app"] == app.id for r in rows):
-            why = next((line.split(" - ", 1)[-1] for line in failures if f"[{app.id}-" in line), None)
+            why = next((line.split(" - ", 1)[-1] for line in failures if f"-{app.id}-/" in line), None)  # [0-app-/path-q]
             reason = why or ("timed out" if proc.returncode < 0 else "no benchmark recorded")
             rows.append({"app": app.id, "error": f"{reason}; see {log}"})
             say(f"  session cost × {app.id}: ERROR: {reason}")
