@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 from experiments import checks
 from experiments.harness import discovery, postgres
 from experiments.harness.runner import Busy, Run, lock, matrix, run
 from experiments.harness.serving import describe_backend
-from experiments.throughput import sweep
+from experiments.throughput import instructions, sweep
 from report import plots, render
 from report.results import ResultsFile, environment
 
@@ -38,6 +38,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
                         help="strategy × check pairs measured at once (default 2; checks that time things always run alone)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     sweep.add_arguments(parser)
+    instructions.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -48,6 +49,25 @@ def _server(db: str, stack: ExitStack) -> postgres.Cluster | None:
     if db == "postgresql":
         return stack.enter_context(postgres.throwaway_cluster())
     return postgres.existing_server(db)
+
+
+def _cost(args, strategies, server, say, results, stack: ExitStack) -> bool:
+    """The cost side, after the checks: throughput, and instructions per request (False when interrupted).
+
+    A count planned to run beside the throughput pass starts first, in one process on the core that pass
+    leaves idle (instruction counts do not depend on load); a bigger one runs after the sweep, so that it
+    does not disturb the wall clock.
+    """
+    throughput, counting = sweep.plan(args), instructions.plan(args)
+    beside = throughput is not None and counting is not None and counting.beside_throughput
+
+    def start() -> instructions.Count:
+        return stack.enter_context(closing(instructions.Count(sweep.apps(strategies), counting, server, args.out, say)))
+
+    count = start() if beside else None
+    if throughput and not sweep.attach(results, throughput, strategies, server, args.out, say, args.loadgen):
+        return False
+    return instructions.attach(results, count or start(), "counted beside the throughput pass" if beside else None) if counting else True
 
 
 def main(argv: list[str]) -> int:
@@ -76,8 +96,8 @@ def main(argv: list[str]) -> int:
             where = f"PostgreSQL {server.version}" if server else "SQLite"
             print(f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True)
             complete = run(settings, strategies, chosen, results)
-            if complete and (plan := sweep.plan(args)):
-                complete = sweep.attach(results, plan, strategies, server, args.out, settings.say, args.loadgen)
+            if complete:
+                complete = _cost(args, strategies, server, settings.say, results, stack)
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc))
