@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from report import throughput
+from report import instructions, throughput
 from report.claims import CLAIMS, judge
 from report.results import by_pair
 
@@ -119,5 +119,7 @@ def render(doc: dict, extra: list[str] = ()) -> str:
         out += check_section(check, strategies, found)
     if doc.get("throughput"):
         out += throughput.section(doc["throughput"])
+    if doc.get("instructions"):
+        out += instructions.section(doc["instructions"])
     out += [*extra, *claims_section(rows)]
     return "\n".join(out) + "\n"
