@@ -15,7 +15,7 @@ from pathlib import Path
 
 from experiments import checks
 from experiments.harness import discovery, postgres
-from experiments.harness.runner import Busy, Run, lock, matrix, run
+from experiments.harness.runner import Busy, Interrupted, Run, lock, matrix, run, signals_interrupt
 from experiments.harness.serving import describe_backend
 from experiments.throughput import instructions, sweep
 from report import plots, render
@@ -54,20 +54,27 @@ def _server(db: str, stack: ExitStack) -> postgres.Cluster | None:
 def _cost(args, strategies, server, say, results, stack: ExitStack) -> bool:
     """The cost side, after the checks: throughput, and instructions per request (False when interrupted).
 
-    A count planned to run beside the throughput pass starts first, in one process on the core that pass
-    leaves idle (instruction counts do not depend on load); a bigger one runs after the sweep, so that it
-    does not disturb the wall clock.
+    A count planned to run beside the throughput pass starts first, one process at a time on the core that
+    pass leaves idle (instruction counts do not depend on load); a bigger one runs after the sweep, so that
+    it does not disturb the wall clock.
     """
     throughput, counting = sweep.plan(args), instructions.plan(args)
     beside = throughput is not None and counting is not None and counting.beside_throughput
 
-    def start() -> instructions.Count:
+    def count() -> instructions.Count:
         return stack.enter_context(closing(instructions.Count(sweep.apps(strategies), counting, server, args.out, say)))
 
-    count = start() if beside else None
-    if throughput and not sweep.attach(results, throughput, strategies, server, args.out, say, args.loadgen):
-        return False
-    return instructions.attach(results, count or start(), "counted beside the throughput pass" if beside else None) if counting else True
+    with signals_interrupt():  # the parts handle their own interruptions; this covers the moments between them
+        try:
+            started = count() if beside else None
+            if throughput and not sweep.attach(results, throughput, strategies, server, args.out, say, args.loadgen):
+                return False
+            if counting:
+                return instructions.attach(results, started or count(), "counted beside the throughput pass" if beside else None)
+        except Interrupted as exc:
+            results.finish(complete=False, note=f"interrupted by {exc} during the cost measurements (throughput, instructions)")
+            return False
+    return True
 
 
 def main(argv: list[str]) -> int:

@@ -11,9 +11,14 @@ never counted; every thread is (a `def` endpoint runs in the threadpool).
 A batch of 0 requests, counted the same way, is subtracted, so the per-request
 figure is (I(N) - I(0)) / N.
 
-`run()` runs this file as that pytest process, the apps split over `jobs`
-processes running at once (counts do not depend on load), each under a hard
-timeout in its own process group. `pytest experiments` does not collect it.
+Two processes differ in ways one process cannot show (memory layout, type
+caches: up to about 1 % here), so in the full plan each repeat is a valgrind
+process of its own, the apps in a rotated order, and the spread over repeats is
+the spread a second run would see; the quick plan keeps its repeats in one
+process (a third of the cost) and its range shows batch-to-batch variation
+only. `Count` runs this file as those pytest processes, `jobs` at a time, in
+the background, each under a hard timeout in its own process group.
+`pytest experiments` does not collect it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -49,15 +55,17 @@ from experiments.throughput.sweep import KINDS
 class Plan:
     kinds: tuple[str, ...]  # route kinds of sweep.KINDS
     levels: tuple[int, ...]  # concurrent clients
-    repeats: int
+    repeats: int  # counted batches per app, path and level
     requests: int  # per counted batch
-    jobs: int  # valgrind processes at once
-    beside_throughput: bool  # counted while the throughput pass runs (one process: the core it leaves idle), or after it
+    jobs: int  # shares of the apps, counted at once
+    repeats_apart: bool  # each repeat in a valgrind process of its own (the honest spread), or all in one (cheaper)
+    beside_throughput: bool  # counted while the throughput pass runs (on the core it leaves idle), or after it
 
 
 PLANS = {
-    "quick": Plan(kinds=("read",), levels=(1,), repeats=3, requests=20, jobs=1, beside_throughput=True),
-    "full": Plan(kinds=tuple(KINDS), levels=(1, 8), repeats=3, requests=40, jobs=2, beside_throughput=False),
+    "quick": Plan(kinds=("read",), levels=(1,), repeats=3, requests=20, jobs=1, repeats_apart=False, beside_throughput=True),
+    "full": Plan(kinds=tuple(KINDS), levels=(1, 8), repeats=3, requests=32, jobs=2, repeats_apart=True,
+                 beside_throughput=False),
 }
 # Requests sent uncounted right before each counted batch, on its path and level: the batch then sees the state of a
 # steady load (worker threads started and not yet retired by anyio's 10 s idle limit, which valgrind's slowness
@@ -66,31 +74,39 @@ WARMUP = 10
 BATCH_TIMEOUT_S = 120  # under valgrind a request takes ~0.1 s; a batch this late is hung
 START_S, PER_APP_S, PER_REQUEST_S = 90, 30, 0.5  # a process's hard timeout, generous for a loaded machine
 CONDITIONS = {"PYTHONHASHSEED": "0"}
+# The largest relative difference between two runs' figures this harness vouches for: below it a difference is not
+# settled. Measured (README, Throughput): identical runs differed by at most 1.2 %, the bar of issue 13 is 2 %.
+TOLERANCE = 0.02
 
 
-# ---------------------------------------------------------------- inside the pytest process under valgrind
+# ---------------------------------------------------------------- inside a pytest process under valgrind
 
 
-def _cases(apps: list[list[str]], plan: dict) -> list[dict]:
-    """Every counted batch, in order: app by app, level by level, an empty batch first, then repeat by repeat.
+def _cases(apps: list[list[str]], plan: dict, repeats: list[int]) -> list[dict]:
+    """The batches of one process, in order: app by app, level by level, repeat by repeat, each an empty batch first.
 
-    One app is served at a time, each with an event loop and threadpool of its own, and all its batches at one
-    level come before the next level's: a batch never pays for retiring threads a busier level started.
+    One app is served at a time, each with an event loop and threadpool of its own, and its batches at one
+    level all come before the next level's: a batch never pays for retiring threads a busier level started.
     """
     cases = []
     for app, file in apps:
         for level in plan["levels"]:
-            cases.append({"app": app, "file": file, "level": level, "repeat": None, "kind": None, "path": None,
-                          "requests": 0, "id": f"{app}-c{level}-empty"})
-            for repeat in range(plan["repeats"]):
-                for kind in plan["kinds"]:
-                    for path in KINDS[kind][0]:
-                        cases.append({"app": app, "file": file, "level": level, "repeat": repeat, "kind": kind, "path": path,
-                                      "requests": plan["requests"], "id": f"{app}-c{level}-r{repeat}-{path}"})
+            for repeat in repeats:
+                cases.append({"app": app, "file": file, "level": level, "kind": None, "path": None, "requests": 0,
+                              "id": _id(app, level, repeat, "empty")})
+                cases += [{"app": app, "file": file, "level": level, "kind": kind, "path": path,
+                           "requests": plan["requests"], "id": _id(app, level, repeat, path)}
+                          for kind in plan["kinds"] for path in KINDS[kind][0]]
     return cases
 
 
-CASES = _cases(json.loads(os.environ.get("SESSIONBENCH_INSTR_APPS", "[]")), json.loads(os.environ.get("SESSIONBENCH_INSTR_PLAN", "{}")))
+def _id(app: str, level: int, repeat: int, path: str) -> str:
+    """A batch's test id, which names its callgrind dump."""
+    return f"{app}-c{level}-r{repeat}-{path}"
+
+
+_RUN = json.loads(os.environ.get("SESSIONBENCH_INSTRUCTIONS", '{"apps": [], "plan": {}, "repeats": []}'))
+CASES = _cases(_RUN["apps"], _RUN["plan"], _RUN["repeats"])
 
 
 @dataclass
@@ -178,7 +194,7 @@ def test_instructions(codspeed_benchmark, apps, case):
     _, method, query = KINDS[case["kind"] or "nodb"]
     args = (batch, served.client, method, (case["path"] or "/nodb") + query, case["level"])
     if case["requests"]:
-        served.portal.call(*args, WARMUP, apps.keys)  # the state of a steady load: threads started, caches filled
+        served.portal.call(*args, WARMUP, apps.keys)
     codspeed_benchmark.pedantic(served.portal.call, (*args, case["requests"], apps.keys), rounds=1)
 
 
@@ -188,16 +204,17 @@ def test_instructions(codspeed_benchmark, apps, case):
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("instructions per request, under valgrind (see README: Throughput and latency)")
     group.add_argument("--instructions", choices=["quick", "full", "off"],
-                       help="quick (the read route, sequential; default with the quick throughput pass), full (every "
-                       "route, 1 and 8 clients; default with --throughput full) or off")
+                       help="quick (the read route, sequential, one process at a time beside the quick throughput "
+                       "pass; the default), full (every route, 1 and 8 clients, two processes at once, after the sweep; "
+                       "the default with --throughput full) or off")
     group.add_argument("--instruction-requests", type=int, help="requests per counted batch")
     group.add_argument("--instruction-repeats", type=int, help="counted batches per app, path and level")
     group.add_argument("--instruction-levels", type=lambda s: tuple(int(x) for x in s.split(",")), help="clients, e.g. 1,8")
-    group.add_argument("--instruction-kinds", type=lambda s: tuple(s.split(",")), help="route kinds: read,write,nodb")
+    group.add_argument("--instruction-kinds", type=lambda s: tuple(s.split(",")), help="route kinds, e.g. read,write,nodb")
 
 
 def plan(args) -> Plan | None:
-    chosen = args.instructions or {"off": "off", "quick": "quick", "full": "full"}[args.throughput]
+    chosen = args.instructions or args.throughput
     if chosen == "off":
         return None
     names = {"requests": "instruction_requests", "repeats": "instruction_repeats", "levels": "instruction_levels",
@@ -236,18 +253,32 @@ def _totals(dump: Path) -> tuple[str, int] | None:
     return (trigger[1], int(totals[1])) if trigger and totals else None
 
 
-class Count:
-    """The valgrind processes of one count, started at once in the background; `result()` waits for them.
+@dataclass
+class Process:
+    """One valgrind process: one share of the apps, counted for one repeat or all of them."""
 
-    Each process runs a share of the apps under a hard timeout, in its own process
-    group; `close()` kills whatever still runs (the CLI calls it on every exit, Ctrl-C included).
+    repeats: list[int]
+    apps: list  # sweep.App, in the order counted
+    log: Path
+    proc: subprocess.Popen | None = None
+    timed_out: bool = False
+
+
+class Count:
+    """The valgrind processes of one count, run `jobs` at a time by background threads; `result()` waits for them.
+
+    Each process has a hard timeout and its own process group; `close()` kills whatever
+    still runs and starts nothing more (the CLI calls it on every exit, Ctrl-C included).
     """
 
     def __init__(self, apps, plan: Plan, server, out: Path, say):
-        self.apps, self.plan, self.say = apps, plan, say
+        self.apps, self.plan, self.server, self.say = apps, plan, server, say
         self.started = time.monotonic()
+        self.work = out / ".work" / "instructions"
         self.unavailable = missing()
-        self.work, self.procs = out / ".work" / "instructions", []
+        self.processes: list[Process] = []
+        self.threads: list[threading.Thread] = []
+        self._lock, self._closed = threading.Lock(), False
         if self.unavailable:
             say(f"instructions: not counted: {self.unavailable}")
             return
@@ -255,57 +286,76 @@ class Count:
         logs = out / "logs" / "instructions"
         logs.mkdir(parents=True, exist_ok=True)
         self.no_aslr = _no_aslr()
-        groups = [apps[i :: plan.jobs] for i in range(plan.jobs) if apps[i :: plan.jobs]]
+        shares = [apps[i :: plan.jobs] for i in range(plan.jobs) if apps[i :: plan.jobs]]
+        for repeat in range(plan.repeats) if plan.repeats_apart else [None]:
+            for i, share in enumerate(shares):
+                if repeat is None:
+                    self.processes.append(Process(list(range(plan.repeats)), share, logs / f"valgrind-{i}.log"))
+                else:  # the apps in a rotated order, so that order effects go into the spread
+                    order = share[repeat % len(share) :] + share[: repeat % len(share)]
+                    self.processes.append(Process([repeat], order, logs / f"valgrind-r{repeat}-{i}.log"))
+        todo = iter(self.processes)
+        self.threads = [threading.Thread(target=self._run, args=(todo,), daemon=True) for _ in range(len(shares))]
         try:
-            for i, group in enumerate(groups):
-                self.procs.append(self._start(i, group, server, logs / f"valgrind-{i}.log"))
-        except BaseException:
+            for thread in self.threads:
+                thread.start()
+        except BaseException:  # interrupted here, before the caller holds this count: stop what started
             self.close()
             raise
-        say(f"instructions: {len(apps)} apps counted under valgrind in {len(groups)} process(es), in the background")
+        say(f"instructions: {len(apps)} apps counted under valgrind in {len(self.processes)} process(es), "
+            f"{len(shares)} at a time, in the background")
 
-    def _start(self, i: int, group, server, log: Path) -> tuple:
-        work = self.work / str(i)
+    def _run(self, todo) -> None:
+        while True:
+            with self._lock:  # so that close() either sees this process or stops it from starting
+                process = next(todo, None)
+                if self._closed or process is None:
+                    return
+                process.proc = self._start(process)
+            batches = len(_cases([[a.id, ""] for a in process.apps], asdict(self.plan), process.repeats))
+            limit = START_S + PER_APP_S * len(process.apps) + PER_REQUEST_S * batches * (self.plan.requests + WARMUP)
+            try:
+                process.proc.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                process.timed_out = True
+                kill_group(process.proc)
+
+    def _start(self, process: Process) -> subprocess.Popen:
+        work = self.work / process.log.stem
         work.mkdir(parents=True)
+        run = {"apps": [[a.id, str(a.strategy.path)] for a in process.apps], "plan": asdict(self.plan), "repeats": process.repeats}
         env = {**os.environ, **CONDITIONS, "CODSPEED_ENV": "1", "CODSPEED_PROFILE_FOLDER": str(work),
-               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-               "SESSIONBENCH_INSTR_APPS": json.dumps([[a.id, str(a.strategy.path)] for a in group]),
-               "SESSIONBENCH_INSTR_PLAN": json.dumps(asdict(self.plan))}
+               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "SESSIONBENCH_INSTRUCTIONS": json.dumps(run)}
         env.pop("CODSPEED_RUNNER_MODE", None)
         cmd = [*self.no_aslr, "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={work}/callgrind.%p.out",
                sys.executable, "-m", "pytest", __file__, "-q", "-rfE", "-p", "no:cacheprovider", "-p", "pytest_codspeed.plugin",
-               "--codspeed", "--basetemp", str(work / "tmp"), "--db", server.admin_url if server else "sqlite"]  # fmt: skip
-        with open(log, "w") as f:
-            proc = subprocess.Popen(cmd, cwd=discovery.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-        batches = len(_cases([[a.id, ""] for a in group], asdict(self.plan)))
-        deadline = time.monotonic() + START_S + PER_APP_S * len(group) + PER_REQUEST_S * batches * (self.plan.requests + WARMUP)
-        return proc, deadline, group, log
+               "--codspeed", "--basetemp", str(work / "tmp"), "--db", self.server.admin_url if self.server else "sqlite"]  # fmt: skip
+        with open(process.log, "w") as f:
+            return subprocess.Popen(cmd, cwd=discovery.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
 
     def result(self) -> dict:
-        """Wait for every process (killing one past its deadline) and read the counts: the `instructions` part."""
+        """Wait for every process and read the counts: the `instructions` part of the results."""
         part = {"plan": asdict(self.plan), "warmup": WARMUP, "apps": [a.describe() for a in self.apps]}
         if self.unavailable:
             return {**part, "unavailable": self.unavailable}
-        timed_out = set()
-        for proc, deadline, group, _ in self.procs:
-            try:
-                proc.wait(timeout=max(1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                kill_group(proc)
-                timed_out.update(a.id for a in group)
+        for thread in self.threads:
+            thread.join()
         counts = dict(filter(None, (_totals(d) for d in self.work.glob("*/callgrind.*.out*"))))
-        errors = _errors(self.procs, counts, timed_out)
+        errors = _errors(self.processes, counts, self.plan)
         for e in errors:
             self.say(f"  instructions × {e['app']}: ERROR: {e['reason']}")
         shutil.rmtree(self.work, ignore_errors=True)
         duration = round(time.monotonic() - self.started, 1)
         self.say(f"instructions: counted in {duration:g} s")
-        return {**part, "conditions": _conditions(self.no_aslr), "cells": summarize(counts, self.plan, self.apps),
-                "errors": errors, "duration_s": duration}
+        return {**part, "conditions": _conditions(self.no_aslr), "tolerance": TOLERANCE,
+                "cells": summarize(counts, self.plan, self.apps), "errors": errors, "duration_s": duration}
 
     def close(self) -> None:
-        for proc, *_ in self.procs:
-            kill_group(proc)
+        with self._lock:
+            self._closed = True
+        for process in self.processes:
+            if process.proc:
+                kill_group(process.proc)
 
 
 def attach(results, count: Count, alongside: str | None = None) -> bool:
@@ -321,24 +371,26 @@ def attach(results, count: Count, alongside: str | None = None) -> bool:
     return True
 
 
-def _errors(procs, counts: dict, timed_out: set) -> list[dict]:
+def _errors(processes: list[Process], counts: dict, plan: Plan) -> list[dict]:
+    """One entry per app and process that left no count: the test's failure, a timeout, or how the process ended."""
     errors = []
-    for proc, _, group, log in procs:
-        failures = [line for line in log.read_text(errors="replace").splitlines() if line.startswith(("FAILED", "ERROR"))]
-        for app in group:
-            if any(key.startswith(f"{app.id}-") for key in counts) and app.id not in timed_out:
+    for p in processes:
+        failures = [line for line in p.log.read_text(errors="replace").splitlines() if line.startswith(("FAILED", "ERROR"))]
+        for app in p.apps:
+            if not p.timed_out and any(c["id"] in counts for c in _cases([[app.id, ""]], asdict(plan), p.repeats)):
                 continue
             why = next((line.split(" - ", 1)[-1] for line in failures if f"[{app.id}-" in line), None)
-            reason = "timed out under valgrind (process killed)" if app.id in timed_out else why or f"no count recorded (exit {proc.returncode})"
-            errors.append({"app": app.id, "reason": f"{reason}; see {log}"})
+            how = "timed out under valgrind (process killed)" if p.timed_out else why or f"no count (exit {p.proc.returncode})"
+            errors.append({"app": app.id, "reason": f"{how}; see {p.log}"})
     return errors
 
 
-def _conditions(prefix: list[str]) -> dict:
+def _conditions(no_aslr: list[str]) -> dict:
     valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
-    return {"valgrind": f"{valgrind}, callgrind, collection on only around each batch",
+    return {"valgrind": f"{valgrind} callgrind, collection on only around each batch",
             "counter": f"pytest-codspeed {version('pytest-codspeed')} (garbage collection off during a batch)",
-            "hash_seed": CONDITIONS["PYTHONHASHSEED"], "aslr": "off (setarch -R)" if prefix else "on (setarch could not turn it off)"}
+            "PYTHONHASHSEED": CONDITIONS["PYTHONHASHSEED"],
+            "ASLR": "off (setarch -R)" if no_aslr else "on (setarch could not turn it off)"}
 
 
 def _spread(values: list[float]) -> dict:
@@ -348,16 +400,20 @@ def _spread(values: list[float]) -> dict:
 def summarize(counts: dict, plan: Plan, apps) -> list[dict]:
     """One cell per (app, kind, path, level): instructions per request over repeats, and per-repeat ratios to the baselines."""
     per: dict[tuple, dict[int, float]] = {}
-    for case in _cases([[a.id, ""] for a in apps], asdict(plan)):
-        empty = counts.get(f"{case['app']}-c{case['level']}-empty")
-        if case["requests"] and case["id"] in counts and empty is not None:
-            key = (case["app"], case["kind"], case["path"], case["level"])
-            per.setdefault(key, {})[case["repeat"]] = (counts[case["id"]] - empty) / case["requests"]
+    empty: dict[tuple, list[int]] = {}
+    for repeat in range(plan.repeats):
+        for case in _cases([[a.id, ""] for a in apps], asdict(plan), [repeat]):
+            zero = counts.get(_id(case["app"], case["level"], repeat, "empty"))
+            if not case["requests"] and zero is not None:
+                empty.setdefault((case["app"], case["level"]), []).append(zero)
+            elif case["id"] in counts and zero is not None:
+                key = (case["app"], case["kind"], case["path"], case["level"])
+                per.setdefault(key, {})[repeat] = (counts[case["id"]] - zero) / case["requests"]
     cells = []
     for (app, kind, path, level), by_repeat in per.items():
         cell = {"app": app, "kind": kind, "path": path, "concurrency": level, "repeats": len(by_repeat),
                 "per_request": _spread(list(by_repeat.values())), "per_repeat": [by_repeat[r] for r in sorted(by_repeat)],
-                "empty_batch": counts[f"{app}-c{level}-empty"]}
+                "empty_batch": _spread(empty[app, level])}
         for name, base in (("vs_raw", RAW), ("vs_nodb", NO_DB)):
             reference = per.get((base, kind, path, level))
             if base != app and reference:
