@@ -84,7 +84,7 @@ def section(part: dict) -> list[str]:
         "**× raw connection** and **× no database** divide the app's count by the baseline's on the same path, repeat "
         "by repeat: above 1 means more CPU work per request than the baseline. Tables and bars go from cheapest to "
         f"costliest; in the line above each table `<` marks a settled difference (the ranges do not overlap and the "
-        f"medians are more than {tolerance:.0%} apart, more than two runs of this harness have differed) and `≈` one "
+        f"medians are more than {tolerance * 100:g} % apart, more than two runs of this harness have differed) and `≈` one "
         "that is not.",
         "",
         WHAT,
@@ -127,7 +127,8 @@ def agreement_summary(rows: list[dict]) -> str:
         return "no instruction figure in common"
     worst = max(rows, key=lambda r: abs(r["difference"]))
     app, path, level = worst["key"]
-    return (f"{sum(r['agree'] for r in rows)} of {len(rows)} instruction figures agree within {rows[0]['tolerance']:.0%}; "
+    return (f"{sum(r['agree'] for r in rows)} of {len(rows)} instruction figures agree within "
+            f"{rows[0]['tolerance'] * 100:g} %; "
             f"the largest difference {abs(worst['difference']):.2%} (`{app}` `{path}`, {level} client(s))")
 
 

@@ -81,7 +81,7 @@ def _instruction_figure(doc: dict, out: Path) -> list[Path]:
     if not part.get("cells"):
         return []
     baselines = {a["id"] for a in part["apps"] if a["baseline"]}
-    groups = instructions.groups(part["cells"])
+    groups = instructions.groups(part["cells"])  # the tables' order
     kinds = list(dict.fromkeys(kind for kind, _ in groups))
     levels = sorted({level for _, level in groups})
     tallest = max(map(len, groups.values()))
@@ -94,7 +94,7 @@ def _instruction_figure(doc: dict, out: Path) -> list[Path]:
                   [c["per_request"]["max"] / 1e6 - m for m, c in zip(medians, group)]]
         colours = ["lightgrey" if c["app"] in baselines else "tab:blue" for c in group]
         ax.barh(range(len(group)), medians, xerr=spread, color=colours, capsize=2)
-        ax.set_yticks(range(len(group)), [instructions.label(c, baselines) for c in group], fontsize=7)
+        ax.set_yticks(range(len(group)), [f"{c['app']} {c['path']}" for c in group], fontsize=7)
         ax.invert_yaxis()
         ax.set_title(f"{kind}, {level} client{'s' if level > 1 else ''}", fontsize=10)
         ax.set_xlabel("M instructions per request (median, range)", fontsize=8)
