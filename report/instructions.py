@@ -129,7 +129,7 @@ def agreement_summary(rows: list[dict]) -> str:
     app, path, level = worst["key"]
     return (f"{sum(r['agree'] for r in rows)} of {len(rows)} instruction figures agree within "
             f"{rows[0]['tolerance'] * 100:g} %; "
-            f"the largest difference {abs(worst['difference']):.2%} (`{app}` `{path}`, {level} client(s))")
+            f"the largest difference {abs(worst['difference']) * 100:.2f} % (`{app}` `{path}`, {level} client(s))")
 
 
 def agreement_section(rows: list[dict]) -> list[str]:

@@ -24,7 +24,7 @@ from report.render import render
 from tests.running import ROOT, compare, processes_mentioning
 
 BENCH = ROOT / "tests" / "bench_strategies"
-TWIN, AGAIN, SLEEPS, WORKS = "awake_twin", "awake_twin_again", "slowed_5ms", "busy_work"
+TWIN, AGAIN, SLEEPS, WORKS, BROKEN = "awake_twin", "awake_twin_again", "slowed_5ms", "busy_work", "broken"
 SMALL = ["--no-checks", "--throughput", "off", "--instruction-kinds", "nodb", "--instruction-levels", "1",
          "--instruction-requests", "5"]
 
@@ -43,6 +43,7 @@ def counted(tmp_path_factory):
     for name in (TWIN, SLEEPS, WORKS):
         shutil.copy(BENCH / f"{name}.py", strategies)
     shutil.copy(BENCH / f"{TWIN}.py", strategies / f"{AGAIN}.py")
+    (strategies / f"{BROKEN}.py").write_text("import a_module_that_does_not_exist\n")
     done = compare(out, "--strategies-dir", str(strategies), *SMALL, "--instructions", "full", "--instruction-repeats", "2",
                    timeout=400)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -55,10 +56,11 @@ def _cell(doc, app) -> dict:
     return cell
 
 
-def test_every_app_is_counted_with_a_spread_and_ratios(counted):
+def test_every_app_is_counted_with_a_spread_and_ratios_but_a_broken_one(counted):
     doc, _ = counted
     part = doc["instructions"]
-    assert not part["errors"], part["errors"]
+    (error,) = part["errors"]
+    assert error["app"] == BROKEN and "a_module_that_does_not_exist" in error["reason"], part["errors"]
     assert {c["app"] for c in part["cells"]} == {TWIN, AGAIN, SLEEPS, WORKS, "baseline:no_database", "baseline:raw_connection"}
     for c in part["cells"]:
         spread = c["per_request"]
