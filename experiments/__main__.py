@@ -62,7 +62,9 @@ def _cost(args, strategies, server, say, results, stack: ExitStack) -> bool:
     beside = throughput is not None and counting is not None and counting.beside_throughput
 
     def count() -> instructions.Count:
-        return stack.enter_context(closing(instructions.Count(sweep.apps(strategies), counting, server, args.out, say)))
+        held = stack.enter_context(closing(instructions.Count(sweep.apps(strategies), counting, server, args.out, say)))
+        held.start()
+        return held
 
     with signals_interrupt():  # the parts handle their own interruptions; this covers the moments between them
         try:

@@ -89,9 +89,9 @@ def _instruction_figure(doc: dict, out: Path) -> list[Path]:
                              squeeze=False)
     for (kind, level), group in groups.items():
         ax = axes[levels.index(level)][kinds.index(kind)]
-        medians = [c["per_request"]["median"] / 1e6 for c in group]
-        spread = [[m - c["per_request"]["min"] / 1e6 for m, c in zip(medians, group)],
-                  [c["per_request"]["max"] / 1e6 - m for m, c in zip(medians, group)]]
+        counts = [c["per_request"] for c in group]
+        medians = [x["median"] / 1e6 for x in counts]
+        spread = [[(x["median"] - x["min"]) / 1e6 for x in counts], [(x["max"] - x["median"]) / 1e6 for x in counts]]
         colours = ["lightgrey" if c["app"] in baselines else "tab:blue" for c in group]
         ax.barh(range(len(group)), medians, xerr=spread, color=colours, capsize=2)
         ax.set_yticks(range(len(group)), [f"{c['app']} {c['path']}" for c in group], fontsize=7)

@@ -268,7 +268,8 @@ class Count:
     """The valgrind processes of one count, run `jobs` at a time by background threads; `result()` waits for them.
 
     Each process has a hard timeout and its own process group; `close()` kills whatever
-    still runs and starts nothing more (the CLI calls it on every exit, Ctrl-C included).
+    still runs and starts nothing more: hold the count (an ExitStack, `closing`) before
+    `start()`, so that every exit closes it, Ctrl-C included.
     """
 
     def __init__(self, apps, plan: Plan, server, out: Path, say):
@@ -296,14 +297,14 @@ class Count:
                     self.processes.append(Process([repeat], order, logs / f"valgrind-r{repeat}-{i}.log"))
         todo = iter(self.processes)
         self.threads = [threading.Thread(target=self._run, args=(todo,), daemon=True) for _ in range(len(shares))]
-        try:
-            for thread in self.threads:
-                thread.start()
-        except BaseException:  # interrupted here, before the caller holds this count: stop what started
-            self.close()
-            raise
-        say(f"instructions: {len(apps)} apps counted under valgrind in {len(self.processes)} process(es), "
-            f"{len(shares)} at a time, in the background")
+
+    def start(self) -> None:
+        """Start counting; call it once the caller holds the count, so that an interruption from here on closes it."""
+        for thread in self.threads:
+            thread.start()
+        if self.threads:
+            self.say(f"instructions: {len(self.apps)} apps counted under valgrind in {len(self.processes)} process(es), "
+                     f"{len(self.threads)} at a time, in the background")
 
     def _run(self, todo) -> None:
         while True:
@@ -327,9 +328,11 @@ class Count:
         env = {**os.environ, **CONDITIONS, "CODSPEED_ENV": "1", "CODSPEED_PROFILE_FOLDER": str(work),
                "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "SESSIONBENCH_INSTRUCTIONS": json.dumps(run)}
         env.pop("CODSPEED_RUNNER_MODE", None)
-        cmd = [*self.no_aslr, "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={work}/callgrind.%p.out",
-               sys.executable, "-m", "pytest", __file__, "-q", "-rfE", "-p", "no:cacheprovider", "-p", "pytest_codspeed.plugin",
-               "--codspeed", "--basetemp", str(work / "tmp"), "--db", self.server.admin_url if self.server else "sqlite"]  # fmt: skip
+        # -vv: pytest's summary keeps a failure's whole reason (the errors' source) instead of cutting it at 80 columns
+        cmd = [*self.no_aslr, "valgrind", "--tool=callgrind", "--instr-atstart=no",
+               f"--callgrind-out-file={work}/callgrind.%p.out", sys.executable, "-m", "pytest", __file__, "-vv", "-rfE",
+               "-p", "no:cacheprovider", "-p", "pytest_codspeed.plugin", "--codspeed", "--basetemp", str(work / "tmp"),
+               "--db", self.server.admin_url if self.server else "sqlite"]  # fmt: skip
         with open(process.log, "w") as f:
             return subprocess.Popen(cmd, cwd=discovery.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
 
