@@ -54,12 +54,13 @@ def _server(db: str, stack: ExitStack) -> postgres.Cluster | None:
 def _cost(args, strategies, server, say, results, stack: ExitStack) -> bool:
     """The cost side, after the checks: throughput, and instructions per request (False when interrupted).
 
-    A count planned to run beside the throughput pass starts first, one process at a time on the core that
-    pass leaves idle (instruction counts do not depend on load); a bigger one runs after the sweep, so that
-    it does not disturb the wall clock.
+    A count planned to run beside an in-process throughput pass starts first, one process at a time on the
+    core that pass leaves idle (instruction counts do not depend on load); a bigger one, or one next to a
+    server-mode sweep (which needs both cores), runs after the sweep, so as not to disturb the wall clock.
     """
     throughput, counting = sweep.plan(args), instructions.plan(args)
-    beside = throughput is not None and counting is not None and counting.beside_throughput
+    inprocess_pass = throughput is not None and throughput.modes == ("inprocess",)
+    beside = counting is not None and counting.beside_throughput and inprocess_pass
 
     def count() -> instructions.Count:
         held = stack.enter_context(closing(instructions.Count(sweep.apps(strategies), counting, server, args.out, say)))
@@ -72,9 +73,11 @@ def _cost(args, strategies, server, say, results, stack: ExitStack) -> bool:
             if throughput and not sweep.attach(results, throughput, strategies, server, args.out, say, args.loadgen):
                 return False
             if counting:
-                return instructions.attach(results, started or count(), "counted beside the throughput pass" if beside else None)
+                alongside = "counted beside the throughput pass" if beside else None
+                return instructions.attach(results, started or count(), alongside)
         except Interrupted as exc:
-            results.finish(complete=False, note=f"interrupted by {exc} during the cost measurements (throughput, instructions)")
+            note = f"interrupted by {exc} during the cost measurements (throughput, instructions)"
+            results.finish(complete=False, note=note)
             return False
     return True
 

@@ -23,6 +23,7 @@ the background, each under a hard timeout in its own process group.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import itertools
 import json
@@ -207,10 +208,23 @@ def add_arguments(parser) -> None:
                        help="quick (the read route, sequential, one process at a time beside the quick throughput "
                        "pass; the default), full (every route, 1 and 8 clients, two processes at once, after the sweep; "
                        "the default with --throughput full) or off")
-    group.add_argument("--instruction-requests", type=int, help="requests per counted batch")
-    group.add_argument("--instruction-repeats", type=int, help="counted batches per app, path and level")
-    group.add_argument("--instruction-levels", type=lambda s: tuple(int(x) for x in s.split(",")), help="clients, e.g. 1,8")
-    group.add_argument("--instruction-kinds", type=lambda s: tuple(s.split(",")), help="route kinds, e.g. read,write,nodb")
+    group.add_argument("--instruction-requests", type=_positive, help="requests per counted batch")
+    group.add_argument("--instruction-repeats", type=_positive, help="counted batches per app, path and level")
+    group.add_argument("--instruction-levels", type=lambda s: tuple(map(_positive, s.split(","))), help="clients, e.g. 1,8")
+    group.add_argument("--instruction-kinds", type=_kinds, help="route kinds, e.g. read,write,nodb")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(text.split(","))
+    if unknown := [k for k in kinds if k not in KINDS]:
+        raise argparse.ArgumentTypeError(f"unknown route kind {', '.join(map(repr, unknown))}; known: {', '.join(KINDS)}")
+    return kinds
 
 
 def plan(args) -> Plan | None:
