@@ -318,7 +318,7 @@ class Count:
             thread.start()
         if self.threads:
             self.say(f"instructions: {len(self.apps)} apps counted under valgrind in {len(self.processes)} process(es), "
-                     f"{len(self.threads)} at a time, in the background")
+                     f"{len(self.threads)} at a time")
 
     def _run(self, todo) -> None:
         while True:
