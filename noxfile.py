@@ -21,6 +21,8 @@ LIBRARIES = PROJECT["optional-dependencies"]["libraries"]  # what the library st
 def compare(session: nox.Session) -> None:
     """Every strategy through every check, then a quick throughput pass; writes results/REPORT.md and results/results.json.
 
+    Beside the quick pass, instructions per request on the read route are counted under valgrind when it is
+    installed (Debian: `apt-get install valgrind`); `-- --instructions off` skips that.
     Arguments after `--` go to `python -m experiments`, e.g.
     `nox -s compare -- --strategy yield_dependency --strategy middleware`; `-- --help` lists them.
     """
@@ -31,9 +33,11 @@ def compare(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The full throughput sweep, in-process and over uvicorn (~25 min), no correctness checks: writes results/bench/.
+    """The full throughput sweep, in-process and over uvicorn (~25 min), then instructions per request under valgrind
+    on every route (8-12 min), no correctness checks: writes results/bench/.
 
-    Uses wrk as the load generator when installed (Debian: `apt-get install wrk`), else a Python one.
+    Uses wrk as the load generator when installed (Debian: `apt-get install wrk`), else a Python one; counts
+    instructions when valgrind is installed (Debian: `apt-get install valgrind`).
     """
     session.install(*PROJECT["dependencies"], *LIBRARIES)
     quiet = ["--quiet"] if os.environ.get("CI") else []

@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 from experiments import checks
 from experiments.harness import discovery, postgres, preflight
-from experiments.harness.runner import Busy, Interrupted, Run, lock, matrix, run
+from experiments.harness.runner import Busy, Interrupted, Run, lock, matrix, run, signals_interrupt
 from experiments.harness.serving import describe_backend
-from experiments.throughput import sweep
+from experiments.throughput import instructions, sweep
 from report import plots, render
 from report.results import ResultsFile, environment
 
@@ -38,6 +38,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
                         help="strategy × check pairs measured at once (default 4: most wait on sleeps and I/O; checks that time things always run alone)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     sweep.add_arguments(parser)
+    instructions.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -48,6 +49,38 @@ def _server(db: str, stack: ExitStack) -> postgres.Cluster | None:
     if db == "postgresql":
         return stack.enter_context(postgres.throwaway_cluster())
     return postgres.existing_server(db)
+
+
+def _cost(args, preflights: list[preflight.Preflight], server, say, results, stack: ExitStack) -> bool:
+    """The cost side, after the checks: throughput, and instructions per request (False when interrupted).
+
+    A count planned to run beside an in-process throughput pass starts first, one process at a time on the
+    core that pass leaves idle (instruction counts do not depend on load); a bigger one, or one next to a
+    server-mode sweep (which needs both cores), runs after the sweep, so as not to disturb the wall clock.
+    """
+    throughput, counting = sweep.plan(args), instructions.plan(args)
+    strategies = [p.strategy for p in preflights if p.ready]  # the preflight's errors are listed by sweep.attach
+    inprocess_pass = throughput is not None and throughput.modes == ("inprocess",)
+    beside = counting is not None and counting.beside_throughput and inprocess_pass
+
+    def count() -> instructions.Count:
+        held = stack.enter_context(closing(instructions.Count(sweep.apps(strategies), counting, server, args.out, say)))
+        held.start()
+        return held
+
+    with signals_interrupt():  # the parts handle their own interruptions; this covers the moments between them
+        try:
+            started = count() if beside else None
+            if throughput and not sweep.attach(results, throughput, preflights, server, args.out, say, args.loadgen):
+                return False
+            if counting:
+                alongside = "counted beside the throughput pass" if beside else None
+                return instructions.attach(results, started or count(), alongside)
+        except Interrupted as exc:
+            note = f"interrupted by {exc} during the cost measurements (throughput, instructions)"
+            results.finish(complete=False, note=note)
+            return False
+    return True
 
 
 def main(argv: list[str]) -> int:
@@ -77,8 +110,8 @@ def main(argv: list[str]) -> int:
             where = f"PostgreSQL {server.version}" if server else "SQLite"
             print(f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True)
             complete = run(settings, preflights, chosen, results)
-            if complete and any(p.ready for p in preflights) and (plan := sweep.plan(args)):
-                complete = sweep.attach(results, plan, preflights, server, args.out, settings.say, args.loadgen)
+            if complete and any(p.ready for p in preflights):
+                complete = _cost(args, preflights, server, settings.say, results, stack)
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc))

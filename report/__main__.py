@@ -1,7 +1,8 @@
 """`python -m report [results/results.json] [--against OTHER]`: write REPORT.md (and its plots) next to the results file.
 
 With `--against` another run's results file, the report gains a run-to-run
-agreement section (report/agreement.py) and its count is printed.
+agreement section (report/agreement.py; instruction counts: report/instructions.py)
+and its counts are printed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from report import agreement, plots
+from report import agreement, instructions, plots
 from report.render import render
 from report.results import ResultsError, load
 
@@ -28,11 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.results.with_name("REPORT.md")
     rows = agreement.compare(doc, other) if other else []
-    out.write_text(render(doc, agreement.section(doc, other, str(args.against), rows) if other else []))
+    counted = instructions.agreement(doc, other) if other else []
+    extra = agreement.section(doc, other, str(args.against), rows) + instructions.agreement_section(counted) if other else []
+    out.write_text(render(doc, extra))
     plots.write(doc, out.parent)
     print(out)
     if other:
         print(f"run-to-run: {agreement.summary(rows)}")
+        print(f"run-to-run: {instructions.agreement_summary(counted)}")
     return 0
 
 

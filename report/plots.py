@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from report import instructions  # noqa: E402
 from report.throughput import KIND_TITLES, MODES, figures, series  # noqa: E402
 
 # tab10 without its grey (kept for a baseline): nine hues, no light/dark pair of one hue. Past nine strategies a
@@ -109,7 +110,11 @@ def _legend(tp: dict, look: dict, what: str, mode: str) -> list:
 
 
 def write(doc: dict, out: Path) -> list[Path]:
-    """Draw every figure of the document's throughput part into `out`; nothing when there is none."""
+    """Draw every figure of the document into `out`; nothing for a part it does not have."""
+    return _throughput_figures(doc, out) + _instruction_figure(doc, out)
+
+
+def _throughput_figures(doc: dict, out: Path) -> list[Path]:
     tp = doc.get("throughput")
     if not tp:
         return []
@@ -132,3 +137,38 @@ def write(doc: dict, out: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _instruction_figure(doc: dict, out: Path) -> list[Path]:
+    """Instructions per request: a panel per route kind (columns) and concurrency (rows), cheapest on top."""
+    part = doc.get("instructions") or {}
+    if not part.get("cells"):
+        return []
+    baselines = {a["id"] for a in part["apps"] if a["baseline"]}
+    groups = instructions.groups(part["cells"])  # the tables' order
+    kinds = list(dict.fromkeys(kind for kind, _ in groups))
+    levels = sorted({level for _, level in groups})
+    tallest = max(map(len, groups.values()))
+    fig, axes = plt.subplots(len(levels), len(kinds), figsize=(6 * len(kinds), (0.3 * tallest + 1.2) * len(levels)),
+                             squeeze=False)
+    for (kind, level), group in groups.items():
+        ax = axes[levels.index(level)][kinds.index(kind)]
+        counts = [c["per_request"] for c in group]
+        medians = [x["median"] / 1e6 for x in counts]
+        spread = [[(x["median"] - x["min"]) / 1e6 for x in counts], [(x["max"] - x["median"]) / 1e6 for x in counts]]
+        colours = ["lightgrey" if c["app"] in baselines else "tab:blue" for c in group]
+        ax.barh(range(len(group)), medians, xerr=spread, color=colours, capsize=2)
+        ax.set_yticks(range(len(group)), [f"{c['app']} {c['path']}" for c in group], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(f"{kind}, {level} client{'s' if level > 1 else ''}", fontsize=10)
+        ax.set_xlabel("M instructions per request (median, range)", fontsize=8)
+        ax.grid(True, axis="x", alpha=0.3)
+    for ax in axes.flat:
+        if not ax.has_data():
+            ax.set_visible(False)
+    fig.suptitle("CPU cost per request, counted under valgrind (grey: the baselines)", fontsize=9)
+    fig.tight_layout()
+    path = Path(out) / instructions.FIGURE
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]

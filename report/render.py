@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from report import throughput
+from report import instructions, throughput
 from report.claims import CLAIMS, judge
 from report.results import by_pair, key_number, verdict_metrics
 
@@ -144,8 +144,10 @@ def not_measured(strategies: list[dict], checks: list[dict], found: dict) -> lis
     return out + [""]
 
 
-def _cost_text(cost: dict | None) -> str:
-    return f"× raw connection {throughput.span(cost)}" if cost else "cost not measured"
+def _cost_text(cost: dict | None, cpu: dict | None = None) -> str:
+    wall = f"× raw connection {throughput.span(cost)}" if cost else "cost not measured"
+    return wall + (f"; instructions × raw connection {cpu['median']:.2f} ({cpu['min']:.2f}–{cpu['max']:.2f})"
+                   if cpu else "")
 
 
 def _cost_definition(mode: str | None, costs: dict) -> str:
@@ -170,6 +172,9 @@ def what_to_use(doc: dict, found: dict) -> list[str]:
     strategies, checks = doc["strategies"], doc["checks"]
     keys = {c["id"]: verdict_metrics(c) for c in checks}
     mode, costs = throughput.read_costs(doc.get("throughput") or {})
+    level, cpu = instructions.read_costs(doc.get("instructions") or {})
+    absent = {s["id"]: s for s in strategies if s.get("preflight", "ready") != "ready"}  # not installed, or no import
+    strategies = [s for s in strategies if s["id"] not in absent]
     rows = {s["id"]: [(c["id"], found.get((s["id"], c["id"]), {})) for c in checks] for s in strategies}
     against = {i: [(c, r) for c, r in rs if r.get("outcome") not in ("passed", "skipped")] for i, rs in rows.items()}
     everywhere = [c["id"] for c in checks if strategies
@@ -192,7 +197,7 @@ def what_to_use(doc: dict, found: dict) -> list[str]:
         skipped = [c for c, r in rows[i] if r.get("outcome") == "skipped" and c not in everywhere]
         overlap = previous and i in costs and costs[i]["high"] >= costs[previous]["low"]
         note = f"; ➖ {', '.join(f'`{c}`' for c in skipped)}" if skipped else ""
-        out.append(f"- {'≈ ' if overlap else ''}`{i}`: {_cost_text(costs.get(i))}{note}")
+        out.append(f"- {'≈ ' if overlap else ''}`{i}`: {_cost_text(costs.get(i), cpu.get(i))}{note}")
         previous = i if i in costs else previous
     out += ["", "### Every other strategy", ""]
     if not others:
@@ -200,7 +205,7 @@ def what_to_use(doc: dict, found: dict) -> list[str]:
     for i in others:
         unmeasured = len(against[i]) - fails(i)
         out.append(f"- `{i}`: {fails(i)} failed" + (f", {unmeasured} not measured" if unmeasured else "")
-                   + f"; {_cost_text(costs.get(i))}")
+                   + f"; {_cost_text(costs.get(i), cpu.get(i))}")
         for c, r in against[i]:
             if r.get("outcome") == "failed":
                 out.append(f"  - ❌ `{c}`: {cell(key_number(r, keys[c]))}")
@@ -209,10 +214,15 @@ def what_to_use(doc: dict, found: dict) -> list[str]:
     out += ["", _cost_definition(mode, costs)]
     if everywhere:
         out[-1] += " Not measured for any strategy in this run: " + ", ".join(f"`{c}`" for c in everywhere) + "."
-    # Hook for issue 13 (instruction counts per request, doc["instructions"]): they get their own section and do
-    # not enter this order, which rests on throughput alone.
-    if doc.get("instructions"):
-        out[-1] += " Instructions per request are reported in their own section; they do not change this order."
+    if cpu:
+        out[-1] += (f" **Instructions × raw connection** (read route, {level} client{'s' * (level != 1)}) is the "
+                    "CPU work per request against the raw-connection baseline's, median and range over repeats "
+                    "(below: CPU cost per request): lower is cheaper; it does not see time spent waiting, so it "
+                    "does not enter this order.")
+    if absent:
+        out += ["", "### Not measured in this environment", ""]
+        out += [f"- `{i}`: {s['preflight']}: {cell(next((r.get('reason') for r in doc['results'] if r['strategy'] == i), ''))}"
+                for i, s in absent.items()]
     return out + [""]
 
 
@@ -274,5 +284,7 @@ def render(doc: dict, extra: list[str] = ()) -> str:
         out += check_section(check, strategies, found)
     if doc.get("throughput"):
         out += throughput.section(doc["throughput"])
+    if doc.get("instructions"):
+        out += instructions.section(doc["instructions"])
     out += [*extra, *claims_section(doc)]
     return "\n".join(out) + "\n"

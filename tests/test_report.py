@@ -15,7 +15,7 @@ import pytest
 from experiments.checks import NEEDS_SERVER, registry
 from experiments.harness import discovery
 from report import claims, plots
-from report.render import render, short_labels
+from report.render import render, short_labels, what_to_use
 from report.results import SCHEMA, ResultsError, ResultsFile, by_pair, load
 from tests.running import ROOT
 
@@ -200,8 +200,26 @@ def test_what_to_use_without_throughput_or_without_a_clean_strategy():
     lines = _section(render(doc), "## What to use")
     assert lines[lines.index("### Passes every check it can serve") + 2].startswith("None:")
     assert any("not measured in this run (`--throughput off`)" in line for line in lines)
-    doc["instructions"] = {"anything": 1}
-    assert any("Instructions per request" in line for line in _section(render(doc), "## What to use"))
+    app = doc["strategies"][0]["id"]
+    doc["instructions"] = {"cells": [{"app": app, "kind": "read", "concurrency": 1,
+                                      "vs_raw": {"median": 1.25, "min": 1.24, "max": 1.26}}]}
+    lines = what_to_use(doc, by_pair(doc["results"]))
+    assert any(line.startswith(f"- `{app}`:") and "instructions × raw connection 1.25 (1.24–1.26)" in line
+               for line in lines)
+    assert any("**Instructions × raw connection** (read route, 1 client)" in line for line in lines)
+
+
+def test_a_strategy_not_installed_here_is_not_called_clean():
+    """All its rows skipped by the import preflight (REQUIRES unmet): listed apart, never as passing everything."""
+    doc = _wide(3, 2)
+    absent = doc["strategies"][0]
+    absent["preflight"] = "skipped"
+    doc["results"] = [r if r["strategy"] != absent["id"] else
+                      {**r, "outcome": "skipped", "reason": "needs a-library>=1 (installed here: none)"} for r in doc["results"]]
+    lines = what_to_use(doc, by_pair(doc["results"]))
+    passing = lines[lines.index("### Passes every check it can serve"):lines.index("### Every other strategy")]
+    assert not any(f"`{absent['id']}`" in line for line in passing)
+    assert f"- `{absent['id']}`: skipped: needs a-library>=1 (installed here: none)" in lines
 
 
 def test_short_column_labels_are_distinct():

@@ -24,7 +24,8 @@ from tests.running import ROOT, TEMPLATE, compare, processes_mentioning
 SLOWED = ROOT / "tests" / "bench_strategies" / "slowed_5ms.py"
 GOOD, SLOW, BROKEN = "session_per_request", "slowed_5ms", "broken"
 BASELINES = {"baseline:no_database", "baseline:raw_connection"}
-SHORT = ["--no-checks", "--throughput", "quick", "--levels", "1,8", "--rounds", "2", "--seconds", "0.1"]
+SHORT = ["--no-checks", "--throughput", "quick", "--levels", "1,8", "--rounds", "2", "--seconds", "0.1",
+         "--instructions", "off"]  # counted in tests/test_instructions.py
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,8 @@ def run(apps, server, out: Path, rounds: int, say) -> list[dict]:
         "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
     ]  # fmt: skip
     work.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SESSIONBENCH_COST_APPS": json.dumps([[a.id, str(a.strategy.path)] for a in apps]),
+    env = {**os.environ, "COLUMNS": "400",  # the summary keeps each failure's reason whole
+           "SESSIONBENCH_COST_APPS": json.dumps([[a.id, str(a.strategy.path)] for a in apps]),
            "SESSIONBENCH_COST_ROUNDS": str(rounds)}
     (out / "benchmark.json").unlink(missing_ok=True)
     with open(log, "w") as f:

@@ -1,25 +1,18 @@
-"""The template's session per request plus 5 ms of blocking work per request
+"""The template's session per request plus 5 ms of blocking sleep per request
 
-An instrument of tests/test_throughput.py: the measurement must rank it slowest
-by a clear margin. Try it with
-`nox -s bench -- --strategies-dir tests/bench_strategies`.
+An instrument of the throughput and instruction tests: the wall-clock measurement
+must rank it slowest by a clear margin, and the instruction count must not rank it
+costlier than `awake_twin` (the same app without the sleep): sleeping is waiting,
+not CPU work. Try it with `nox -s bench -- --strategies-dir tests/bench_strategies`.
 """
 
-import importlib.util
 import time
 
-from experiments.harness.discovery import ROOT
-
-# A fresh copy of the template each time this module is loaded, so that the middleware is added to a new app only.
-_spec = importlib.util.spec_from_file_location("_slowed_template", ROOT / "strategies" / "_template.py")
-_template = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_template)
-
-app = _template.app
-UNSUPPORTED = _template.UNSUPPORTED
+from tests.bench_strategies._middleware import template_with
 
 
-@app.middleware("http")
-async def five_ms_of_work(request, call_next):
-    time.sleep(0.005)  # blocks the event loop, like CPU work would
-    return await call_next(request)
+def five_ms_of_sleep():
+    time.sleep(0.005)  # blocks the event loop, like CPU work would, but executes almost no instructions
+
+
+app, UNSUPPORTED = template_with(five_ms_of_sleep)

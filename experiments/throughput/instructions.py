@@ -1,0 +1,441 @@
+"""Instructions executed per request, counted under valgrind: CPU work that the machine's load does not change.
+
+Wall-clock throughput on 2 shared cores swings from run to run; the number of
+instructions a request executes does not. This counts them the way CodSpeed's
+CI does: the apps are served in-process (asgi-lifespan + httpx's ASGI
+transport, as the checks do) inside a pytest process running under
+`valgrind --tool=callgrind --instr-atstart=no`, and pytest-codspeed switches
+collection on only around each batch of requests and dumps the count when the
+batch ends (one callgrind file per batch). Start-up, imports and lifespan are
+never counted; every thread is (a `def` endpoint runs in the threadpool).
+A batch of 0 requests, counted the same way, is subtracted, so the per-request
+figure is (I(N) - I(0)) / N.
+
+Two processes differ in ways one process cannot show (memory layout, type
+caches: up to about 1 % here), so in the full plan each repeat is a valgrind
+process of its own, the apps in a rotated order, and the spread over repeats is
+the spread a second run would see; the quick plan keeps its repeats in one
+process (a third of the cost) and its range shows batch-to-batch variation
+only. `Count` runs this file as those pytest processes, `jobs` at a time, in
+the background, each under a hard timeout in its own process group.
+`pytest experiments` does not collect it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import anyio
+import anyio.from_thread
+import pytest
+
+from experiments.harness import discovery, runner
+from experiments.harness.runner import kill_group
+from experiments.harness.serving import Database, serve
+from experiments.throughput.baselines import DIR as BASELINES_DIR
+from experiments.throughput.baselines import NO_DB, RAW
+from experiments.throughput.sweep import KINDS
+
+
+@dataclass(frozen=True)
+class Plan:
+    kinds: tuple[str, ...]  # route kinds of sweep.KINDS
+    levels: tuple[int, ...]  # concurrent clients
+    repeats: int  # counted batches per app, path and level
+    requests: int  # per counted batch
+    jobs: int  # shares of the apps, counted at once
+    repeats_apart: bool  # each repeat in a valgrind process of its own (the honest spread), or all in one (cheaper)
+    beside_throughput: bool  # counted while the throughput pass runs (on the core it leaves idle), or after it
+
+
+PLANS = {
+    "quick": Plan(kinds=("read",), levels=(1,), repeats=3, requests=20, jobs=1, repeats_apart=False, beside_throughput=True),
+    "full": Plan(kinds=tuple(KINDS), levels=(1, 8), repeats=3, requests=32, jobs=2, repeats_apart=True,
+                 beside_throughput=False),
+}
+# Requests sent uncounted right before each counted batch, on its path and level: the batch then sees the state of a
+# steady load (worker threads started and not yet retired by anyio's 10 s idle limit, which valgrind's slowness
+# would otherwise reach between batches; caches filled), not whatever the previous batch left.
+WARMUP = 10
+BATCH_TIMEOUT_S = 120  # under valgrind a request takes ~0.1 s; a batch this late is hung
+START_S, PER_APP_S, PER_REQUEST_S = 90, 30, 0.5  # a process's hard timeout, generous for a loaded machine
+CONDITIONS = {"PYTHONHASHSEED": "0"}
+# The largest relative difference between two runs' figures this harness vouches for: below it a difference is not
+# settled. Measured (README, Throughput): two full runs differed by at most 1.3 % on 74 figures; issue 13's bar: 2 %.
+TOLERANCE = 0.02
+
+
+# ---------------------------------------------------------------- inside a pytest process under valgrind
+
+
+def _cases(apps: list[list[str]], plan: dict, repeats: list[int]) -> list[dict]:
+    """The batches of one process, in order: app by app, level by level, repeat by repeat, each an empty batch first.
+
+    One app is served at a time, each with an event loop and threadpool of its own, and its batches at one
+    level all come before the next level's: a batch never pays for retiring threads a busier level started.
+    """
+    cases = []
+    for app, file in apps:
+        for level in plan["levels"]:
+            for repeat in repeats:
+                cases.append({"app": app, "file": file, "level": level, "kind": None, "path": None, "requests": 0,
+                              "id": _id(app, level, repeat, "empty")})
+                cases += [{"app": app, "file": file, "level": level, "kind": kind, "path": path,
+                           "requests": plan["requests"], "id": _id(app, level, repeat, path)}
+                          for kind in plan["kinds"] for path in KINDS[kind][0]]
+    return cases
+
+
+def _id(app: str, level: int, repeat: int, path: str) -> str:
+    """A batch's test id, which names its callgrind dump."""
+    return f"{app}-c{level}-r{repeat}-{path}"
+
+
+_RUN = json.loads(os.environ.get("SESSIONBENCH_INSTRUCTIONS", '{"apps": [], "plan": {}, "repeats": []}'))
+CASES = _cases(_RUN["apps"], _RUN["plan"], _RUN["repeats"])
+
+
+@dataclass
+class Served:
+    id: str
+    portal: anyio.from_thread.BlockingPortal
+    client: object  # httpx.AsyncClient bound to the app
+    paths: set[str]  # the paths counted for this app
+    stack: ExitStack
+
+
+class Apps:
+    """The app being counted, kept served across its cases; the next one replaces it (lifespan shut down, loop closed)."""
+
+    def __init__(self, db_server, tmp: Path):
+        self.db_server, self.tmp = db_server, tmp
+        self.current: Served | None = None
+        self.failed: dict[str, str] = {}
+        self.keys = itertools.count()
+
+    def get(self, app: str, file: str) -> Served:
+        if app in self.failed:
+            pytest.fail(self.failed[app])
+        if self.current and self.current.id == app:
+            return self.current
+        self.close()
+        try:
+            self.current = self._start(app, Path(file))
+        except Exception as exc:
+            self.failed[app] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+            pytest.fail(self.failed[app])
+        return self.current
+
+    def _start(self, app: str, file: Path) -> Served:
+        name = re.sub(r"\W", "_", f"sb_instr_{os.getpid()}_{app}").lower()[:63]  # two processes may count one app
+        database = Database.postgresql(self.db_server, name) if self.db_server else Database.sqlite(self.tmp / f"{name}.db")
+        with ExitStack() as stack:
+            patch = stack.enter_context(pytest.MonkeyPatch.context())
+            for key, value in database.environ.items():
+                patch.setenv(key, value)
+            module = discovery.load(discovery.at(file))
+            routes = discovery.served_routes(module.app)
+            portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
+            served = stack.enter_context(portal.wrap_async_context_manager(serve(module.app, routes)))
+            # a strategy is counted on its preferred path of each kind (as in the throughput sweep), a baseline on all
+            every = file.parent == BASELINES_DIR
+            paths = {p for candidates, _, _ in KINDS.values() for p in [c for c in candidates if c in routes][: None if every else 1]}
+            return Served(app, portal, served.client, paths, stack.pop_all())
+
+    def close(self) -> None:
+        if self.current:
+            current, self.current = self.current, None
+            current.stack.close()
+
+
+@pytest.fixture(scope="session")
+def apps(db_server, tmp_path_factory):
+    held = Apps(db_server, tmp_path_factory.mktemp("instr"))
+    yield held
+    held.close()
+
+
+async def batch(client, method: str, url: str, level: int, requests: int, keys) -> None:
+    """`requests` requests from `level` clients, each sending its next as soon as the last one answered."""
+    todo = iter(range(requests))
+
+    async def user():
+        for _ in todo:
+            response = await client.request(method, url.format(key=f"k{next(keys):08d}"))
+            if response.status_code >= 400:
+                raise RuntimeError(f"{method} {url} answered {response.status_code}: {response.text[:100]}")
+
+    with anyio.fail_after(BATCH_TIMEOUT_S):
+        async with anyio.create_task_group() as tg:
+            for _ in range(level):
+                tg.start_soon(user)
+
+
+@pytest.mark.filterwarnings("default")
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_instructions(codspeed_benchmark, apps, case):
+    served = apps.get(case["app"], case["file"])
+    if case["path"] is not None and case["path"] not in served.paths:
+        pytest.skip(f"{case['path']} is not counted for {case['app']}")
+    _, method, query = KINDS[case["kind"] or "nodb"]
+    args = (batch, served.client, method, (case["path"] or "/nodb") + query, case["level"])
+    if case["requests"]:
+        served.portal.call(*args, WARMUP, apps.keys)
+    codspeed_benchmark.pedantic(served.portal.call, (*args, case["requests"], apps.keys), rounds=1)
+
+
+# ---------------------------------------------------------------- in the parent: start, bound, read the counts
+
+
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("instructions per request, under valgrind (see README: Throughput and latency)")
+    group.add_argument("--instructions", choices=["quick", "full", "off"],
+                       help="quick (the read route, sequential, one process at a time beside the quick throughput "
+                       "pass; the default), full (every route, 1 and 8 clients, two processes at once, after the sweep; "
+                       "the default with --throughput full) or off")
+    group.add_argument("--instruction-requests", type=_positive, help="requests per counted batch")
+    group.add_argument("--instruction-repeats", type=_positive, help="counted batches per app, path and level")
+    group.add_argument("--instruction-levels", type=lambda s: tuple(map(_positive, s.split(","))), help="clients, e.g. 1,8")
+    group.add_argument("--instruction-kinds", type=_kinds, help="route kinds, e.g. read,write,nodb")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(text.split(","))
+    if unknown := [k for k in kinds if k not in KINDS]:
+        raise argparse.ArgumentTypeError(f"unknown route kind {', '.join(map(repr, unknown))}; known: {', '.join(KINDS)}")
+    return kinds
+
+
+def plan(args) -> Plan | None:
+    chosen = args.instructions or args.throughput
+    if chosen == "off":
+        return None
+    names = {"requests": "instruction_requests", "repeats": "instruction_repeats", "levels": "instruction_levels",
+             "kinds": "instruction_kinds"}
+    overrides = {k: getattr(args, a) for k, a in names.items() if getattr(args, a)}
+    return Plan(**{**asdict(PLANS[chosen]), **overrides})
+
+
+def missing() -> str | None:
+    """Why instructions cannot be counted here, with the fix; None when they can."""
+    if not shutil.which("valgrind"):
+        return "valgrind is not installed (Debian: `apt-get install valgrind`); instructions were not counted"
+    if importlib.util.find_spec("pytest_codspeed") is None:
+        return "pytest-codspeed is not installed (`nox` installs it; else `pip install pytest-codspeed`)"
+    return None
+
+
+def _no_aslr() -> list[str]:
+    """setarch's prefix that turns address-space randomisation off, where the kernel lets it; else nothing."""
+    argv = ["setarch", os.uname().machine, "--addr-no-randomize"]
+    try:
+        ok = shutil.which("setarch") and subprocess.run([*argv, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return argv if ok else []
+
+
+def _totals(dump: Path) -> tuple[str, int] | None:
+    """(case id, instructions) of one callgrind dump triggered at a batch's end; None for any other dump."""
+    with open(dump, "rb") as f:
+        head = f.read(4096).decode(errors="replace")
+        f.seek(max(0, f.seek(0, 2) - 4096))
+        tail = f.read().decode(errors="replace")
+    trigger = re.search(r"^desc: Trigger: Client Request: .*::test_instructions\[(.*)\]$", head, re.M)
+    totals = re.search(r"^totals: (\d+)$", tail, re.M)
+    return (trigger[1], int(totals[1])) if trigger and totals else None
+
+
+@dataclass
+class Process:
+    """One valgrind process: one share of the apps, counted for one repeat or all of them."""
+
+    repeats: list[int]
+    apps: list  # sweep.App, in the order counted
+    log: Path
+    proc: subprocess.Popen | None = None
+    timed_out: bool = False
+
+
+class Count:
+    """The valgrind processes of one count, run `jobs` at a time by background threads; `result()` waits for them.
+
+    Each process has a hard timeout and its own process group; `close()` kills whatever
+    still runs and starts nothing more: hold the count (an ExitStack, `closing`) before
+    `start()`, so that every exit closes it, Ctrl-C included.
+    """
+
+    def __init__(self, apps, plan: Plan, server, out: Path, say):
+        self.apps, self.plan, self.server, self.say = apps, plan, server, say
+        self.started = time.monotonic()
+        self.work = out / ".work" / "instructions"
+        self.unavailable = missing()
+        self.processes: list[Process] = []
+        self.threads: list[threading.Thread] = []
+        self._lock, self._closed = threading.Lock(), False
+        if self.unavailable:
+            say(f"instructions: not counted: {self.unavailable}")
+            return
+        shutil.rmtree(self.work, ignore_errors=True)
+        logs = out / "logs" / "instructions"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.no_aslr = _no_aslr()
+        shares = [apps[i :: plan.jobs] for i in range(plan.jobs) if apps[i :: plan.jobs]]
+        for repeat in range(plan.repeats) if plan.repeats_apart else [None]:
+            for i, share in enumerate(shares):
+                if repeat is None:
+                    self.processes.append(Process(list(range(plan.repeats)), share, logs / f"valgrind-{i}.log"))
+                else:  # the apps in a rotated order, so that order effects go into the spread
+                    order = share[repeat % len(share) :] + share[: repeat % len(share)]
+                    self.processes.append(Process([repeat], order, logs / f"valgrind-r{repeat}-{i}.log"))
+        todo = iter(self.processes)
+        self.threads = [threading.Thread(target=self._run, args=(todo,), daemon=True) for _ in range(len(shares))]
+
+    def start(self) -> None:
+        """Start counting; call it once the caller holds the count, so that an interruption from here on closes it."""
+        for thread in self.threads:
+            thread.start()
+        if self.threads:
+            self.say(f"instructions: {len(self.apps)} apps counted under valgrind in {len(self.processes)} process(es), "
+                     f"{len(self.threads)} at a time")
+
+    def _run(self, todo) -> None:
+        while True:
+            with self._lock:  # so that close() either sees this process or stops it from starting
+                process = next(todo, None)
+                if self._closed or process is None:
+                    return
+                process.proc = self._start(process)
+            batches = len(_cases([[a.id, ""] for a in process.apps], asdict(self.plan), process.repeats))
+            limit = START_S + PER_APP_S * len(process.apps) + PER_REQUEST_S * batches * (self.plan.requests + WARMUP)
+            try:
+                process.proc.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                process.timed_out = True
+                kill_group(process.proc)
+
+    def _start(self, process: Process) -> subprocess.Popen:
+        work = self.work / process.log.stem
+        work.mkdir(parents=True)
+        run = {"apps": [[a.id, str(a.strategy.path)] for a in process.apps], "plan": asdict(self.plan), "repeats": process.repeats}
+        env = {**os.environ, **CONDITIONS, "CODSPEED_ENV": "1", "CODSPEED_PROFILE_FOLDER": str(work),
+               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "SESSIONBENCH_INSTRUCTIONS": json.dumps(run)}
+        env.pop("CODSPEED_RUNNER_MODE", None)
+        # -vv: pytest's summary keeps a failure's whole reason (the errors' source) instead of cutting it at 80 columns
+        cmd = [*self.no_aslr, "valgrind", "--tool=callgrind", "--instr-atstart=no",
+               f"--callgrind-out-file={work}/callgrind.%p.out", sys.executable, "-m", "pytest", __file__, "-vv", "-rfE",
+               "-p", "no:cacheprovider", "-p", "pytest_codspeed.plugin", "--codspeed", "--basetemp", str(work / "tmp"),
+               "--db", self.server.admin_url if self.server else "sqlite"]  # fmt: skip
+        with open(process.log, "w") as f:
+            return subprocess.Popen(cmd, cwd=discovery.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def result(self) -> dict:
+        """Wait for every process and read the counts: the `instructions` part of the results."""
+        part = {"plan": asdict(self.plan), "warmup": WARMUP, "apps": [a.describe() for a in self.apps]}
+        if self.unavailable:
+            return {**part, "unavailable": self.unavailable}
+        for thread in self.threads:
+            thread.join()
+        counts = dict(filter(None, (_totals(d) for d in self.work.glob("*/callgrind.*.out*"))))
+        errors = _errors(self.processes, counts, self.plan)
+        for e in errors:
+            self.say(f"  instructions × {e['app']}: ERROR: {e['reason']}")
+        shutil.rmtree(self.work, ignore_errors=True)
+        duration = round(time.monotonic() - self.started, 1)
+        self.say(f"instructions: counted in {duration:g} s")
+        return {**part, "conditions": _conditions(self.no_aslr), "tolerance": TOLERANCE,
+                "cells": summarize(counts, self.plan, self.apps), "errors": errors, "duration_s": duration}
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        for process in self.processes:
+            if process.proc:
+                kill_group(process.proc)
+
+
+def attach(results, count: Count, alongside: str | None = None) -> bool:
+    """Wait for `count` and add the `instructions` part to the results; False when interrupted (Ctrl-C or SIGTERM)."""
+    with runner.signals_interrupt():
+        try:
+            part = count.result()
+        except runner.Interrupted as exc:
+            count.close()
+            results.finish(complete=False, note=f"interrupted by {exc} while counting instructions")
+            return False
+    results.attach("instructions", {**part, **({"alongside": alongside} if alongside else {})})
+    return True
+
+
+def _errors(processes: list[Process], counts: dict, plan: Plan) -> list[dict]:
+    """One entry per app some process left uncounted: the test's failure, a timeout, or how the process ended."""
+    errors = {}
+    for p in processes:
+        failures = [line for line in p.log.read_text(errors="replace").splitlines() if line.startswith(("FAILED", "ERROR"))]
+        for app in p.apps:
+            if not p.timed_out and any(c["id"] in counts for c in _cases([[app.id, ""]], asdict(plan), p.repeats)):
+                continue
+            why = next((line.split(" - ", 1)[-1] for line in failures if f"[{app.id}-" in line), None)
+            how = "timed out under valgrind (process killed)" if p.timed_out else why or f"no count (exit {p.proc.returncode})"
+            errors.setdefault(app.id, {"app": app.id, "reason": f"{how}; see {p.log}"})
+    return list(errors.values())
+
+
+def _conditions(no_aslr: list[str]) -> dict:
+    valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    return {"valgrind": f"{valgrind} callgrind, collection on only around each batch",
+            "counter": f"pytest-codspeed {version('pytest-codspeed')} (garbage collection off during a batch)",
+            "PYTHONHASHSEED": CONDITIONS["PYTHONHASHSEED"],
+            "ASLR": "off (setarch -R)" if no_aslr else "on (setarch could not turn it off)"}
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarize(counts: dict, plan: Plan, apps) -> list[dict]:
+    """One cell per (app, kind, path, level): instructions per request over repeats, and per-repeat ratios to the baselines."""
+    per: dict[tuple, dict[int, float]] = {}
+    empty: dict[tuple, list[int]] = {}
+    for repeat in range(plan.repeats):
+        for case in _cases([[a.id, ""] for a in apps], asdict(plan), [repeat]):
+            zero = counts.get(_id(case["app"], case["level"], repeat, "empty"))
+            if not case["requests"] and zero is not None:
+                empty.setdefault((case["app"], case["level"]), []).append(zero)
+            elif case["id"] in counts and zero is not None:
+                key = (case["app"], case["kind"], case["path"], case["level"])
+                per.setdefault(key, {})[repeat] = (counts[case["id"]] - zero) / case["requests"]
+    cells = []
+    for (app, kind, path, level), by_repeat in per.items():
+        cell = {"app": app, "kind": kind, "path": path, "concurrency": level, "repeats": len(by_repeat),
+                "per_request": _spread(list(by_repeat.values())), "per_repeat": [by_repeat[r] for r in sorted(by_repeat)],
+                "empty_batch": _spread(empty[app, level])}
+        for name, base in (("vs_raw", RAW), ("vs_nodb", NO_DB)):
+            reference = per.get((base, kind, path, level))
+            if base != app and reference:
+                ratios = [v / reference[r] for r, v in by_repeat.items() if r in reference and reference[r] > 0]
+                if ratios:
+                    cell[name] = _spread(ratios)
+        cells.append(cell)
+    return cells
