@@ -23,12 +23,25 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def environment(env: dict) -> list[str]:
+def lock(state: dict | None) -> str:
+    """Which lock file pinned the environment, and whether the installed versions are its pins."""
+    if not state:
+        return "none (not installed from a lock file by nox)"
+    differ = state.get("differ") or {}
+    pins = state.get("pins")
+    agree = (f"{len(differ)} of its {pins} pins differ: " + ", ".join(
+        f"{name} {v['installed'] or 'missing'} installed, {v['locked']} locked" for name, v in differ.items())
+        if differ else f"its {pins} pins installed")
+    return f"`{state['file']}` (sha256 {(state.get('sha256') or '')[:12]}), {agree}"
+
+
+def environment(env: dict, matrix: bool = False) -> list[str]:
     db = env.get("database") or {}
     packages = ", ".join(f"{name} {version or 'not installed'}" for name, version in (env.get("packages") or {}).items())
     items = [
         ("Python", " ".join(filter(None, [env.get("python"), env.get("implementation")]))),
         ("Packages", packages),
+        ("Lock", lock(env["lock"]) if "lock" in env else None),
         ("Database", " ".join(filter(None, [db.get("backend"), db.get("version")]))),
         ("CPUs", env.get("cpu_count")),
         ("Platform", env.get("platform")),
@@ -36,6 +49,8 @@ def environment(env: dict) -> list[str]:
         ("Started", env.get("started_at")),
         ("Command", f"`{env['command']}`" if env.get("command") else None),
     ]
+    if matrix:
+        items.append(("Other versions", "[MATRIX.md](MATRIX.md): the checks across FastAPI releases and Pythons"))
     return [f"- {name}: {value if value not in (None, '') else 'unknown'}" for name, value in items]
 
 
@@ -90,8 +105,9 @@ def claims_section(rows: list[dict]) -> list[str]:
     ]
 
 
-def render(doc: dict, extra: list[str] = ()) -> str:
-    """The whole report; `extra` lines (e.g. report.agreement's section) go after the throughput section."""
+def render(doc: dict, extra: list[str] = (), matrix: bool = False) -> str:
+    """The whole report; `extra` lines (e.g. report.agreement's section) go after the throughput section;
+    `matrix`: a MATRIX.md (report/matrix.py) lies next to it."""
     strategies, checks, rows = doc["strategies"], doc["checks"], doc["results"]
     found = by_pair(rows)
     out = ["# sessionbench: how FastAPI apps manage SQLAlchemy sessions", ""]
@@ -101,7 +117,7 @@ def render(doc: dict, extra: list[str] = ()) -> str:
     if doc.get("note"):
         banner += [">"] * bool(banner) + [f"> Note: {doc['note']}"]
     out += banner + [""] * bool(banner)
-    out += ["## Environment", "", *environment(doc["environment"]), "", "Strategies:", ""]
+    out += ["## Environment", "", *environment(doc["environment"], matrix), "", "Strategies:", ""]
     out += [f"- `{s['id']}`: {s.get('label', '')} (`{s.get('file') or s.get('module')}`)" for s in strategies]
     out += ["", "## Summary", ""]
     out += ["How to read: ✅ passed, ❌ failed, ⚠️ error, ➖ skipped, — not run; a measured cell also shows "

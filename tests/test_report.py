@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from experiments.checks import registry
 from experiments.harness import discovery
 from report import claims
 from report.render import render
-from report.results import SCHEMA, ResultsError, ResultsFile, load
+from report.results import LOCK_VARIABLE, SCHEMA, ResultsError, ResultsFile, load, lock_state
 from tests.running import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "REPORT.md"
@@ -32,6 +34,8 @@ def doc() -> dict:
             "python": "3.11.7",
             "implementation": "CPython",
             "packages": {"fastapi": "0.121.0", "sqlalchemy": "2.0.36", "asgi-lifespan": None},
+            "lock": {"file": "locks/default.txt", "sha256": "0123456789abcdef" * 4, "pins": 45,
+                     "differ": {"fastapi": {"locked": "0.121.1", "installed": "0.121.0"}}},
             "database": {"backend": "sqlite", "version": "3.45.1"},
             "cpu_count": 2,
             "platform": "Linux-6.1-x86_64",
@@ -81,6 +85,28 @@ def test_render_complete_run_has_no_banner(doc):
     doc["complete"] = True
     del doc["note"]
     assert "INCOMPLETE" not in render(doc)
+
+
+def test_render_links_the_matrix_when_asked(doc):
+    assert "[MATRIX.md](MATRIX.md)" in render(doc, matrix=True)
+    assert "MATRIX.md" not in render(doc)
+
+
+def test_lock_state_names_the_file_its_hash_and_what_differs(tmp_path, monkeypatch):
+    lock = tmp_path / "lock.txt"
+    lock.write_text(
+        "# header\n"
+        f"pytest=={pytest.__version__} \\\n    --hash=sha256:00\n    # via x\n"
+        "fastapi==0.0.1 \\\n    --hash=sha256:00\n"
+        "colorama==0.4.6 ; sys_platform == 'no such platform' \\\n    --hash=sha256:00\n"
+    )
+    monkeypatch.delenv(LOCK_VARIABLE, raising=False)
+    assert lock_state() is None
+    monkeypatch.setenv(LOCK_VARIABLE, str(lock))
+    state = lock_state()
+    assert state["file"] == str(lock) and state["sha256"] == hashlib.sha256(lock.read_bytes()).hexdigest()
+    assert state["pins"] == 2  # colorama's marker does not hold here
+    assert state["differ"] == {"fastapi": {"locked": "0.0.1", "installed": metadata.version("fastapi")}}
 
 
 def _write(path: Path, doc: dict) -> None:
