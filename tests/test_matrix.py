@@ -20,8 +20,8 @@ CHECKS = [
 CELLS = {  # name: (python, fastapi, starlette, fastapi-sqla)
     "py3.11-fastapi0.115": ("3.11.7", "0.115.14", "0.46.2", "4.0.1"),
     "py3.11-fastapi0.120": ("3.11.7", "0.120.4", "0.49.3", "4.0.1"),
-    "py3.11-fastapilatest": ("3.11.7", "0.165.0", "1.10.0", None),
-    "py3.12-fastapilatest": ("3.12.1", "0.165.0", "1.10.0", None),
+    "py3.11-latest": ("3.11.7", "0.165.0", "1.10.0", None),
+    "py3.12-latest": ("3.12.1", "0.165.0", "1.10.0", None),
 }
 # (strategy, check): one outcome per cell above, in order
 OUTCOMES = {
@@ -55,7 +55,7 @@ def _doc(i: int, name: str) -> dict:
 
 @pytest.fixture
 def cells() -> list[tuple[str, dict | None]]:
-    return [(name, _doc(i, name)) for i, name in enumerate(CELLS)] + [("py3.13-fastapilatest", None)]
+    return [(name, _doc(i, name)) for i, name in enumerate(CELLS)] + [("py3.13-latest", None)]
 
 
 def _line(page: str, start: str) -> str:
@@ -67,7 +67,7 @@ def test_versions_name_every_cell(cells):
     assert _line(page, "| Python |") == "| Python | 3.11.7 | 3.11.7 | 3.11.7 | 3.12.1 | not run |"
     assert _line(page, "| fastapi-sqla |") == "| fastapi-sqla | 4.0.1 | 4.0.1 | — | — | not run |"
     assert "`locks/matrix/py3.11-fastapi0.115.txt` (sha256 abababababab), its 50 pins installed" in page
-    assert "Not run: `py3.13-fastapilatest`" in page
+    assert "Not run: `py3.13-latest`" in page
 
 
 def test_a_step_on_a_known_change_gets_its_sentence(cells):
@@ -91,7 +91,7 @@ def test_no_step_is_no_boundary_and_timings_are_flagged(cells):
 def test_rows_missing_in_some_cells_are_listed_not_compared(cells):
     page = matrix.render(cells)
     assert "| `fastapi_sqla` |" not in page
-    assert ("- `fastapi_sqla` in `py3.11-fastapilatest`: ➖ 1 checks (`isolation_async`): needs fastapi-sqla>=4.0"
+    assert ("- `fastapi_sqla` in `py3.11-latest`: ➖ 1 checks (`isolation_async`): needs fastapi-sqla>=4.0"
             in page)
     assert "1 strategy × check pairs have the same verdict in every cell; 3 differ." in page
 
