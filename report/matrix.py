@@ -56,8 +56,6 @@ CHANGES = (
                                  "right after the endpoint returns, before the response; the default (`\"request\"`) "
                                  "after it"),
     Change("fastapi", "0.121.1", "fix: `Depends(func, scope=\"function\")` on parameterless (top-level) dependencies"),
-    Change("starlette", "1.0.0", "`on_startup`/`on_shutdown`, `on_event()` and `@app.middleware()` are removed from "
-                                 "Starlette's own application and router (FastAPI keeps its own)"),
 )
 
 
@@ -75,7 +73,10 @@ def _dimensions(env: dict) -> dict[str, Version | None]:
 
 
 def boundaries(verdicts: dict[str, str], envs: dict[str, dict]) -> list[tuple[str, Version, Version]]:
-    """(name, last version with one verdict, first with the other) for each version the verdict steps along once."""
+    """(name, last version with one value, first with the other) for each version the value steps along once.
+
+    `verdicts`: cell -> outcome (or any other value compared between cells, e.g. the key numbers).
+    """
     found = []
     names = dict.fromkeys(name for c in verdicts for name in _dimensions(envs[c]))
     for name in names:
@@ -104,6 +105,20 @@ def explain(found: list[tuple[str, Version, Version]], changes=CHANGES) -> tuple
     past = [name for name, _, high in found if name in NOTES_READ and high > Version(NOTES_READ[name])]
     unread = f" (release notes read up to {', '.join(f'{n} {NOTES_READ[n]}' for n in past)})" if past else ""
     return where, f"No known behaviour change lies on this boundary{unread}."
+
+
+def _difference(strategy: str, check: dict, rows: dict, values: dict[str, str], envs: dict) -> list[str]:
+    """A table row: each cell's mark and key numbers, the boundary `values` step along, and its explanation."""
+    where, why = explain(boundaries(values, envs))
+    if check.get("exclusive") and "No known" in why:
+        why += " Its numbers are timings: a re-run of the cells tells noise from a change."
+    marks = [summary_cell(row, check.get("key", [])) if row else MARKS[None] for row in rows.values()]
+    return [f"`{strategy}`", f"`{check['id']}`", *marks, cell(where), cell(why)]
+
+
+def _zeros(metrics: dict, keys: list[str]) -> str:
+    """Which key numbers are 0: what the rules turn on, and what count noise (9 or 10 connections) leaves alone."""
+    return " ".join(f"{k}{'=0' if not metrics[k] else '>0'}" for k in keys if k in metrics)
 
 
 def _counts(doc: dict) -> str:
@@ -142,22 +157,22 @@ def render(cells: list[tuple[str, dict | None]], base: str = "matrix") -> str:
     checks = {c["id"]: c for doc in ran.values() for c in doc["checks"]}
     names = list(ran)
 
-    differ, unmeasured, same = [], [], 0
+    differ, shifted, unmeasured, same = [], [], [], 0
     for s in strategies:
-        for c in checks:
+        for c, check in checks.items():
             rows = {name: found[name].get((s, c)) for name in names}
             verdicts = {name: r["outcome"] for name, r in rows.items() if r and r["outcome"] in MEASURED}
+            zeros = {name: _zeros(r["metrics"], check.get("key", [])) for name, r in rows.items() if name in verdicts}
             outcomes = {r["outcome"] if r else None for r in rows.values()}
             if len(set(verdicts.values())) > 1:
-                where, why = explain(boundaries(verdicts, envs))
-                if checks[c].get("exclusive") and "No known" in why:
-                    why += " Its numbers are timings: a re-run of the cells tells noise from a change."
-                marks = [summary_cell(rows[n], checks[c].get("key", [])) if rows[n] else MARKS[None] for n in names]
-                differ.append([f"`{s}`", f"`{c}`", *marks, cell(where), cell(why)])
+                differ.append(_difference(s, check, rows, verdicts, envs))
             elif len(outcomes) > 1 and outcomes - set(MEASURED):
                 unmeasured += [(s, c, n, r) for n, r in rows.items() if not r or r["outcome"] not in MEASURED]
+            elif len(verdicts) == len(names) and len(set(zeros.values())) > 1 and not check.get("exclusive"):
+                shifted.append(_difference(s, check, rows, zeros, envs))
             elif len(verdicts) == len(names):
                 same += 1
+    header = ["Strategy", "Check", *(f"`{n}`" for n in names), "Boundary", "Known change"]
 
     out = [
         "# sessionbench across FastAPI releases and Pythons",
@@ -172,15 +187,23 @@ def render(cells: list[tuple[str, dict | None]], base: str = "matrix") -> str:
         "",
         "## Verdicts that differ between cells",
         "",
-        f"{same} strategy × check pairs have the same verdict in every cell; {len(differ)} differ. A difference is "
-        "put on a version boundary only where every cell below it has one verdict and every cell above it the other; "
-        "the explanation is a change from the release notes that lies on that boundary, or says that none is known.",
+        f"Of the strategy × check pairs measured in every cell, {same} have the same verdict everywhere, "
+        f"{len(shifted)} the same verdict with a key number that is 0 in some cells and not in others, "
+        f"{len(differ)} a different verdict. "
+        "A difference is put on a version boundary only where every cell below it has one value and every cell above "
+        "it the other; the explanation is a change from the release notes that lies on that boundary, or says that "
+        "none is known.",
         "",
     ]
     if differ:
-        out += table(["Strategy", "Check", *(f"`{n}`" for n in names), "Boundary", "Known change"], differ)
+        out += table(header, differ)
     else:
         out += ["No verdict differs between the cells." if len(names) > 1 else "Only one cell ran: nothing to compare."]
+    if shifted:
+        out += ["", "## Same verdict, a key number turns 0 or not", "",
+                "A key number that is 0 in some cells and not in others while the verdict stays (counts that only "
+                "move, 9 or 10, are run-to-run noise as often as not and are left out, as are timing checks):", "",
+                *table(header, shifted)]
     if unmeasured:
         out += ["", "## Not measured in every cell", "",
                 "Rows measured in some cells but not in others (a library that does not install there, a feature "

@@ -30,6 +30,14 @@ OUTCOMES = {
     ("contextvar", "isolation_async"): ("passed", "passed", "passed", "failed"),
     ("middleware", "event_loop_blocking"): ("failed", "passed", "failed", "passed"),
     ("fastapi_sqla", "isolation_async"): ("passed", "passed", "skipped", "skipped"),
+    ("lifespan_dependency", "cleanup_timing"): ("passed",) * 4,
+    ("lifespan_dependency", "event_loop_blocking"): ("passed",) * 4,
+    ("middleware", "cleanup_timing"): ("failed",) * 4,
+}
+NUMBERS = {  # the key metric per cell where it is not 0 for passed and 20 for failed
+    ("lifespan_dependency", "cleanup_timing"): (0, 20, 20, 20),
+    ("lifespan_dependency", "event_loop_blocking"): (9, 31, 12, 8),
+    ("middleware", "cleanup_timing"): (9, 10, 10, 9),
 }
 
 
@@ -37,7 +45,8 @@ def _row(strategy, check, outcome, i):
     if outcome == "skipped":
         return {"strategy": strategy, "check": check, "outcome": outcome, "reason": "needs fastapi-sqla>=4.0"}
     key = next(c["key"][0] for c in CHECKS if c["id"] == check)
-    return {"strategy": strategy, "check": check, "outcome": outcome, "metrics": {key: 10 * i}, "evidence": "e"}
+    value = NUMBERS[strategy, check][i] if (strategy, check) in NUMBERS else 20 * (outcome == "failed")
+    return {"strategy": strategy, "check": check, "outcome": outcome, "metrics": {key: value}, "evidence": "e"}
 
 
 def _doc(i: int, name: str) -> dict:
@@ -72,7 +81,7 @@ def test_versions_name_every_cell(cells):
 
 def test_a_step_on_a_known_change_gets_its_sentence(cells):
     row = _line(matrix.render(cells), "| `yield_dependency` | `cleanup_timing` |")
-    assert "✅ checked_out_at_response=0 | ❌ checked_out_at_response=10 |" in row
+    assert "✅ checked_out_at_response=0 | ❌ checked_out_at_response=20 |" in row
     assert "fastapi 0.115.14 → 0.120.4; starlette 0.46.2 → 0.49.3" in row
     assert "fastapi 0.118.0: the exit code of `yield` dependencies runs after the response is sent again" in row
 
@@ -93,7 +102,17 @@ def test_rows_missing_in_some_cells_are_listed_not_compared(cells):
     assert "| `fastapi_sqla` |" not in page
     assert ("- `fastapi_sqla` in `py3.11-latest`: ➖ 1 checks (`isolation_async`): needs fastapi-sqla>=4.0"
             in page)
-    assert "1 strategy × check pairs have the same verdict in every cell; 3 differ." in page
+    assert ("Of the strategy × check pairs measured in every cell, 3 have the same verdict everywhere, 1 the same "
+            "verdict with a key number that is 0 in some cells and not in others, 3 a different verdict.") in page
+
+
+def test_same_verdict_with_a_number_turning_zero_is_shown_but_not_count_noise_or_timings(cells):
+    page = matrix.render(cells)
+    shifted = page[page.index("## Same verdict, a key number turns 0 or not"):]
+    row = _line(shifted, "| `lifespan_dependency` | `cleanup_timing` |")
+    assert "✅ checked_out_at_response=0 | ✅ checked_out_at_response=20 |" in row and "fastapi 0.118.0" in row
+    assert "| `middleware` | `cleanup_timing` |" not in page  # 9 or 10, never 0
+    assert "`event_loop_blocking`" not in shifted
 
 
 def test_render_is_deterministic(cells):
