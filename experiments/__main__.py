@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
                 complete = sweep.attach(results, plan, strategies, server, args.out, settings.say, args.loadgen)
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
-            report.write_text(render.render(results.doc, matrix=(args.out / "MATRIX.md").exists()))
+            report.write_text(render.render(results.doc, matrix_link=(args.out / "MATRIX.md").exists()))
             print(matrix(results.doc), flush=True)
     except (Busy, postgres.DatabaseUnreachable, postgres.PostgresNotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.results.with_name("REPORT.md")
     rows = agreement.compare(doc, other) if other else []
     extra = agreement.section(doc, other, str(args.against), rows) if other else []
-    out.write_text(render(doc, extra, matrix=out.with_name("MATRIX.md").exists()))
+    out.write_text(render(doc, extra, matrix_link=out.with_name("MATRIX.md").exists()))
     plots.write(doc, out.parent)
     print(out)
     if other:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from report.render import MARKS, cell, lock, summary_cell, table
+from report.render import MARKS, cell, key_numbers, lock, table
 from report.results import ResultsError, by_pair, load
 
 MEASURED = ("passed", "failed")
@@ -112,7 +112,8 @@ def _difference(strategy: str, check: dict, rows: dict, values: dict[str, str], 
     where, why = explain(boundaries(values, envs))
     if check.get("exclusive") and "No known" in why:
         why += " Its numbers are timings: a re-run of the cells tells noise from a change."
-    marks = [summary_cell(row, check.get("key", [])) if row else MARKS[None] for row in rows.values()]
+    marks = [" ".join(filter(None, [MARKS[row["outcome"]], key_numbers(row.get("metrics") or {}, check.get("key", []))]))
+             if row else MARKS[None] for row in rows.values()]
     return [f"`{strategy}`", f"`{check['id']}`", *marks, cell(where), cell(why)]
 
 

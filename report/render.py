@@ -35,7 +35,7 @@ def lock(state: dict | None) -> str:
     return f"`{state['file']}` (sha256 {(state.get('sha256') or '')[:12]}), {agree}"
 
 
-def environment(env: dict, matrix: bool = False) -> list[str]:
+def environment(env: dict, matrix_link: bool = False) -> list[str]:
     db = env.get("database") or {}
     packages = ", ".join(f"{name} {version or 'not installed'}" for name, version in (env.get("packages") or {}).items())
     items = [
@@ -49,7 +49,7 @@ def environment(env: dict, matrix: bool = False) -> list[str]:
         ("Started", env.get("started_at")),
         ("Command", f"`{env['command']}`" if env.get("command") else None),
     ]
-    if matrix:
+    if matrix_link:
         items.append(("Other versions", "[MATRIX.md](MATRIX.md): the checks across FastAPI releases and Pythons"))
     return [f"- {name}: {value if value not in (None, '') else 'unknown'}" for name, value in items]
 
@@ -105,9 +105,9 @@ def claims_section(rows: list[dict]) -> list[str]:
     ]
 
 
-def render(doc: dict, extra: list[str] = (), matrix: bool = False) -> str:
+def render(doc: dict, extra: list[str] = (), matrix_link: bool = False) -> str:
     """The whole report; `extra` lines (e.g. report.agreement's section) go after the throughput section;
-    `matrix`: a MATRIX.md (report/matrix.py) lies next to it."""
+    `matrix_link`: a MATRIX.md (report/matrix.py) lies next to it."""
     strategies, checks, rows = doc["strategies"], doc["checks"], doc["results"]
     found = by_pair(rows)
     out = ["# sessionbench: how FastAPI apps manage SQLAlchemy sessions", ""]
@@ -117,7 +117,7 @@ def render(doc: dict, extra: list[str] = (), matrix: bool = False) -> str:
     if doc.get("note"):
         banner += [">"] * bool(banner) + [f"> Note: {doc['note']}"]
     out += banner + [""] * bool(banner)
-    out += ["## Environment", "", *environment(doc["environment"], matrix), "", "Strategies:", ""]
+    out += ["## Environment", "", *environment(doc["environment"], matrix_link), "", "Strategies:", ""]
     out += [f"- `{s['id']}`: {s.get('label', '')} (`{s.get('file') or s.get('module')}`)" for s in strategies]
     out += ["", "## Summary", ""]
     out += ["How to read: ✅ passed, ❌ failed, ⚠️ error, ➖ skipped, — not run; a measured cell also shows "

@@ -88,7 +88,7 @@ def test_render_complete_run_has_no_banner(doc):
 
 
 def test_render_links_the_matrix_when_asked(doc):
-    assert "[MATRIX.md](MATRIX.md)" in render(doc, matrix=True)
+    assert "[MATRIX.md](MATRIX.md)" in render(doc, matrix_link=True)
     assert "MATRIX.md" not in render(doc)
 
 
