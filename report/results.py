@@ -24,7 +24,7 @@ SCHEMA = 2  # 2: ratio intervals from order statistics, with their confidence
 OUTCOMES = ("passed", "failed", "error", "skipped")
 PACKAGES = ("fastapi", "starlette", "sqlalchemy", "pydantic", "httpx", "anyio", "aiosqlite", "psycopg", "asyncpg",
             "asgi-lifespan", "pytest", "uvicorn",
-            "sqlmodel", "fastapi-sqlalchemy", "fastapi-async-sqlalchemy", "fastapi-sqla", "fastapi-utils")
+            "sqlmodel", "fastapi-sqlalchemy", "fastapi-async-sqlalchemy", "fastapi-sqla", "fastapi-utils", "fastsqla")
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_VARIABLE = "SESSIONBENCH_LOCK"  # set by the nox sessions: the lock file they installed from
 
