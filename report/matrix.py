@@ -209,12 +209,15 @@ def render(cells: list[tuple[str, dict | None]], base: str = "matrix") -> str:
         out += ["", "## Not measured in every cell", "",
                 "Rows measured in some cells but not in others (a library that does not install there, a feature "
                 "the FastAPI release lacks), so no difference can be read from them:", ""]
-        groups: dict[tuple, list[str]] = {}
+        by_cell: dict[tuple, list[str]] = {}
         for s, c, n, r in unmeasured:
-            key = (s, n, r["outcome"] if r else None, (r or {}).get("reason", "no row"))
-            groups.setdefault(key, []).append(c)
-        out += [f"- `{s}` in `{n}`: {MARKS[o]} {len(cs)} checks ({', '.join(f'`{c}`' for c in cs)}): {cell(reason)}"
-                for (s, n, o, reason), cs in groups.items()]
+            by_cell.setdefault((s, n, r["outcome"] if r else None, (r or {}).get("reason", "no row")), []).append(c)
+        groups: dict[tuple, list[str]] = {}  # the same rows for the same reason in several cells: one line
+        for (s, n, o, reason), cs in by_cell.items():
+            groups.setdefault((s, o, reason, tuple(cs)), []).append(n)
+        for (s, o, reason, cs), ns in groups.items():
+            which = ", ".join(f"`{c}`" for c in cs) if len(cs) <= 3 else f"{len(cs)} checks"
+            out.append(f"- `{s}` in {', '.join(f'`{n}`' for n in ns)}: {MARKS[o]} {which}: {cell(reason)}")
     missing = [name for name, doc in cells if not doc]
     if missing:
         out += ["", "Not run: " + ", ".join(f"`{n}`" for n in missing)
