@@ -8,7 +8,6 @@ Virtualenvs are made by uv when nox was installed with its `uv` extra
 """
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +25,6 @@ LOCKS = Path("locks")
 DEFAULT_LOCK = LOCKS / "default.txt"
 DEFAULT_PYTHON = "3.11"  # the oldest Python the project supports; the default lock holds for it and every later one
 MATRIX_RESULTS = Path("results/matrix")
-# Pairs measured at once in a cell: the checks that time things still run alone. 4 instead of
-# compare's 2 took a cell from 284 s to 175 s on 2 cores, with the same verdicts.
-MATRIX_JOBS = 4
 
 
 @dataclass(frozen=True)
@@ -142,12 +138,12 @@ def matrix(session: nox.Session, cell: Cell) -> None:
     Each cell has its own virtualenv pinned by its own lock file; a cell whose Python is not
     on this machine is skipped. `nox -s "matrix(py3.12-latest)"` runs one cell (and
     re-renders MATRIX.md from every cell's latest results); arguments after `--` go to
-    `python -m experiments` (`-- --jobs 2` to measure as compare does).
+    `python -m experiments`.
     """
     session.notify("matrix_report")
     install(session, cell.lock)
-    session.run("python", "-m", "experiments", "--throughput", "off", "--jobs", str(MATRIX_JOBS),
-                "--out", str(MATRIX_RESULTS / cell.name), *quiet(), *session.posargs)
+    session.run("python", "-m", "experiments", "--throughput", "off", "--out", str(MATRIX_RESULTS / cell.name),
+                *quiet(), *session.posargs)
 
 
 @nox.session
