@@ -1,34 +1,92 @@
 """Sessions of sessionbench. `nox -l` lists them; `nox -s compare` is the one users run.
 
-Every session installs the dependencies pinned in pyproject.toml into its own
-virtualenv (reused between runs) and runs from the repository root.
+Every session installs pinned versions from locks/ into its own virtualenv under .nox/
+(reused between runs) and runs from the repository root; the results record which lock
+file the environment came from. `nox -s lock` compiles the lock files from pyproject.toml.
+Virtualenvs are made by uv when nox was installed with its `uv` extra
+(`pipx install 'nox[uv]'`), else by the standard library's venv.
 """
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import nox
 
-nox.needs_version = ">=2024.4.15"
-nox.options.default_venv_backend = "venv"
+nox.needs_version = ">=2025.10.14"  # download_python
+nox.options.default_venv_backend = "uv|venv"
+nox.options.download_python = "never"  # interpreters already on the machine only (PATH, pyenv, ...)
+nox.options.error_on_missing_interpreters = False  # a matrix cell without its Python is skipped, on CI too
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests"]
 
 PROJECT = nox.project.load_toml("pyproject.toml")["project"]
-LIBRARIES = PROJECT["optional-dependencies"]["libraries"]  # what the library strategies measure
+LOCKS = Path("locks")
+DEFAULT_LOCK = LOCKS / "default.txt"
+DEFAULT_PYTHON = "3.11"  # the oldest Python the project supports; the default lock holds for it and every later one
+MATRIX_RESULTS = Path("results/matrix")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One environment of `nox -s matrix`: a Python, a FastAPI release line, and why it is there."""
+
+    python: str
+    fastapi: str | None  # "0.115" takes that line's last release; None the latest release
+    why: str
+    groups: tuple[str, ...] = ()  # pyproject optional groups only these cells take
+
+    @property
+    def name(self) -> str:
+        return f"py{self.python}-" + (f"fastapi{self.fastapi}" if self.fastapi else "latest")
+
+    @property
+    def lock(self) -> Path:
+        """The latest FastAPI on the default Python is the default environment itself."""
+        if self.fastapi is None and self.python == DEFAULT_PYTHON and not self.groups:
+            return DEFAULT_LOCK
+        return LOCKS / "matrix" / f"{self.name}.txt"
+
+
+# FastAPI releases where the behaviour the checks measure changed (report/matrix.py
+# keeps the list of those changes), and every other Python on the latest release.
+MATRIX = (
+    Cell("3.11", "0.115", "`yield` dependencies exit before the response is sent (FastAPI 0.106 to 0.117)",
+         ("fastapi-sqla",)),
+    Cell("3.11", "0.120", "`yield` dependencies exit after the response again (0.118 to 0.120), no `Depends(scope=...)`",
+         ("fastapi-sqla",)),
+    Cell("3.11", "0.121", "the first release with `Depends(scope=...)`", ("fastapi-sqla",)),
+    Cell("3.11", None, "the default environment, what `nox -s compare` measures"),
+    Cell("3.12", None, "the latest FastAPI on Python 3.12, where fastapi-async-sqlalchemy 0.8 installs"),
+    Cell("3.13", None, "the latest FastAPI on Python 3.13"),
+)
+CELL_ONLY_GROUPS = {group for cell in MATRIX for group in cell.groups}
+
+
+def install(session: nox.Session, lock: Path) -> None:
+    """Exactly the pinned versions of `lock`, hashes checked; the results record the lock file."""
+    if session.venv_backend == "uv":
+        session.run_install("uv", "pip", "sync", "--require-hashes", str(lock), silent=True)
+    else:
+        session.install("--require-hashes", "-r", str(lock))
+    session.env["SESSIONBENCH_LOCK"] = lock.as_posix()
+
+
+def quiet() -> list[str]:
+    return ["--quiet"] if os.environ.get("CI") else []
 
 
 @nox.session
 def compare(session: nox.Session) -> None:
     """Every strategy through every check, then a quick throughput pass; writes results/REPORT.md and results/results.json.
 
-    Beside the quick pass, instructions per request on the read route are counted under valgrind when it is
-    installed (Debian: `apt-get install valgrind`); `-- --instructions off` skips that.
     Arguments after `--` go to `python -m experiments`, e.g.
     `nox -s compare -- --strategy yield_dependency --strategy middleware`; `-- --help` lists them.
+    Beside the quick pass, instructions per request on the read route are counted under valgrind when it is
+    installed (Debian: `apt-get install valgrind`); `-- --instructions off` skips that.
     """
-    session.install(*PROJECT["dependencies"], *LIBRARIES)
-    quiet = ["--quiet"] if os.environ.get("CI") else []
-    session.run("python", "-m", "experiments", *quiet, *session.posargs)
+    install(session, DEFAULT_LOCK)
+    session.run("python", "-m", "experiments", *quiet(), *session.posargs)
 
 
 @nox.session
@@ -39,10 +97,9 @@ def bench(session: nox.Session) -> None:
     Uses wrk as the load generator when installed (Debian: `apt-get install wrk`), else a Python one; counts
     instructions when valgrind is installed (Debian: `apt-get install valgrind`).
     """
-    session.install(*PROJECT["dependencies"], *LIBRARIES)
-    quiet = ["--quiet"] if os.environ.get("CI") else []
+    install(session, DEFAULT_LOCK)
     session.run("python", "-m", "experiments", "--throughput", "full", "--no-checks", "--out", "results/bench",
-                *quiet, *session.posargs)
+                *quiet(), *session.posargs)
 
 
 @nox.session
@@ -52,26 +109,97 @@ def report(session: nox.Session) -> None:
     `nox -s report -- results/bench/results.json --against OTHER/results.json` adds which throughput ratios
     the two runs agree on (overlapping intervals), and prints the count.
     """
-    session.install(*PROJECT["dependencies"])
+    install(session, DEFAULT_LOCK)
     session.run("python", "-m", "report", *session.posargs)
 
 
 @nox.session
 def new(session: nox.Session) -> None:
     """Start a strategy from the template: `nox -s new -- my_pattern` writes strategies/my_pattern.py."""
-    session.install(*PROJECT["dependencies"])
+    install(session, DEFAULT_LOCK)
     session.run("python", "-m", "experiments.harness.authoring", "new", *session.posargs)
 
 
 @nox.session
 def check(session: nox.Session) -> None:
     """Validate a strategy's contract in seconds: `nox -s check -- strategies/my_pattern.py`."""
-    session.install(*PROJECT["dependencies"], *LIBRARIES)
+    install(session, DEFAULT_LOCK)
     session.run("python", "-m", "experiments.harness.authoring", "check", *session.posargs)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The harness's own tests: every check must fail a known-bad strategy and pass a known-good one."""
-    session.install(*PROJECT["dependencies"])
+    install(session, DEFAULT_LOCK)
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("python,cell", [nox.param(cell.python, cell, id=cell.name) for cell in MATRIX])
+def matrix(session: nox.Session, cell: Cell) -> None:
+    """The correctness checks in every cell of MATRIX (FastAPI releases x Pythons): results/matrix/<cell>/, then results/MATRIX.md.
+
+    Each cell has its own virtualenv pinned by its own lock file; a cell whose Python is not
+    on this machine is skipped. `nox -s "matrix(py3.12-latest)"` runs one cell (and
+    re-renders MATRIX.md from every cell's latest results); arguments after `--` go to
+    `python -m experiments`.
+    """
+    session.notify("matrix_report")
+    install(session, cell.lock)
+    session.run("python", "-m", "experiments", "--throughput", "off", "--out", str(MATRIX_RESULTS / cell.name),
+                *quiet(), *session.posargs)
+
+
+@nox.session
+def matrix_report(session: nox.Session) -> None:
+    """Render results/MATRIX.md from the cells' results (versions, and every verdict that differs between cells).
+
+    Runs after `nox -s matrix`; REPORT.md, when next to it, is re-rendered with a link to it.
+    """
+    install(session, DEFAULT_LOCK)
+    cells = [arg for cell in MATRIX for arg in ("--cell", cell.name)]
+    session.run("python", "-m", "report.matrix", str(MATRIX_RESULTS), *cells, "--out", "results/MATRIX.md")
+    if Path("results/results.json").exists():
+        session.run("python", "-m", "report", "results/results.json")
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Compile locks/ from pyproject.toml: the default environment and every matrix cell, exact pins with hashes.
+
+    Keeps the pins a lock file already has where pyproject.toml still allows them (add a
+    dependency or an optional group, then run this); `nox -s lock -- --upgrade` moves every
+    pin to the latest release (or `-- --upgrade-package fastapi`). Commit what changed in locks/.
+    """
+    if session.venv_backend != "uv":
+        session.install("uv")
+    uv = " ".join(session.run("uv", "--version", silent=True).split()[:2])
+    groups = [g for g in PROJECT.get("optional-dependencies", {}) if g not in CELL_ONLY_GROUPS]
+    _compile(session, uv, DEFAULT_LOCK, DEFAULT_PYTHON, groups, None,
+             f"the default environment (Python >= {DEFAULT_PYTHON}, the latest FastAPI)")
+    for cell in MATRIX:
+        if cell.lock != DEFAULT_LOCK:
+            _compile(session, uv, cell.lock, cell.python, [*groups, *cell.groups],
+                     f"fastapi=={cell.fastapi}.*" if cell.fastapi else None, f"matrix cell {cell.name}: {cell.why}")
+
+
+def _compile(session: nox.Session, uv: str, out: Path, python: str, groups: list[str], fastapi: str | None,
+             what: str) -> None:
+    """One lock file, with a header saying what it holds and how it was made."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = ["uv", "pip", "compile", "pyproject.toml", *(f"--extra={g}" for g in groups),
+               "--universal", f"--python-version={python}", "--generate-hashes"]
+    extra = []
+    if fastapi:
+        constraints = Path(session.create_tmp()) / f"{out.stem}.constraints.txt"
+        constraints.write_text(fastapi + "\n")
+        extra = ["--constraint", str(constraints)]
+    # The output file doubles as uv's preferences: existing pins stay unless posargs upgrade them.
+    session.run(*command, *extra, "--no-header", "--quiet", "--output-file", str(out), *session.posargs)
+    shown = " ".join(command) + (f", constrained to {fastapi}" if fastapi else "")
+    header = [
+        f"# sessionbench, {what}.",
+        f"# Pinned by `nox -s lock` ({uv}): {shown}",
+        "# Refresh with `nox -s lock` (keeps pins pyproject.toml still allows) or `nox -s lock -- --upgrade`.",
+    ]
+    out.write_text("\n".join(header) + "\n" + out.read_text())

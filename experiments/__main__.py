@@ -114,7 +114,7 @@ def main(argv: list[str]) -> int:
                 complete = _cost(args, preflights, server, settings.say, results, stack)
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
-            report.write_text(render.render(results.doc))
+            report.write_text(render.render(results.doc, matrix_link=(args.out / "MATRIX.md").exists()))
             print(matrix(results.doc), flush=True)
     except (Busy, postgres.DatabaseUnreachable, postgres.PostgresNotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)

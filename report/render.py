@@ -23,12 +23,25 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def environment(env: dict) -> list[str]:
+def lock(state: dict | None) -> str:
+    """Which lock file pinned the environment, and whether the installed versions are its pins."""
+    if not state:
+        return "none (not installed from a lock file by nox)"
+    differ = state.get("differ") or {}
+    pins = state.get("pins")
+    agree = (f"{len(differ)} of its {pins} pins differ: " + ", ".join(
+        f"{name} {v['installed'] or 'missing'} installed, {v['locked']} locked" for name, v in differ.items())
+        if differ else f"its {pins} pins installed")
+    return f"`{state['file']}` (sha256 {(state.get('sha256') or '')[:12]}), {agree}"
+
+
+def environment(env: dict, matrix_link: bool = False) -> list[str]:
     db = env.get("database") or {}
     packages = ", ".join(f"{name} {version or 'not installed'}" for name, version in (env.get("packages") or {}).items())
     items = [
         ("Python", " ".join(filter(None, [env.get("python"), env.get("implementation")]))),
         ("Packages", packages),
+        ("Lock", lock(env["lock"]) if "lock" in env else None),
         ("Database", " ".join(filter(None, [db.get("backend"), db.get("version")]))),
         ("CPUs", env.get("cpu_count")),
         ("Platform", env.get("platform")),
@@ -36,6 +49,8 @@ def environment(env: dict) -> list[str]:
         ("Started", env.get("started_at")),
         ("Command", f"`{env['command']}`" if env.get("command") else None),
     ]
+    if matrix_link:
+        items.append(("Other versions", "[MATRIX.md](MATRIX.md): the checks across FastAPI releases and Pythons"))
     return [f"- {name}: {value if value not in (None, '') else 'unknown'}" for name, value in items]
 
 
@@ -264,8 +279,9 @@ def claims_section(doc: dict) -> list[str]:
     return out
 
 
-def render(doc: dict, extra: list[str] = ()) -> str:
-    """The whole report; `extra` lines (e.g. report.agreement's section) go after the throughput section."""
+def render(doc: dict, extra: list[str] = (), matrix_link: bool = False) -> str:
+    """The whole report; `extra` lines (e.g. report.agreement's section) go after the throughput section;
+    `matrix_link`: a MATRIX.md (report/matrix.py) lies next to it."""
     strategies, checks, rows = doc["strategies"], doc["checks"], doc["results"]
     found = by_pair(rows)
     out = ["# sessionbench: how FastAPI apps manage SQLAlchemy sessions", ""]
@@ -277,7 +293,7 @@ def render(doc: dict, extra: list[str] = ()) -> str:
     out += banner + [""] * bool(banner)
     out += ["## Verdicts", "", *matrix(strategies, checks, found), *not_measured(strategies, checks, found)]
     out += what_to_use(doc, found)
-    out += ["## Environment", "", *environment(doc["environment"]), "", "Strategies:", ""]
+    out += ["## Environment", "", *environment(doc["environment"], matrix_link), "", "Strategies:", ""]
     out += [strategy_line(s, [r for r in rows if r["strategy"] == s["id"]]) for s in strategies]
     out += [""]
     for check in checks:

@@ -9,6 +9,7 @@ never read apart from the machine and versions that produced it.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -17,10 +18,16 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from packaging.markers import Marker
+from packaging.version import Version
+
 SCHEMA = 2  # 2: ratio intervals from order statistics, with their confidence
 OUTCOMES = ("passed", "failed", "error", "skipped")
-PACKAGES = ("fastapi", "starlette", "sqlalchemy", "httpx", "anyio", "aiosqlite", "asgi-lifespan", "pytest", "uvicorn")
+PACKAGES = ("fastapi", "starlette", "sqlalchemy", "pydantic", "httpx", "anyio", "aiosqlite", "psycopg", "asyncpg",
+            "asgi-lifespan", "pytest", "uvicorn",
+            "sqlmodel", "fastapi-sqlalchemy", "fastapi-async-sqlalchemy", "fastapi-sqla", "fastapi-utils", "fastsqla")
 ROOT = Path(__file__).resolve().parent.parent
+LOCK_VARIABLE = "SESSIONBENCH_LOCK"  # set by the nox sessions: the lock file they installed from
 
 
 class ResultsError(Exception):
@@ -44,12 +51,44 @@ def _version(name: str) -> str | None:
         return None
 
 
+def _pins(text: str) -> dict[str, str]:
+    """`name==version` lines of a pip requirements file whose markers hold for this interpreter."""
+    pins = {}
+    for line in text.splitlines():
+        requirement, _, marker = line.rstrip(" \\").partition(";")
+        name, sep, version = requirement.strip().partition("==")
+        if sep and not line.startswith((" ", "#")) and (not marker.strip() or Marker(marker).evaluate()):
+            pins[name] = version
+    return pins
+
+
+def lock_state() -> dict | None:
+    """The lock file this environment was installed from, its hash, and any pin the installed versions miss.
+
+    None outside the nox sessions (no SESSIONBENCH_LOCK): versions are then recorded, but nothing pinned them.
+    """
+    name = os.environ.get(LOCK_VARIABLE)
+    if not name:
+        return None
+    content = (ROOT / name).read_bytes()
+    pins = _pins(content.decode())
+    installed = {pkg: _version(pkg) for pkg in pins}
+    return {
+        "file": name,
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "pins": len(pins),
+        "differ": {pkg: {"locked": version, "installed": installed[pkg]} for pkg, version in pins.items()
+                   if installed[pkg] is None or Version(installed[pkg]) != Version(version)},
+    }
+
+
 def environment(command: str, database: dict) -> dict:
     """What was run and on what."""
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "packages": {name: _version(name) for name in PACKAGES},
+        "lock": lock_state(),
         "database": database,
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),

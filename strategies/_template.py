@@ -32,6 +32,9 @@ app = FastAPI(lifespan=lifespan)
 # Probe routes this pattern cannot serve, with the reason; their checks are skipped.
 UNSUPPORTED: dict[str, str] = {}
 
+# What the pattern needs installed (PEP 508); where unmet, its rows are skipped with the reason.
+REQUIRES = ("fastapi>=0.121",)  # Depends(scope=...)
+
 
 # Replace this with your pattern: where the session comes from is what is measured.
 # scope="function" (FastAPI >= 0.121) closes the session when the endpoint

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from experiments.checks import NEEDS_SERVER, registry
 from experiments.harness import discovery
 from report import claims, plots
 from report.render import render, short_labels, what_to_use
-from report.results import SCHEMA, ResultsError, ResultsFile, by_pair, load
+from report.results import LOCK_VARIABLE, SCHEMA, ResultsError, ResultsFile, by_pair, load, lock_state
 from tests.running import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "REPORT.md"
@@ -39,6 +41,8 @@ def doc() -> dict:
             "git_sha": "a7c6598",
             "started_at": "2025-01-02T03:04:05+00:00",
             "command": "nox -s compare",
+            "lock": {"file": "locks/default.txt", "sha256": "0123456789abcdef" * 4, "pins": 45,
+                     "differ": {"fastapi": {"locked": "0.121.1", "installed": "0.121.0"}}},
         },
         "strategies": [
             {"id": "global_scoped_session", "label": "A global thread-local scoped_session",
@@ -246,6 +250,28 @@ def test_plot_styles_are_one_per_app_and_keep_baselines_apart():
     for what in ("throughput", "latency"):
         labels = [h.get_label() for h in plots._legend(tp, look, what, "inprocess")]
         assert set(labels) >= {a["id"] for a in tp["apps"]}
+
+
+def test_render_links_the_matrix_when_asked(doc):
+    assert "[MATRIX.md](MATRIX.md)" in render(doc, matrix_link=True)
+    assert "MATRIX.md" not in render(doc)
+
+
+def test_lock_state_names_the_file_its_hash_and_what_differs(tmp_path, monkeypatch):
+    lock = tmp_path / "lock.txt"
+    lock.write_text(
+        "# header\n"
+        f"pytest=={pytest.__version__} \\\n    --hash=sha256:00\n    # via x\n"
+        "fastapi==0.0.1 \\\n    --hash=sha256:00\n"
+        "colorama==0.4.6 ; sys_platform == 'no such platform' \\\n    --hash=sha256:00\n"
+    )
+    monkeypatch.delenv(LOCK_VARIABLE, raising=False)
+    assert lock_state() is None
+    monkeypatch.setenv(LOCK_VARIABLE, str(lock))
+    state = lock_state()
+    assert state["file"] == str(lock) and state["sha256"] == hashlib.sha256(lock.read_bytes()).hexdigest()
+    assert state["pins"] == 2  # colorama's marker does not hold here
+    assert state["differ"] == {"fastapi": {"locked": "0.0.1", "installed": metadata.version("fastapi")}}
 
 
 def _write(path: Path, doc: dict) -> None:
