@@ -75,7 +75,7 @@ def _cost(args, preflights: list[preflight.Preflight], server, say, results, sta
                 return False
             if counting:
                 alongside = "counted beside the throughput pass" if beside else None
-                return instructions.attach(results, started or count(), alongside)
+                return instructions.attach(results, started or count(), alongside, preflight.failed(preflights))
         except Interrupted as exc:
             note = f"interrupted by {exc} during the cost measurements (throughput, instructions)"
             results.finish(complete=False, note=note)

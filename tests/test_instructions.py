@@ -61,6 +61,7 @@ def test_every_app_is_counted_with_a_spread_and_ratios_but_a_broken_one(counted)
     part = doc["instructions"]
     (error,) = part["errors"]
     assert error["app"] == BROKEN and "a_module_that_does_not_exist" in error["reason"], part["errors"]
+    assert error["reason"].startswith("import preflight: "), error
     assert {c["app"] for c in part["cells"]} == {TWIN, AGAIN, SLEEPS, WORKS, "baseline:no_database", "baseline:raw_connection"}
     for c in part["cells"]:
         spread = c["per_request"]

@@ -125,6 +125,7 @@ def test_compare_runs_on_a_throwaway_cluster_and_removes_it(tmp_path):
     """The PostgreSQL path end to end: verdicts as on SQLite, server version recorded, nothing left running."""
     require_postgres()
     private = Path(tempfile.mkdtemp(prefix="sbpg-"))  # the run's TMPDIR: other runs' clusters live elsewhere
+    private.chmod(0o755)  # as /tmp: the cluster runs as the unprivileged postgres user
     strategies = tmp_path / "strategies"
     strategies.mkdir()
     shutil.copy(TEMPLATE, strategies / f"{GOOD}.py")

@@ -50,6 +50,11 @@ class Preflight:
                 "preflight": self.outcome, **({"import_warnings": list(self.warnings)} if self.warnings else {})}
 
 
+def failed(preflights: list[Preflight]) -> list[dict]:
+    """`{"app", "reason"}` per strategy that could not be imported: the cost side lists these next to its own errors."""
+    return [{"app": p.strategy.id, "reason": f"import preflight: {p.reason}"} for p in preflights if p.outcome == "error"]
+
+
 def _installed(name: str) -> str | None:
     try:
         return metadata.version(name)

@@ -375,8 +375,9 @@ class Count:
                 kill_group(process.proc)
 
 
-def attach(results, count: Count, alongside: str | None = None) -> bool:
-    """Wait for `count` and add the `instructions` part to the results; False when interrupted (Ctrl-C or SIGTERM)."""
+def attach(results, count: Count, alongside: str | None = None, unimported: list[dict] = ()) -> bool:
+    """Wait for `count` and add the `instructions` part to the results, with the strategies the import preflight
+    could not import (`unimported`) among its errors; False when interrupted (Ctrl-C or SIGTERM)."""
     with runner.signals_interrupt():
         try:
             part = count.result()
@@ -384,6 +385,8 @@ def attach(results, count: Count, alongside: str | None = None) -> bool:
             count.close()
             results.finish(complete=False, note=f"interrupted by {exc} while counting instructions")
             return False
+    if "errors" in part:  # absent when valgrind is not installed: then nothing was counted, and it says so
+        part["errors"] = [*unimported, *part["errors"]]
     results.attach("instructions", {**part, **({"alongside": alongside} if alongside else {})})
     return True
 

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from experiments.harness import discovery, runner
+from experiments.harness import discovery, preflight, runner
 from experiments.harness.postgres import Cluster, free_port
 from experiments.harness.serving import Database
 from experiments.throughput import baselines, session_cost
@@ -463,8 +463,7 @@ def attach(results, plan: Plan, preflights: list, server: Cluster | None, out: P
     with runner.signals_interrupt():
         try:
             part = run(plan, strategies, server, out, say, loadgen)
-            part["errors"] = [{"mode": "import preflight", "app": p.strategy.id, "reason": p.reason}
-                              for p in preflights if p.outcome == "error"] + part["errors"]
+            part["errors"] = [{"mode": "import preflight", **e} for e in preflight.failed(preflights)] + part["errors"]
             results.attach("throughput", part)
         except runner.Interrupted as exc:
             results.finish(complete=False, note=f"interrupted by {exc} during the throughput measurement")
