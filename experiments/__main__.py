@@ -51,30 +51,43 @@ def _server(db: str, stack: ExitStack) -> postgres.Cluster | None:
     return postgres.existing_server(db)
 
 
-def _cost(args, preflights: list[preflight.Preflight], server, say, results, stack: ExitStack) -> bool:
+def _counter(args, preflights: list[preflight.Preflight], server, say, stack: ExitStack):
+    """A function that starts the instruction count, once, and returns it (None when not counting). It is called
+    as soon as the checks leave a core to spare (instruction counts do not depend on load), or by the cost side."""
+    plan, held = instructions.plan(args), []
+
+    def start() -> instructions.Count | None:
+        if plan is not None and not held:
+            apps = sweep.apps([p.strategy for p in preflights if p.ready])
+            held.append(stack.enter_context(closing(instructions.Count(apps, plan, server, args.out, say))))
+            held[0].start()
+        return held[0] if held else None
+
+    return start
+
+
+def _shares_the_machine(args) -> bool:
+    """Whether the count may run beside other work: its plan says so, and no server-mode sweep needs both cores."""
+    throughput, counting = sweep.plan(args), instructions.plan(args)
+    return counting is not None and counting.beside_throughput and (throughput is None or throughput.modes == ("inprocess",))
+
+
+def _cost(args, preflights: list[preflight.Preflight], server, say, results, count) -> bool:
     """The cost side, after the checks: throughput, and instructions per request (False when interrupted).
 
-    A count planned to run beside an in-process throughput pass starts first, one process at a time on the
-    core that pass leaves idle (instruction counts do not depend on load); a bigger one, or one next to a
-    server-mode sweep (which needs both cores), runs after the sweep, so as not to disturb the wall clock.
+    A count that may share the machine has been started by the checks (`count`), or starts now, one process at
+    a time on the core the in-process throughput pass leaves idle; a bigger one, or one next to a server-mode
+    sweep (which needs both cores), runs after the sweep, so as not to disturb the wall clock.
     """
     throughput, counting = sweep.plan(args), instructions.plan(args)
-    strategies = [p.strategy for p in preflights if p.ready]  # the preflight's errors are listed by sweep.attach
-    inprocess_pass = throughput is not None and throughput.modes == ("inprocess",)
-    beside = counting is not None and counting.beside_throughput and inprocess_pass
-
-    def count() -> instructions.Count:
-        held = stack.enter_context(closing(instructions.Count(sweep.apps(strategies), counting, server, args.out, say)))
-        held.start()
-        return held
-
+    beside = _shares_the_machine(args)
     with signals_interrupt():  # the parts handle their own interruptions; this covers the moments between them
         try:
             started = count() if beside else None
             if throughput and not sweep.attach(results, throughput, preflights, server, args.out, say, args.loadgen):
                 return False
             if counting:
-                alongside = "counted beside the throughput pass" if beside else None
+                alongside = "counted beside the correctness checks and the throughput pass" if beside else None
                 return instructions.attach(results, started or count(), alongside, preflight.failed(preflights))
         except Interrupted as exc:
             note = f"interrupted by {exc} during the cost measurements (throughput, instructions)"
@@ -109,9 +122,10 @@ def main(argv: list[str]) -> int:
             )
             where = f"PostgreSQL {server.version}" if server else "SQLite"
             print(f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True)
-            complete = run(settings, preflights, chosen, results)
+            count = _counter(args, preflights, server, settings.say, stack)
+            complete = run(settings, preflights, chosen, results, count if _shares_the_machine(args) else None)
             if complete and any(p.ready for p in preflights):
-                complete = _cost(args, preflights, server, settings.say, results, stack)
+                complete = _cost(args, preflights, server, settings.say, results, count)
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc, matrix_link=(args.out / "MATRIX.md").exists()))

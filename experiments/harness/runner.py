@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from experiments.checks import MODULES, NEEDS_SERVER, Check
 from experiments.harness.discovery import ROOT, Strategy
@@ -202,12 +202,15 @@ def _unmeasured(preflight: Preflight, check: Check) -> dict:
             "reason": preflight.reason, "duration_s": 0.0}
 
 
-def run(run: Run, preflights: list[Preflight], checks: list[Check], results: ResultsFile) -> bool:
+def run(run: Run, preflights: list[Preflight], checks: list[Check], results: ResultsFile,
+        shared: Callable[[], object] | None = None) -> bool:
     """Measure every pair of a ready strategy, adding rows as they come; False when interrupted.
 
     A strategy that preflight found not ready gets its rows at once, with its reason.
-    Pairs run `run.jobs` at a time (most checks wait on sleeps and I/O, not the
-    CPU); checks whose numbers are timings (`exclusive`) run afterwards, alone.
+    Checks whose numbers are timings (`exclusive`) run first, one at a time, alone
+    on the machine; then the others `run.jobs` at a time (they wait on sleeps and
+    I/O, not the CPU, and their numbers are counts), when `shared()` is called so
+    that work which does not mind sharing the machine (an instruction count) can start.
     """
     for preflight in preflights:
         if not preflight.ready:
@@ -215,13 +218,15 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
                 results.add(_unmeasured(preflight, check))
     strategies = [p.strategy for p in preflights if p.ready]
     pairs = [(s, c) for s in strategies for c in checks]
-    phases = [([p for p in pairs if not p[1].exclusive], run.jobs), ([p for p in pairs if p[1].exclusive], 1)]
+    phases = [([p for p in pairs if p[1].exclusive], 1, True), ([p for p in pairs if not p[1].exclusive], run.jobs, False)]
     done, started = 0, time.monotonic()
     with signals_interrupt():
         shutil.rmtree(run.work, ignore_errors=True)
         run.work.mkdir(parents=True)
         try:
-            for batch, jobs in phases:
+            for batch, jobs, alone in phases:
+                if not alone and shared is not None:
+                    shared()
                 with ThreadPoolExecutor(jobs) as pool:
                     try:
                         for future in as_completed([pool.submit(run.one, *pair) for pair in batch]):

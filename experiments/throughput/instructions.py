@@ -61,17 +61,18 @@ class Plan:
     jobs: int  # shares of the apps, counted at once
     repeats_apart: bool  # each repeat in a valgrind process of its own (the honest spread), or all in one (cheaper)
     beside_throughput: bool  # counted while the throughput pass runs (on the core it leaves idle), or after it
+    warmup: int  # requests sent uncounted right before each counted batch (below)
 
 
 PLANS = {
-    "quick": Plan(kinds=("read",), levels=(1,), repeats=3, requests=20, jobs=1, repeats_apart=False, beside_throughput=True),
+    "quick": Plan(kinds=("read",), levels=(1,), repeats=3, requests=10, jobs=1, repeats_apart=False,
+                  beside_throughput=True, warmup=5),
     "full": Plan(kinds=tuple(KINDS), levels=(1, 8), repeats=3, requests=32, jobs=2, repeats_apart=True,
-                 beside_throughput=False),
+                 beside_throughput=False, warmup=10),
 }
-# Requests sent uncounted right before each counted batch, on its path and level: the batch then sees the state of a
+# The warm-up requests go right before each counted batch, on its path and level: the batch then sees the state of a
 # steady load (worker threads started and not yet retired by anyio's 10 s idle limit, which valgrind's slowness
 # would otherwise reach between batches; caches filled), not whatever the previous batch left.
-WARMUP = 10
 BATCH_TIMEOUT_S = 120  # under valgrind a request takes ~0.1 s; a batch this late is hung
 START_S, PER_APP_S, PER_REQUEST_S = 90, 30, 0.5  # a process's hard timeout, generous for a loaded machine
 CONDITIONS = {"PYTHONHASHSEED": "0"}
@@ -96,7 +97,7 @@ def _cases(apps: list[list[str]], plan: dict, repeats: list[int]) -> list[dict]:
                 cases.append({"app": app, "file": file, "level": level, "kind": None, "path": None, "requests": 0,
                               "id": _id(app, level, repeat, "empty")})
                 cases += [{"app": app, "file": file, "level": level, "kind": kind, "path": path,
-                           "requests": plan["requests"], "id": _id(app, level, repeat, path)}
+                           "requests": plan["requests"], "warmup": plan["warmup"], "id": _id(app, level, repeat, path)}
                           for kind in plan["kinds"] for path in KINDS[kind][0]]
     return cases
 
@@ -195,7 +196,7 @@ def test_instructions(codspeed_benchmark, apps, case):
     _, method, query = KINDS[case["kind"] or "nodb"]
     args = (batch, served.client, method, (case["path"] or "/nodb") + query, case["level"])
     if case["requests"]:
-        served.portal.call(*args, WARMUP, apps.keys)
+        served.portal.call(*args, case["warmup"], apps.keys)
     codspeed_benchmark.pedantic(served.portal.call, (*args, case["requests"], apps.keys), rounds=1)
 
 
@@ -328,7 +329,7 @@ class Count:
                     return
                 process.proc = self._start(process)
             batches = len(_cases([[a.id, ""] for a in process.apps], asdict(self.plan), process.repeats))
-            limit = START_S + PER_APP_S * len(process.apps) + PER_REQUEST_S * batches * (self.plan.requests + WARMUP)
+            limit = START_S + PER_APP_S * len(process.apps) + PER_REQUEST_S * batches * (self.plan.requests + self.plan.warmup)
             try:
                 process.proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
@@ -352,7 +353,7 @@ class Count:
 
     def result(self) -> dict:
         """Wait for every process and read the counts: the `instructions` part of the results."""
-        part = {"plan": asdict(self.plan), "warmup": WARMUP, "apps": [a.describe() for a in self.apps]}
+        part = {"plan": asdict(self.plan), "warmup": self.plan.warmup, "apps": [a.describe() for a in self.apps]}
         if self.unavailable:
             return {**part, "unavailable": self.unavailable}
         for thread in self.threads:
