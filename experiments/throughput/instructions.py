@@ -65,7 +65,7 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(kinds=("read",), levels=(1,), repeats=3, requests=10, jobs=1, repeats_apart=False,
+    "quick": Plan(kinds=("read",), levels=(1,), repeats=2, requests=10, jobs=1, repeats_apart=False,
                   beside_throughput=True, warmup=5),
     "full": Plan(kinds=tuple(KINDS), levels=(1, 8), repeats=3, requests=32, jobs=2, repeats_apart=True,
                  beside_throughput=False, warmup=10),

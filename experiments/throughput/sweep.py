@@ -85,7 +85,7 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(levels=(1, 16), rounds=5, seconds=0.06, warmup_s=0.02, modes=("inprocess",), benchmark_rounds=6),
+    "quick": Plan(levels=(1, 16), rounds=5, seconds=0.05, warmup_s=0.02, modes=("inprocess",), benchmark_rounds=6),
     "full": Plan(levels=(1, 8, 32, 64), rounds=7, seconds=0.2, warmup_s=0.05, modes=("inprocess", "server"),
                  benchmark_rounds=30),
 }
