@@ -51,19 +51,21 @@ def _server(db: str, stack: ExitStack) -> postgres.Cluster | None:
     return postgres.existing_server(db)
 
 
-def _counter(args, preflights: list[preflight.Preflight], server, say, stack: ExitStack):
-    """A function that starts the instruction count, once, and returns it (None when not counting). It is called
-    as soon as the checks leave a core to spare (instruction counts do not depend on load), or by the cost side."""
-    plan, held = instructions.plan(args), []
+class _Counter:
+    """Starts the instruction count, once, and hands it out (None when not counting). Started as soon as the checks
+    leave a core to spare (instruction counts do not depend on load), or by the cost side."""
 
-    def start() -> instructions.Count | None:
-        if plan is not None and not held:
-            apps = sweep.apps([p.strategy for p in preflights if p.ready])
-            held.append(stack.enter_context(closing(instructions.Count(apps, plan, server, args.out, say))))
-            held[0].start()
-        return held[0] if held else None
+    def __init__(self, args, preflights: list[preflight.Preflight], server, say, stack: ExitStack):
+        self.args, self.preflights, self.server, self.say, self.stack = args, preflights, server, say, stack
+        self.plan, self.count = instructions.plan(args), None
 
-    return start
+    def __call__(self) -> instructions.Count | None:
+        if self.plan is not None and self.count is None:
+            apps = sweep.apps([p.strategy for p in self.preflights if p.ready])
+            self.count = self.stack.enter_context(closing(instructions.Count(apps, self.plan, self.server,
+                                                                             self.args.out, self.say)))
+            self.count.start()
+        return self.count
 
 
 def _shares_the_machine(args) -> bool:
@@ -96,6 +98,22 @@ def _cost(args, preflights: list[preflight.Preflight], server, say, results, cou
     return True
 
 
+def _measure(args, settings: Run, preflights: list[preflight.Preflight], chosen: list, server, results,
+             stack: ExitStack) -> bool:
+    """The checks, then the cost side; False when interrupted (every row so far is kept, the note says when)."""
+    count = _Counter(args, preflights, server, settings.say, stack)
+    with signals_interrupt():  # the parts handle their own interruptions; this covers the moments between them
+        try:
+            complete = run(settings, preflights, chosen, results, count if _shares_the_machine(args) else None)
+            if complete and any(p.ready for p in preflights):
+                complete = _cost(args, preflights, server, settings.say, results, count)
+            return complete
+        except Interrupted as exc:
+            counting = " while instructions were being counted" if count.count is not None else ""
+            results.finish(complete=False, note=f"interrupted by {exc} between two parts of the run{counting}")
+            return False
+
+
 def main(argv: list[str]) -> int:
     args = _args(argv)
     try:
@@ -122,10 +140,7 @@ def main(argv: list[str]) -> int:
             )
             where = f"PostgreSQL {server.version}" if server else "SQLite"
             print(f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True)
-            count = _counter(args, preflights, server, settings.say, stack)
-            complete = run(settings, preflights, chosen, results, count if _shares_the_machine(args) else None)
-            if complete and any(p.ready for p in preflights):
-                complete = _cost(args, preflights, server, settings.say, results, count)
+            complete = _measure(args, settings, preflights, chosen, server, results, stack)
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc, matrix_link=(args.out / "MATRIX.md").exists()))

@@ -130,7 +130,7 @@ def test_ctrl_c_while_counting_keeps_results_and_leaves_no_process(tmp_path):
 
 def test_per_request_subtracts_the_empty_batch_and_ratios_pair_repeats():
     """(I(N) - I(0)) / N per repeat; a ratio divides counts of the same repeat."""
-    plan = replace(PLANS["quick"], kinds=("nodb",), requests=10)
+    plan = replace(PLANS["quick"], kinds=("nodb",), requests=10, repeats=3)
     apps = [SimpleNamespace(id=a) for a in ("baseline:no_database", "baseline:raw_connection", "s")]
     per_request = {"baseline:no_database": 1e6, "baseline:raw_connection": 2e6, "s": 3e6}
     counts = {case["id"]: 5e5 * (1 + repeat) + (per_request[case["app"]] * (1 + repeat) * 10 if case["requests"] else 0)

@@ -60,7 +60,7 @@ class Run:
 
     @property
     def work(self) -> Path:
-        return self.out / ".work"
+        return self.out / ".work" / "checks"  # the cost side keeps its own scratch beside it, alive meanwhile
 
     def say(self, line: str) -> None:
         if not self.quiet:
