@@ -25,6 +25,7 @@ SLOWED = ROOT / "tests" / "bench_strategies" / "slowed_5ms.py"
 GOOD, SLOW, BROKEN = "session_per_request", "slowed_5ms", "broken"
 BASELINES = {"baseline:no_database", "baseline:raw_connection"}
 SHORT = ["--no-checks", "--throughput", "quick", "--levels", "1,8", "--rounds", "2", "--seconds", "0.1",
+         "--session-cost-rounds", "3",
          "--instructions", "off"]  # counted in tests/test_instructions.py
 
 
