@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from experiments.harness.preflight import Preflight
 
 MARKS = {"passed": "passed", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}
+SHARED_NICE = 10  # niceness of the checks that run several at a time, beside other work
 
 
 class Interrupted(Exception):
@@ -66,8 +67,8 @@ class Run:
         if not self.quiet:
             print(line, flush=True)
 
-    def one(self, strategy: Strategy, check: Check) -> dict:
-        """Measure one strategy × check in a fresh process; return its row."""
+    def one(self, strategy: Strategy, check: Check, nice: int = 0) -> dict:
+        """Measure one strategy × check in a fresh process (at niceness `nice`); return its row."""
         if check.needs_server and self.db == "sqlite":  # known before starting anything
             return {"strategy": strategy.id, "check": check.id, "outcome": "skipped", "reason": NEEDS_SERVER,
                     "duration_s": 0.0}  # fmt: skip
@@ -85,7 +86,7 @@ class Run:
             "--db", self.db, "--rows", str(rows), "--basetemp", str(self.work / name), "--time-limit", str(timeout),
         ]  # fmt: skip
         started = time.monotonic()
-        proc = FORKS.Process(target=_pytest_in_own_session, args=(args, str(log)), name=name)
+        proc = FORKS.Process(target=_pytest_in_own_session, args=(args, str(log), nice), name=name)
         proc.start()
         self.live.add(proc)
         try:
@@ -132,9 +133,10 @@ FORKS.set_forkserver_preload(["fastapi", "sqlalchemy.orm", "sqlalchemy.ext.async
                                    [str(ROOT / "experiments")]) if m.name.startswith("test_"))])
 
 
-def _pytest_in_own_session(args: list[str], log: str) -> None:
+def _pytest_in_own_session(args: list[str], log: str, nice: int) -> None:
     """Body of a check process: its own session (so a kill reaches what it starts), output to `log`, pytest."""
     os.setsid()
+    os.nice(nice)
     os.chdir(ROOT)
     # Only the harness's own plugins (-p above): a library under measurement may ship one (fastapi-sqla does).
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -219,6 +221,9 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
     strategies = [p.strategy for p in preflights if p.ready]
     pairs = [(s, c) for s in strategies for c in checks]
     phases = [([p for p in pairs if p[1].exclusive], 1, True), ([p for p in pairs if not p[1].exclusive], run.jobs, False)]
+    # Checks that share the machine yield the CPU to what runs beside them: their numbers are counts, not timings,
+    # and work started by `shared()` (the instruction count) would otherwise hold up the run's end.
+    nice = {True: 0, False: SHARED_NICE}
     done, started = 0, time.monotonic()
     with signals_interrupt():
         shutil.rmtree(run.work, ignore_errors=True)
@@ -229,7 +234,7 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
                     shared()
                 with ThreadPoolExecutor(jobs) as pool:
                     try:
-                        for future in as_completed([pool.submit(run.one, *pair) for pair in batch]):
+                        for future in as_completed([pool.submit(run.one, *pair, nice[alone]) for pair in batch]):
                             row, done = future.result(), done + 1
                             results.add(row)
                             check = next(c for c in checks if c.id == row["check"])
