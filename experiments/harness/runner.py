@@ -37,8 +37,12 @@ MARKS = {"passed": "passed", "failed": "FAILED", "error": "ERROR", "skipped": "s
 SHARED_NICE = 10  # niceness of the checks that run several at a time, beside other work
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived; the run stops and keeps what it has."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; the run stops and keeps what it has.
+
+    A BaseException, like KeyboardInterrupt: code that ignores errors (`shutil.rmtree(ignore_errors=True)` catches
+    every Exception) must not swallow it, or a Ctrl-C at that moment would be lost.
+    """
 
 
 class Busy(Exception):
