@@ -128,18 +128,30 @@ def test_ctrl_c_while_counting_keeps_results_and_leaves_no_process(tmp_path):
     assert not processes_mentioning(str(tmp_path))
 
 
-def test_per_request_subtracts_the_empty_batch_and_ratios_pair_repeats():
-    """(I(N) - I(0)) / N per repeat; a ratio divides counts of the same repeat."""
-    plan = replace(PLANS["quick"], kinds=("nodb",), requests=10, repeats=3)
+@pytest.mark.parametrize("apart", [True, False], ids=["repeats-apart", "repeats-in-one-process"])
+def test_per_request_subtracts_the_empty_batch_and_ratios_pair_repeats(apart):
+    """(I(N) - I(0)) / N per repeat, I(0) being the empty batch of the repeat's process; a ratio divides counts of the
+    same repeat."""
+    plan = replace(PLANS["quick"], kinds=("nodb",), requests=10, repeats=3, repeats_apart=apart)
     apps = [SimpleNamespace(id=a) for a in ("baseline:no_database", "baseline:raw_connection", "s")]
     per_request = {"baseline:no_database": 1e6, "baseline:raw_connection": 2e6, "s": 3e6}
-    counts = {case["id"]: 5e5 * (1 + repeat) + (per_request[case["app"]] * (1 + repeat) * 10 if case["requests"] else 0)
-              for repeat in range(3) for case in _cases([[a.id, ""] for a in apps], asdict(plan), [repeat])}
+    counts = {}
+    for repeat in range(3):
+        switching = 5e5 * (1 + (repeat if apart else 0))  # what counting costs besides the requests, per process
+        for case in _cases([[a.id, ""] for a in apps], asdict(plan), [repeat]):
+            counts[case["id"]] = switching + (per_request[case["app"]] * (1 + repeat) * 10 if case["requests"] else 0)
     cells = {c["app"]: c for c in summarize(counts, plan, apps)}
     assert cells["s"]["per_request"] == {"median": 6e6, "min": 3e6, "max": 9e6}
-    assert cells["s"]["per_repeat"] == [3e6, 6e6, 9e6] and cells["s"]["empty_batch"]["max"] == 1.5e6
+    assert cells["s"]["per_repeat"] == [3e6, 6e6, 9e6]
+    assert cells["s"]["empty_batch"]["max"] == (1.5e6 if apart else 5e5)
     assert cells["s"]["vs_raw"] == {"median": 1.5, "min": 1.5, "max": 1.5}
     assert cells["s"]["vs_nodb"]["median"] == 3.0 and "vs_nodb" not in cells["baseline:no_database"]
+
+
+def test_one_process_counts_one_empty_batch_per_app_and_level():
+    plan = replace(PLANS["quick"], kinds=("read",), levels=(1, 8), repeats=2, repeats_apart=False)
+    cases = _cases([["s", ""]], asdict(plan), [0, 1])
+    assert [c["id"] for c in cases if not c["requests"]] == ["s-c1-r0-empty", "s-c8-r0-empty"]
 
 
 def test_a_difference_is_settled_only_beyond_the_spread_and_the_tolerance():

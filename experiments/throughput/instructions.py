@@ -85,17 +85,19 @@ TOLERANCE = 0.02
 
 
 def _cases(apps: list[list[str]], plan: dict, repeats: list[int]) -> list[dict]:
-    """The batches of one process, in order: app by app, level by level, repeat by repeat, each an empty batch first.
+    """The batches of one process, in order: app by app, level by level, an empty batch first, then repeat by repeat.
 
     One app is served at a time, each with an event loop and threadpool of its own, and its batches at one
     level all come before the next level's: a batch never pays for retiring threads a busier level started.
+    The empty batch is counted once per app and level in a process, named for the process's first repeat:
+    every batch of that process subtracts it (a batch costs as much to switch counting on and off as ten requests).
     """
     cases = []
     for app, file in apps:
         for level in plan["levels"]:
+            cases.append({"app": app, "file": file, "level": level, "kind": None, "path": None, "requests": 0,
+                          "id": _id(app, level, repeats[0], "empty")})
             for repeat in repeats:
-                cases.append({"app": app, "file": file, "level": level, "kind": None, "path": None, "requests": 0,
-                              "id": _id(app, level, repeat, "empty")})
                 cases += [{"app": app, "file": file, "level": level, "kind": kind, "path": path,
                            "requests": plan["requests"], "warmup": plan["warmup"], "id": _id(app, level, repeat, path)}
                           for kind in plan["kinds"] for path in KINDS[kind][0]]
@@ -423,11 +425,15 @@ def summarize(counts: dict, plan: Plan, apps) -> list[dict]:
     per: dict[tuple, dict[int, float]] = {}
     empty: dict[tuple, list[int]] = {}
     for repeat in range(plan.repeats):
+        first = repeat if plan.repeats_apart else 0  # the repeat whose process counted the empty batch (_cases)
         for case in _cases([[a.id, ""] for a in apps], asdict(plan), [repeat]):
-            zero = counts.get(_id(case["app"], case["level"], repeat, "empty"))
-            if not case["requests"] and zero is not None:
-                empty.setdefault((case["app"], case["level"]), []).append(zero)
-            elif case["id"] in counts and zero is not None:
+            zero = counts.get(_id(case["app"], case["level"], first, "empty"))
+            if zero is None:
+                continue
+            if not case["requests"]:
+                if repeat == first:
+                    empty.setdefault((case["app"], case["level"]), []).append(zero)
+            elif case["id"] in counts:
                 key = (case["app"], case["kind"], case["path"], case["level"])
                 per.setdefault(key, {})[repeat] = (counts[case["id"]] - zero) / case["requests"]
     cells = []

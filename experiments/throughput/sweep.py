@@ -99,7 +99,7 @@ class Failed(Exception):
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("throughput (see README: Throughput and latency)")
     group.add_argument("--throughput", choices=["quick", "full", "off"], default="quick",
-                       help="quick (default: in-process, 3 levels, 5 rounds, ~2 min), full (both modes, 4 levels, 7 rounds, "
+                       help="quick (default: in-process, 8 clients, 5 rounds, ~1 min), full (both modes, 4 levels, 7 rounds, "
                        "~25 min) or off")
     group.add_argument("--quick", dest="throughput", action="store_const", const="quick", help="same as --throughput quick")
     group.add_argument("--no-checks", action="store_true", help="measure throughput only, run no correctness check")
