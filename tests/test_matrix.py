@@ -146,3 +146,14 @@ def test_cli_writes_the_page_with_links_to_the_cells(cells, tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == matrix.render(cells)
+
+
+def test_a_skipped_library_row_names_the_pinned_environments_that_install_it():
+    """Read from the lock files, each for its own Python: fastapi-sqla pins FastAPI below 0.142, FastSQLA needs 3.12."""
+    from experiments.harness.preflight import where_measured
+
+    sqla = where_measured(("fastapi-sqla>=4.0", "fastapi<0.142"))
+    assert '`nox -s "matrix(py3.11-fastapi0.115)"`' in sqla and "latest" not in sqla and "compare" not in sqla, sqla
+    fastsqla = where_measured(("fastsqla>=0.9",))
+    assert "py3.12-latest" in fastsqla and "py3.11" not in fastsqla, fastsqla
+    assert "add it to pyproject.toml" in where_measured(("a-library-nobody-installed>=1",))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,13 +23,16 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from experiments.harness import discovery, runner
 from experiments.harness.discovery import Strategy
 
 TIMEOUT_S = 20.0  # a heavy library imports in 2-3 s here; a module still importing after this is stuck
-WHERE_MEASURED = "measured where it installs: `nox -s compare` (the default environment) or `nox -s matrix` (its cells)"
+LOCKS = discovery.ROOT / "locks"  # default.txt (nox -s compare) and matrix/<cell>.txt (nox -s matrix), see noxfile.py
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,51 @@ def requirements(strategy: Strategy) -> tuple[list[str], dict[str, str | None]]:
     return unmet, versions
 
 
+def where_measured(requires: tuple[str, ...]) -> str:
+    """The nox sessions whose pinned environment installs what `requires` asks for, read from the lock files.
+
+    A lock is universal (its pins carry Python markers): a matrix cell's is read for the Python its name gives,
+    the default one for this interpreter's."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    places = []
+    for lock in [LOCKS / "default.txt", *sorted((LOCKS / "matrix").glob("*.txt"))]:
+        default = lock.parent == LOCKS
+        python = here if default else lock.stem.split("-")[0].removeprefix("py")
+        if lock.exists() and _meets(requires, _pins(lock, python), python):
+            places.append("`nox -s compare`" if default else f'`nox -s "matrix({lock.stem})"`')
+    if not places:
+        return "no lock file of this repository installs it (add it to pyproject.toml, then `nox -s lock`)"
+    return "measured by " + ", ".join(places)
+
+
+def _pins(lock: Path, python: str) -> dict[str, str]:
+    """{package: pinned version} of a lock file, for the Python given."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        if (m := PIN.match(line)) and (m[3] is None or Marker(m[3]).evaluate(_python(python))):
+            pins[canonicalize_name(m[1])] = m[2]
+    return pins
+
+
+def _meets(requires: tuple[str, ...], pins: dict[str, str], python: str) -> bool:
+    for text in requires:
+        try:
+            req = Requirement(str(text))
+        except InvalidRequirement:
+            return False
+        if req.marker is not None and not req.marker.evaluate(_python(python)):
+            continue
+        pinned = pins.get(canonicalize_name(req.name))
+        if pinned is None or not req.specifier.contains(pinned, prereleases=True):
+            return False
+    return True
+
+
+def _python(version: str) -> dict[str, str]:
+    """The marker environment of a Python `X.Y`, for pins and requirements that depend on it."""
+    return {"python_version": version, "python_full_version": f"{version}.0"}
+
+
 def _import_in_child(path: str, result: str, log: str) -> None:
     """Body of the preflight process: import the module against a scratch database, say what it served."""
     os.setsid()
@@ -109,7 +159,7 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
     The process is added to `live` while it runs, so that an interrupted run can kill it."""
     unmet, versions = requirements(strategy)
     if unmet:
-        return Preflight(strategy, "skipped", f"needs {'; '.join(unmet)}: {WHERE_MEASURED}", versions)
+        return Preflight(strategy, "skipped", f"needs {'; '.join(unmet)}: {where_measured(strategy.requires)}", versions)
     logs.mkdir(parents=True, exist_ok=True)
     log, result = logs / f"{strategy.id}-preflight.log", logs / f".{strategy.id}-preflight.json"
     result.unlink(missing_ok=True)
