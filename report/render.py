@@ -143,18 +143,29 @@ def matrix(strategies: list[dict], checks: list[dict], found: dict) -> list[str]
 
 
 def not_measured(strategies: list[dict], checks: list[dict], found: dict) -> list[str]:
-    """The errors and skips behind the matrix, one line per check and reason."""
+    """The errors and skips behind the matrix: one line per strategy none of whose checks ran for one reason
+    (the import preflight's), then one line per check and reason."""
+    whole: dict[tuple, list[str]] = {}
+    for s in strategies:
+        rows = [found.get((s["id"], c["id"]), {}) for c in checks]
+        reasons = {(r.get("outcome"), r.get("reason") or "no reason given") for r in rows}
+        if len(checks) > 1 and len(reasons) == 1 and next(iter(reasons))[0] in ("error", "skipped"):
+            whole.setdefault(next(iter(reasons)), []).append(s["id"])
+    apart = {i for ids in whole.values() for i in ids}
+    measured = [s for s in strategies if s["id"] not in apart]
     groups: dict[tuple, list[str]] = {}
     for c in checks:
-        for s in strategies:
+        for s in measured:
             row = found.get((s["id"], c["id"]), {})
             if row.get("outcome") in ("error", "skipped"):
                 groups.setdefault((row["outcome"], c["id"], row.get("reason") or "no reason given"), []).append(s["id"])
-    if not groups:
+    if not whole and not groups:
         return []
     out = ["Not measured:", ""]
+    for (outcome, reason), ids in whole.items():
+        out.append(f"- {MARKS[outcome]} every check for {', '.join(f'`{i}`' for i in ids)}: {reason}")
     for (outcome, check, reason), ids in groups.items():
-        who = "every strategy" if len(ids) == len(strategies) > 1 else ", ".join(f"`{i}`" for i in ids)
+        who = "every strategy" if len(ids) == len(measured) > 1 else ", ".join(f"`{i}`" for i in ids)
         out.append(f"- {MARKS[outcome]} `{check}` for {who}: {reason}")
     return out + [""]
 

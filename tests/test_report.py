@@ -17,7 +17,7 @@ import pytest
 from experiments.checks import NEEDS_SERVER, registry
 from experiments.harness import discovery
 from report import claims, plots
-from report.render import render, short_labels, what_to_use
+from report.render import not_measured, render, short_labels, what_to_use
 from report.results import LOCK_VARIABLE, SCHEMA, ResultsError, ResultsFile, by_pair, load, lock_state
 from tests.running import ROOT
 
@@ -224,6 +224,9 @@ def test_a_strategy_not_installed_here_is_not_called_clean():
     passing = lines[lines.index("### Passes every check it can serve"):lines.index("### Every other strategy")]
     assert not any(f"`{absent['id']}`" in line for line in passing)
     assert f"- `{absent['id']}`: skipped: needs a-library>=1 (installed here: none)" in lines
+    skips = not_measured(doc["strategies"], doc["checks"], by_pair(doc["results"]))
+    assert f"- ➖ every check for `{absent['id']}`: needs a-library>=1 (installed here: none)" in skips
+    assert sum(absent["id"] in line for line in skips) == 1, skips
 
 
 def test_short_column_labels_are_distinct():
