@@ -201,6 +201,15 @@ def _all(strategies, checks, want) -> tuple[Expect, ...]:
 MODULE_SYNC = ("yield_dependency", "middleware")  # module-level sync engines, never disposed
 MODULE_ASYNC = ("async_dependency", "async_scoped_session")  # module-level async engines, never disposed
 
+# Two claims of the thread say this: the `yield` dependency opens a session only for the routes that use it, where the
+# middleware opens one for every request.
+SESSION_ONLY_WHERE_USED = dict(
+    says=(Expect("yield_dependency", "sessions_nobody_needed", "passed"),
+          Expect("yield_dependency", "sessions_nobody_needed", "sessions_per_request = 0")),
+    contrast=(Expect("middleware", "sessions_nobody_needed", "failed"),
+              Expect("middleware", "sessions_nobody_needed", "sessions_per_request > 0")),
+)
+
 CLAIMS = (
     Claim(
         "The SQLAlchemy library comes with a scoped_session object, which effectively allows for thread-safe "
@@ -289,10 +298,7 @@ CLAIMS = (
         "there is now also a contextmanager-style approach to getting a session that may be preferable to using a "
         "middleware if not all endpoints rely on the database",
         "dmontagu",
-        says=(Expect("yield_dependency", "sessions_nobody_needed", "passed"),
-              Expect("yield_dependency", "sessions_nobody_needed", "sessions_per_request = 0")),
-        contrast=(Expect("middleware", "sessions_nobody_needed", "failed"),
-                  Expect("middleware", "sessions_nobody_needed", "sessions_per_request > 0")),
+        **SESSION_ONLY_WHERE_USED,
     ),
     Claim(
         "I don't know if this is a good idea with database connection pools, the way I see it, it's probably "
@@ -331,10 +337,7 @@ CLAIMS = (
         "in the contextmanager approach, a session isn't automatically created for every request -- it is only "
         "created for endpoint calls that actually make use of the session dependency",
         "dmontagu",
-        says=(Expect("yield_dependency", "sessions_nobody_needed", "passed"),
-              Expect("yield_dependency", "sessions_nobody_needed", "sessions_per_request = 0")),
-        contrast=(Expect("middleware", "sessions_nobody_needed", "failed"),
-                  Expect("middleware", "sessions_nobody_needed", "sessions_per_request > 0")),
+        **SESSION_ONLY_WHERE_USED,
     ),
     Claim(
         "I haven't seen any argument against the use of a global sessionmaker; as far as I can tell that behaves "
