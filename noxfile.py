@@ -64,9 +64,13 @@ CELL_ONLY_GROUPS = {group for cell in MATRIX for group in cell.groups}
 
 
 def install(session: nox.Session, lock: Path) -> None:
-    """Exactly the pinned versions of `lock`, hashes checked; the results record the lock file."""
+    """Exactly the pinned versions of `lock`, hashes checked; the results record the lock file.
+
+    uv, unlike pip, leaves the packages uncompiled; where PYTHONDONTWRITEBYTECODE is set (CI images often set it)
+    every check process, and every valgrind process, would then compile FastAPI, SQLAlchemy and pydantic from source.
+    """
     if session.venv_backend == "uv":
-        session.run_install("uv", "pip", "sync", "--require-hashes", str(lock), silent=True)
+        session.run_install("uv", "pip", "sync", "--require-hashes", "--compile-bytecode", str(lock), silent=True)
     else:
         session.install("--require-hashes", "-r", str(lock))
     session.env["SESSIONBENCH_LOCK"] = lock.as_posix()
