@@ -143,16 +143,14 @@ def matrix(strategies: list[dict], checks: list[dict], found: dict) -> list[str]
 
 
 def not_measured(strategies: list[dict], checks: list[dict], found: dict) -> list[str]:
-    """The errors and skips behind the matrix: one line per strategy none of whose checks ran for one reason
-    (the import preflight's), then one line per check and reason."""
+    """The errors and skips behind the matrix: one line per strategy the import preflight kept from every check
+    (its one reason), then one line per check and reason."""
     whole: dict[tuple, list[str]] = {}
     for s in strategies:
-        rows = [found.get((s["id"], c["id"]), {}) for c in checks]
-        reasons = {(r.get("outcome"), r.get("reason") or "no reason given") for r in rows}
-        if len(checks) > 1 and len(reasons) == 1 and next(iter(reasons))[0] in ("error", "skipped"):
-            whole.setdefault(next(iter(reasons)), []).append(s["id"])
-    apart = {i for ids in whole.values() for i in ids}
-    measured = [s for s in strategies if s["id"] not in apart]
+        if s.get("preflight", "ready") != "ready":
+            row = next((found[s["id"], c["id"]] for c in checks if (s["id"], c["id"]) in found), {})
+            whole.setdefault((s["preflight"], row.get("reason") or "no reason given"), []).append(s["id"])
+    measured = [s for s in strategies if s.get("preflight", "ready") == "ready"]
     groups: dict[tuple, list[str]] = {}
     for c in checks:
         for s in measured:
