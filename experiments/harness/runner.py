@@ -224,21 +224,20 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
                 results.add(_unmeasured(preflight, check))
     strategies = [p.strategy for p in preflights if p.ready]
     pairs = [(s, c) for s in strategies for c in checks]
-    phases = [([p for p in pairs if p[1].exclusive], 1, True), ([p for p in pairs if not p[1].exclusive], run.jobs, False)]
-    # Checks that share the machine yield the CPU to what runs beside them: their numbers are counts, not timings,
-    # and work started by `shared()` (the instruction count) would otherwise hold up the run's end.
-    nice = {True: 0, False: SHARED_NICE}
+    # (pairs, at once, niceness): checks that share the machine yield the CPU to what runs beside them (their numbers
+    # are counts, not timings), or work started by `shared()`, the instruction count, would hold up the run's end.
+    phases = [([p for p in pairs if p[1].exclusive], 1, 0), ([p for p in pairs if not p[1].exclusive], run.jobs, SHARED_NICE)]
     done, started = 0, time.monotonic()
     with signals_interrupt():
         shutil.rmtree(run.work, ignore_errors=True)
         run.work.mkdir(parents=True)
         try:
-            for batch, jobs, alone in phases:
-                if not alone and shared is not None:
+            for batch, jobs, nice in phases:
+                if nice and shared is not None:  # the timing checks are done: the machine may be shared from here
                     shared()
                 with ThreadPoolExecutor(jobs) as pool:
                     try:
-                        for future in as_completed([pool.submit(run.one, *pair, nice[alone]) for pair in batch]):
+                        for future in as_completed([pool.submit(run.one, *pair, nice) for pair in batch]):
                             row, done = future.result(), done + 1
                             results.add(row)
                             check = next(c for c in checks if c.id == row["check"])
