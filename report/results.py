@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from packaging.markers import Marker
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 SCHEMA = 2  # 2: ratio intervals from order statistics, with their confidence
@@ -51,15 +52,22 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _pins(text: str) -> dict[str, str]:
-    """`name==version` lines of a pip requirements file whose markers hold for this interpreter."""
-    pins = {}
+def python_markers(python: str) -> dict[str, str]:
+    """The PEP 508 marker values that depend on the interpreter, for Python `X.Y`."""
+    return {"python_version": python, "python_full_version": f"{python}.0"}
+
+
+def pins(text: str, python: str | None = None) -> dict[str, str]:
+    """{package: version} of a pip requirements file's `name==version` lines whose markers hold for this
+    interpreter, or for Python `X.Y` (a lock compiled with --universal carries such markers)."""
+    environment = None if python is None else python_markers(python)
+    found = {}
     for line in text.splitlines():
         requirement, _, marker = line.rstrip(" \\").partition(";")
         name, sep, version = requirement.strip().partition("==")
-        if sep and not line.startswith((" ", "#")) and (not marker.strip() or Marker(marker).evaluate()):
-            pins[name] = version
-    return pins
+        if sep and not line.startswith((" ", "#")) and (not marker.strip() or Marker(marker).evaluate(environment)):
+            found[canonicalize_name(name)] = version.strip()
+    return found
 
 
 def lock_state() -> dict | None:
@@ -71,13 +79,13 @@ def lock_state() -> dict | None:
     if not name:
         return None
     content = (ROOT / name).read_bytes()
-    pins = _pins(content.decode())
-    installed = {pkg: _version(pkg) for pkg in pins}
+    pinned = pins(content.decode())
+    installed = {pkg: _version(pkg) for pkg in pinned}
     return {
         "file": name,
         "sha256": hashlib.sha256(content).hexdigest(),
-        "pins": len(pins),
-        "differ": {pkg: {"locked": version, "installed": installed[pkg]} for pkg, version in pins.items()
+        "pins": len(pinned),
+        "differ": {pkg: {"locked": version, "installed": installed[pkg]} for pkg, version in pinned.items()
                    if installed[pkg] is None or Version(installed[pkg]) != Version(version)},
     }
 

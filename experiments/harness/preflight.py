@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -23,16 +22,15 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from experiments.harness import discovery, runner
 from experiments.harness.discovery import Strategy
+from report.results import pins, python_markers
 
 TIMEOUT_S = 20.0  # a heavy library imports in 2-3 s here; a module still importing after this is stuck
 LOCKS = discovery.ROOT / "locks"  # default.txt (nox -s compare) and matrix/<cell>.txt (nox -s matrix), see noxfile.py
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 
 
 @dataclass(frozen=True)
@@ -94,39 +92,25 @@ def where_measured(requires: tuple[str, ...]) -> str:
     for lock in [LOCKS / "default.txt", *sorted((LOCKS / "matrix").glob("*.txt"))]:
         default = lock.parent == LOCKS
         python = here if default else lock.stem.split("-")[0].removeprefix("py")
-        if lock.exists() and _meets(requires, _pins(lock, python), python):
+        if lock.exists() and _meets(requires, pins(lock.read_text(), python), python):
             places.append("`nox -s compare`" if default else f'`nox -s "matrix({lock.stem})"`')
     if not places:
         return "no lock file of this repository installs it (add it to pyproject.toml, then `nox -s lock`)"
     return "measured by " + ", ".join(places)
 
 
-def _pins(lock: Path, python: str) -> dict[str, str]:
-    """{package: pinned version} of a lock file, for the Python given."""
-    pins = {}
-    for line in lock.read_text().splitlines():
-        if (m := PIN.match(line)) and (m[3] is None or Marker(m[3]).evaluate(_python(python))):
-            pins[canonicalize_name(m[1])] = m[2]
-    return pins
-
-
-def _meets(requires: tuple[str, ...], pins: dict[str, str], python: str) -> bool:
+def _meets(requires: tuple[str, ...], pinned: dict[str, str], python: str) -> bool:
     for text in requires:
         try:
             req = Requirement(str(text))
         except InvalidRequirement:
             return False
-        if req.marker is not None and not req.marker.evaluate(_python(python)):
+        if req.marker is not None and not req.marker.evaluate(python_markers(python)):
             continue
-        pinned = pins.get(canonicalize_name(req.name))
-        if pinned is None or not req.specifier.contains(pinned, prereleases=True):
+        version = pinned.get(canonicalize_name(req.name))
+        if version is None or not req.specifier.contains(version, prereleases=True):
             return False
     return True
-
-
-def _python(version: str) -> dict[str, str]:
-    """The marker environment of a Python `X.Y`, for pins and requirements that depend on it."""
-    return {"python_version": version, "python_full_version": f"{version}.0"}
 
 
 def _import_in_child(path: str, result: str, log: str) -> None:
