@@ -17,7 +17,8 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from report.render import MARKS, cell, key_numbers, lock, table
+from report.markdown import MARKS, cell, table
+from report.render import key_numbers, lock
 from report.results import ResultsError, by_pair, load
 
 MEASURED = ("passed", "failed")

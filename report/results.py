@@ -22,7 +22,7 @@ from packaging.markers import Marker
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-SCHEMA = 2  # 2: ratio intervals from order statistics, with their confidence
+SCHEMA = 3  # 2: ratio intervals from order statistics, with their confidence; 3: rows judged per kind of endpoint
 OUTCOMES = ("passed", "failed", "error", "skipped")
 PACKAGES = ("fastapi", "starlette", "sqlalchemy", "pydantic", "httpx", "anyio", "aiosqlite", "psycopg", "asyncpg",
             "asgi-lifespan", "pytest", "uvicorn",
@@ -148,6 +148,60 @@ class ResultsFile:
 def by_pair(rows: list[dict]) -> dict[tuple[str, str], dict]:
     """Rows keyed by (strategy, check); a later row for the same pair wins."""
     return {(r["strategy"], r["check"]): r for r in rows}
+
+
+PRECEDENCE = ("failed", "error", "passed", "skipped")  # a row's outcome is the first its kinds have
+
+
+def combine(rows: list[dict]) -> dict:
+    """One row from a check's rows per kind of endpoint: each under `kinds`, as measured; the row's own outcome the
+    first of PRECEDENCE among them, its metrics theirs added up (numbers summed, flags or-ed, durations the
+    longest), so that what reads a row without kinds reads what one pass over every route would have counted."""
+    first = rows[0]
+    kinds = {r["kind"]: {k: v for k, v in r.items() if k not in ("strategy", "check", "kind")} for r in rows}
+    outcomes = {r["outcome"] for r in rows}
+    row = {"strategy": first["strategy"], "check": first["check"],
+           "outcome": next(o for o in PRECEDENCE if o in outcomes), "kinds": kinds}
+    measured = [r for r in rows if "metrics" in r]
+    if measured:
+        row["metrics"] = _added([r["metrics"] for r in measured])
+        row["evidence"] = " ".join(f"{r['kind']}: {r['evidence']}" for r in measured)
+        if conditions := [r["conditions"] for r in measured if r.get("conditions")]:
+            verdicts = [c["as_declared"] for c in conditions]
+            row["conditions"] = {**conditions[0], "engines": [e for c in conditions for e in c["engines"]],
+                                 "as_declared": None if None in verdicts else all(verdicts)}
+    if reasons := [f"{r['kind']}: {r['reason']}" for r in rows if r.get("reason") and "metrics" not in r]:
+        row["reason"] = "; ".join(reasons)
+    if row["outcome"] == "skipped":
+        row["unsupported"] = all(r.get("unsupported") for r in rows)
+    if warned := sorted({w for r in rows for w in r.get("warnings", [])}):
+        row["warnings"] = warned[:10]
+    row["duration_s"] = round(sum(r.get("duration_s", 0) for r in rows), 3)
+    return row
+
+
+def _added(metrics: list[dict]) -> dict:
+    total: dict = {}
+    for m in metrics:
+        for name, value in m.items():
+            had = total.get(name)
+            if had is None:
+                total[name] = value
+            elif isinstance(value, bool):
+                total[name] = had or value
+            elif isinstance(value, int) and isinstance(had, int):
+                total[name] = had + value
+            elif isinstance(value, (int, float)):
+                total[name] = max(had, value)
+    return total
+
+
+def judged(row: dict, kind: str | None) -> dict:
+    """The part of `row` that judges `kind` of endpoint (probes.KINDS): its own row under `kinds`, {} when that
+    kind was not measured; the row itself for a check of the whole app, or when `kind` is None."""
+    if kind is None or "kinds" not in row:
+        return row
+    return row["kinds"].get(kind, {})
 
 
 HARNESS_METRICS = ("unanswered_requests", "requests_not_sent")  # added to any check's row by the harness

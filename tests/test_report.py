@@ -16,9 +16,10 @@ import pytest
 
 from experiments.checks import NEEDS_SERVER, registry
 from experiments.harness import discovery
-from report import claims, plots
-from report.render import not_measured, render, short_labels, what_to_use
-from report.results import LOCK_VARIABLE, SCHEMA, ResultsError, ResultsFile, by_pair, load, lock_state
+from report import answers, claims, plots
+from report.render import not_measured, render
+from report.results import (LOCK_VARIABLE, SCHEMA, ResultsError, ResultsFile, by_pair, combine, judged, load,
+                            lock_state)
 from tests.running import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "REPORT.md"
@@ -52,17 +53,20 @@ def doc() -> dict:
             {"id": "lifespan_dependency", "label": "`AsyncSession` `yield` dependency, engine in lifespan",
              "module": "strategies.lifespan_dependency", "file": "strategies/lifespan_dependency.py",
              "requires": ["a-library>=1.0"], "versions": {"a-library": "1.2"},
-             "import_warnings": ["DeprecationWarning: old API (lib.py:3)"]},
+             "import_warnings": ["DeprecationWarning: old API (lib.py:3)"],
+             "pattern": {"def": "def get_db(request: Request):\n    with request.state.sessionmaker() as session:\n"
+                                "        yield session"}},
         ],
         "checks": [
             {"id": "isolation_async", "title": "Concurrent `async def` requests each get their own session",
              "measures": "50 concurrent tag-sleep-read requests", "why": "coroutines are not threads",
              "rule": "passed when foreign_tag_seen = 0", "key": ["foreign_tag_seen"], "routes": ["/async/tag"],
-             "timeout_s": 60.0},
+             "timeout_s": 60.0, "column": "concurrent isolation", "kinds": ["async"]},
             {"id": "same_session_in_request", "title": "A dependency and its endpoint share one session",
              "measures": "20 concurrent requests", "why": "a request can span threads",
              "rule": "passed when mismatched = 0", "key": ["mismatched"], "routes": ["/same"], "timeout_s": 60.0,
-             "pool": {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0}, "request_bound_s": 10.0},
+             "pool": {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0}, "request_bound_s": 10.0,
+             "column": "one session", "kinds": ["def", "async"]},
         ],
         "results": [
             {"strategy": "global_scoped_session", "check": "isolation_async", "outcome": "failed",
@@ -77,13 +81,19 @@ def doc() -> dict:
              "reason": "/same not served: no dependency takes the session", "duration_s": 0.0},
             {"strategy": "lifespan_dependency", "check": "isolation_async", "outcome": "passed",
              "metrics": {"requests": 50, "foreign_tag_seen": 0}, "evidence": "0 of 50.", "duration_s": 0.7},
-            {"strategy": "lifespan_dependency", "check": "same_session_in_request", "outcome": "passed",
-             "metrics": {"mismatched": 0}, "evidence": "0 of 20.", "duration_s": 0.3,
-             "conditions": {"pool": {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0}, "as_declared": False,
-                            "engines": [{"driver": "sqlite", "database": "a.db", "class": "QueuePool", "pool_size": 5,
-                                         "max_overflow": 0, "pool_timeout": 1.0, "as_declared": True},
-                                        {"driver": "sqlite", "database": "b.db", "class": "QueuePool", "pool_size": 20,
-                                         "max_overflow": 0, "pool_timeout": 1.0, "as_declared": False}]}},
+            combine([
+                {"strategy": "lifespan_dependency", "check": "same_session_in_request", "kind": "def",
+                 "outcome": "passed", "metrics": {"mismatched": 0}, "evidence": "0 of 20.", "duration_s": 0.3,
+                 "conditions": {"pool": {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0}, "as_declared": False,
+                                "engines": [{"driver": "sqlite", "database": "a.db", "class": "QueuePool",
+                                             "pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0,
+                                             "as_declared": True},
+                                            {"driver": "sqlite", "database": "b.db", "class": "QueuePool",
+                                             "pool_size": 20, "max_overflow": 0, "pool_timeout": 1.0,
+                                             "as_declared": False}]}},
+                {"strategy": "lifespan_dependency", "check": "same_session_in_request", "kind": "async",
+                 "outcome": "skipped", "reason": "/same not served as `async def` endpoints: served by a `def` "
+                 "endpoint", "duration_s": 0.1}]),
         ],
         "throughput": throughput_part(["global_scoped_session", "yield_dependency", "lifespan_dependency"]),
     }
@@ -171,7 +181,7 @@ def _section(text: str, title: str) -> list[str]:
 def test_report_answers_first_with_marks_only():
     text = render(_wide())
     headings = [line for line in text.splitlines() if line.startswith("## ")]
-    assert headings[:3] == ["## Verdicts", "## What to use", "## Environment"]
+    assert headings[:3] == ["## What to use", "## Verdicts", "## Environment"]
     matrix = [line for line in _section(text, "## Verdicts") if line.startswith("| `")]
     assert len(matrix) == 15
     for line in matrix:
@@ -182,32 +192,117 @@ def test_report_answers_first_with_marks_only():
     assert "a long sentence" in text and "other_things" in text
 
 
-def test_what_to_use_lists_the_clean_strategies_by_cost_and_every_failure_of_the_rest():
+def _kinds_doc() -> dict:
+    """Four strategies, a check per kind of endpoint, one judging both kinds apart, one of the whole app.
+
+    `sync_only` passes every `def` verdict and serves no `async def` endpoint; `both_kinds` passes everything;
+    `blocks_loop` fails the async-only check; `leaks` fails the whole-app one."""
+    checks = [
+        {"id": "pool_burst", "title": "Burst", "rule": "passed when errors = 0", "key": ["errors"], "kinds": ["def"]},
+        {"id": "loop_lag", "title": "Lag", "rule": "passed when lag = 0", "key": ["lag"], "kinds": ["async"]},
+        {"id": "writes", "title": "Writes", "rule": "passed when lost = 0", "key": ["lost"], "kinds": ["def", "async"]},
+        {"id": "reload", "title": "Reload", "rule": "passed when growth = 0", "key": ["growth"], "kinds": []},
+    ]
+    ids = ["sync_only", "both_kinds", "blocks_loop", "leaks"]
+    strategies = [{"id": i, "label": f"label of {i}", "file": f"strategies/{i}.py",
+                   "pattern": {"def": f"def get_db():  # {i}\n    yield session", "async": f"async def get_db():  # {i}"}}
+                  for i in ids]
+
+    def part(outcome: str, key: str, value: int = 0) -> dict:
+        return {"outcome": outcome, "metrics": {key: value}, "evidence": "e"} if outcome != "skipped" else {
+            "outcome": "skipped", "reason": "not served"}
+
+    def row(strategy: str, check: str, **kinds: dict) -> dict:
+        return combine([{"strategy": strategy, "check": check, "kind": k, **p} for k, p in kinds.items()])
+
+    results = [
+        row("sync_only", "pool_burst", **{"def": part("passed", "errors")}),
+        row("sync_only", "loop_lag", **{"async": part("skipped", "lag")}),
+        row("sync_only", "writes", **{"def": part("passed", "lost"), "async": part("skipped", "lost")}),
+        row("both_kinds", "pool_burst", **{"def": part("passed", "errors")}),
+        row("both_kinds", "loop_lag", **{"async": part("passed", "lag")}),
+        row("both_kinds", "writes", **{"def": part("passed", "lost"), "async": part("passed", "lost")}),
+        row("blocks_loop", "pool_burst", **{"def": part("passed", "errors")}),
+        row("blocks_loop", "loop_lag", **{"async": part("failed", "lag", 600)}),
+        row("blocks_loop", "writes", **{"def": part("passed", "lost"), "async": part("passed", "lost")}),
+        row("leaks", "pool_burst", **{"def": part("passed", "errors")}),
+        row("leaks", "loop_lag", **{"async": part("passed", "lag")}),
+        row("leaks", "writes", **{"def": part("passed", "lost"), "async": part("failed", "lost", 3)}),
+        *({"strategy": i, "check": "reload", "outcome": "failed" if i == "leaks" else "passed",
+           "metrics": {"growth": 15 if i == "leaks" else 0}, "evidence": "e"} for i in ids),
+    ]
+    return {"schema": SCHEMA, "complete": True, "environment": {}, "strategies": strategies, "checks": checks,
+            "results": results, "throughput": throughput_part(ids)}
+
+
+def _answer(text: str, app: str) -> list[str]:
+    lines = _section(text, "## What to use")
+    start = lines.index(f"### {answers.APPS[app][0]}")
+    end = next(n for n in range(start + 1, len(lines)) if lines[n].startswith(("### ", "**Cost**", "Cost was")))
+    return lines[start:end]
+
+
+def _listed(lines: list[str]) -> list[str]:
+    """The clean strategies an answer names, in order."""
+    return [line.split("`")[1] for line in lines if line.startswith(("- **`", "- ≈ **`"))]
+
+
+def test_each_kind_of_app_gets_the_strategies_that_pass_every_check_concerning_it():
+    text = render(_kinds_doc())
+    assert _listed(_answer(text, "def")) == ["sync_only", "both_kinds", "blocks_loop"]  # cheapest first
+    assert _listed(_answer(text, "async")) == ["both_kinds"]
+    assert _listed(_answer(text, "both")) == ["both_kinds"]
+    both = "\n".join(_answer(text, "both"))
+    assert "- `blocks_loop`: 1 failed" in both and "❌ `loop_lag` (`async def`): lag=600" in both
+    assert "❌ `writes` (`async def`): lost=3" in both and "❌ `reload`: growth=15" in both
+    assert "Cannot serve it (no check measured it on `def` and `async def` endpoints): `sync_only`." in both
+    assert "❌ `writes`: lost=3" in "\n".join(_answer(text, "async"))  # one kind: no kind named
+
+
+def test_an_answer_quotes_the_lines_that_make_the_difference():
+    text = render(_kinds_doc())
+    both = _answer(text, "both")
+    quoted = both[both.index("  ```python") + 1:both.index("  ```")]
+    assert quoted == ["  def get_db():  # both_kinds", "      yield session", "", "  async def get_db():  # both_kinds"]
+    assert "```python" not in "\n".join(_section(text, "## What to use")[:3])
+
+
+def test_a_check_most_strategies_fail_on_one_kind_is_named_a_hazard_with_the_rows_that_pass():
+    doc = _kinds_doc()
+    for row in doc["results"]:
+        if row["check"] == "loop_lag" and row["strategy"] != "both_kinds":
+            row["kinds"]["async"] = {"outcome": "failed", "metrics": {"lag": 500}, "evidence": "e"}
+    doc["strategies"].append({"id": "also_blocks", "label": "l", "file": "f"})
+    doc["results"].append(combine([{"strategy": "also_blocks", "check": "loop_lag", "kind": "async",
+                                    "outcome": "failed", "metrics": {"lag": 500}, "evidence": "e"}]))
+    lines = answers.hazards(doc, by_pair(doc["results"]))
+    assert len([line for line in lines if line.startswith("- ")]) == 1
+    assert "On `async def` endpoints, 4 of the 5 strategies measured fail `loop_lag`" in lines[-2]
+    assert "Only `both_kinds` (label of both_kinds) passes it." in lines[-2]
+    assert answers.hazards(_kinds_doc(), by_pair(_kinds_doc()["results"])) == []  # 1 of 3: no hazard
+
+
+def test_clean_strategies_by_cost_overlapping_bands_marked():
     doc = _wide(6, 4)
     doc["results"] = [r for r in doc["results"] if r["strategy"] != "strategy_number_5"]  # never run
-    lines = _section(render(doc), "## What to use")
-    clean = lines[lines.index("### Passes every check it can serve") + 2:lines.index("### Every other strategy") - 1]
+    lines = _answer(render(doc), "def")
+    clean = [line for line in lines if line.startswith(("- **`", "- ≈ **`"))]
     # strategy i runs at 0.9 - 0.05 i of the raw connection: number 0 is the cheaper
-    assert [line.split("`")[1] for line in clean] == ["strategy_number_0", "strategy_number_1"]
+    assert _listed(clean) == ["strategy_number_0", "strategy_number_1"]
     assert "0.90 [0.81, 0.99]" in clean[0] and clean[1].startswith("- ≈ ")  # 0.85's band overlaps 0.90's
-    rest = "\n".join(lines[lines.index("### Every other strategy"):])
-    failed = [r for r in doc["results"] if r["outcome"] == "failed"]
-    assert rest.count("  - ❌ ") == len(failed) and rest.count("  - — ") == 4
-    for r in failed:
-        assert f"❌ `{r['check']}`: bad_things={r['metrics']['bad_things']}" in rest
 
 
-def test_what_to_use_without_throughput_or_without_a_clean_strategy():
+def test_no_clean_strategy_and_no_throughput_are_said():
     doc = _wide(4, 3)
     del doc["throughput"]
     doc["results"] = [r | {"outcome": "failed", "metrics": {"bad_things": 1}} for r in doc["results"]]
-    lines = _section(render(doc), "## What to use")
-    assert lines[lines.index("### Passes every check it can serve") + 2].startswith("None:")
+    lines = answers.section(doc, by_pair(doc["results"]))
+    assert "No strategy passes every check that concerns this kind of app in this run." in lines
     assert any("not measured in this run (`--throughput off`)" in line for line in lines)
     app = doc["strategies"][0]["id"]
     doc["instructions"] = {"cells": [{"app": app, "kind": "read", "concurrency": 1,
                                       "vs_raw": {"median": 1.25, "min": 1.24, "max": 1.26}}]}
-    lines = what_to_use(doc, by_pair(doc["results"]))
+    lines = answers.section(doc, by_pair(doc["results"]))
     assert any(line.startswith(f"- `{app}`:") and "instructions × raw connection 1.25 (1.24–1.26)" in line
                for line in lines)
     assert any("**Instructions × raw connection** (read route, 1 client)" in line for line in lines)
@@ -220,18 +315,26 @@ def test_a_strategy_not_installed_here_is_not_called_clean():
     absent["preflight"] = "skipped"
     doc["results"] = [r if r["strategy"] != absent["id"] else
                       {**r, "outcome": "skipped", "reason": "needs a-library>=1 (installed here: none)"} for r in doc["results"]]
-    lines = what_to_use(doc, by_pair(doc["results"]))
-    passing = lines[lines.index("### Passes every check it can serve"):lines.index("### Every other strategy")]
-    assert not any(f"`{absent['id']}`" in line for line in passing)
-    assert f"- `{absent['id']}`: skipped: needs a-library>=1 (installed here: none)" in lines
+    lines = answers.section(doc, by_pair(doc["results"]))
+    assert not any(f"`{absent['id']}`" in line for line in lines if line.startswith(("- **`", "- ≈ **`")))
+    assert f"Not measured in this environment: `{absent['id']}` (skipped); the reasons are under the verdicts." in lines
     skips = not_measured(doc["strategies"], doc["checks"], by_pair(doc["results"]))
     assert f"- ➖ every check for `{absent['id']}`: needs a-library>=1 (installed here: none)" in skips
     assert sum(absent["id"] in line for line in skips) == 1, skips
 
 
-def test_short_column_labels_are_distinct():
-    labels = short_labels([{"id": i} for i in ("isolation_async", "isolation_also", "shutdown", "s", "same_session")])
-    assert list(labels.values()) == ["IA", "IA2", "S", "S2", "SS"]
+def test_rows_per_kind_combine_into_one_judged_by_the_worst():
+    def part(kind, outcome, **metrics):
+        return {"strategy": "s", "check": "c", "kind": kind, "outcome": outcome, "metrics": metrics, "evidence": kind}
+
+    row = combine([part("def", "passed", lost=0, wall_s=1.5, blocked=False),
+                   part("async", "failed", lost=3, wall_s=0.5, blocked=True)])
+    assert row["outcome"] == "failed" and row["metrics"] == {"lost": 3, "wall_s": 1.5, "blocked": True}
+    assert row["evidence"] == "def: def async: async" and judged(row, "async")["metrics"]["lost"] == 3
+    skipped = {"strategy": "s", "check": "c", "kind": "async", "outcome": "skipped", "reason": "no route"}
+    row = combine([part("def", "passed", lost=0), skipped])
+    assert row["outcome"] == "passed" and judged(row, "async")["outcome"] == "skipped" and judged(row, None) is row
+    assert combine([{**skipped, "kind": "def", "unsupported": True}, {**skipped, "unsupported": True}])["unsupported"]
 
 
 @pytest.mark.parametrize("first_line", ["`AsyncSession` `yield` dependency", "Engine in lifespan, `yield`",

@@ -1,0 +1,205 @@
+"""What to use: for each kind of app, the strategies that pass every check that concerns it, from the rows alone.
+
+A check of endpoints judges each kind (`def`, `async def`) on its own numbers
+(a row's `kinds`); a check of the whole app (reload, shutdown, `/nodb`)
+concerns every app. An app with only `def` endpoints is served by a strategy
+that passes every `def` verdict and every whole-app one it can be measured on;
+likewise for `async def`; an app with both needs both. Nothing here reads a
+strategy's name: the order is the rows' outcomes, then the measured cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from report import instructions, throughput
+from report.markdown import MARKS, cell
+from report.results import judged, key_number, verdict_metrics
+
+APPS = {  # the kinds of app a reader has -> the kinds of endpoint (probes.KINDS) it has
+    "def": ("An app whose endpoints are all `def`", ("def",)),
+    "async": ("An app whose endpoints are all `async def`", ("async",)),
+    "both": ("An app with `def` and `async def` endpoints", ("def", "async")),
+}
+KIND_NAMES = {"def": "`def`", "async": "`async def`"}
+NEXT_BEST = 3  # strategies shown after the clean ones, fewest failures first
+MEASURED = ("passed", "failed", "error")
+HAZARD_SHARE = 2 / 3  # a check most strategies of a kind fail: named as the kind's hazard, not any one pattern's
+
+
+@dataclass(frozen=True)
+class Verdict:
+    check: str
+    kind: str | None  # None: a check of the whole app
+    row: dict  # the row, or the part of it that judges `kind`; {} when not run
+
+
+def verdicts(doc: dict, found: dict, strategy: str, kinds: tuple[str, ...]) -> list[Verdict]:
+    """Every verdict on `strategy` that concerns an app with endpoints of `kinds`."""
+    out = []
+    for check in doc["checks"]:
+        row = found.get((strategy, check["id"]), {})
+        if check.get("kinds"):
+            out += [Verdict(check["id"], k, judged(row, k)) for k in kinds if k in check["kinds"]]
+        else:
+            out.append(Verdict(check["id"], None, row))
+    return out
+
+
+def serves(found_verdicts: list[Verdict], kind: str) -> bool:
+    """A strategy serves a kind of endpoint unless every check of that kind run on it skipped it."""
+    mine = [v for v in found_verdicts if v.kind == kind]
+    return not mine or any(v.row.get("outcome") in MEASURED for v in mine)
+
+
+def name(v: Verdict, kinds: tuple[str, ...]) -> str:
+    """`pool_exhaustion`, with the kind of endpoint where the app has two."""
+    return f"`{v.check}`" + (f" ({KIND_NAMES[v.kind]})" if v.kind and len(kinds) > 1 else "")
+
+
+def _against(vs: list[Verdict]) -> list[Verdict]:
+    return [v for v in vs if v.row.get("outcome") not in ("passed", "skipped")]
+
+
+def _failure_line(v: Verdict, kinds: tuple[str, ...], keys: dict) -> str:
+    if v.row.get("outcome") == "failed":
+        return f"  - ❌ {name(v, kinds)}: {cell(key_number(v.row, keys[v.check]))}"
+    return f"  - {MARKS[v.row.get('outcome')]} {name(v, kinds)}: {cell(v.row.get('reason') or 'not run')}"
+
+
+def _quote(strategy: dict, kinds: tuple[str, ...]) -> list[str]:
+    """The lines of the strategy module that hand each kind of endpoint its session (recorded by the preflight),
+    each block once."""
+    blocks = [b for k in kinds for b in ((strategy.get("pattern") or {}).get(k) or "").split("\n\n") if b]
+    if not blocks:
+        return []
+    lines = "\n\n".join(dict.fromkeys(blocks)).splitlines()
+    return ["", "  ```python", *(f"  {line}".rstrip() for line in lines), "  ```"]
+
+
+def cost_text(cost: dict | None, cpu: dict | None = None) -> str:
+    wall = f"× raw connection {throughput.span(cost)}" if cost else "cost not measured"
+    return wall + (f"; instructions × raw connection {cpu['median']:.2f} ({cpu['min']:.2f}–{cpu['max']:.2f})"
+                   if cpu else "")
+
+
+def cost_definition(mode: str | None, costs: dict, level, cpu: dict) -> str:
+    """How the cost beside each strategy is read."""
+    if not mode:
+        text = "Cost was not measured in this run (`--throughput off`), so nothing here is ordered by it."
+    else:
+        first = next(iter(costs.values()), {"levels": []})
+        coverage = min((c["covers"] for c in costs.values()), default=0)
+        text = (
+            f"**Cost** is × raw connection on the read route ({throughput.KIND_TITLES['read']}; "
+            f"{throughput.MODES[mode].split(' (')[0].lower()} mode): the geometric mean over the concurrency levels "
+            f"({', '.join(map(str, first['levels']))}) of the median per-round ratio of the strategy's req/s to the "
+            f"raw-connection baseline's on the same path. 1.00 is as fast as a pooled connection with no ORM "
+            f"session; higher is cheaper. In brackets, the geometric means of the per-level interval ends: a band "
+            f"that holds the geometric mean of the true medians with at least {coverage * 100:.0f} % probability"
+            + (" (too few rounds to promise anything: run `--throughput full`)" if coverage < 0.5 else "")
+            + ". ≈ marks a band that overlaps the one above it: this run does not order those two."
+        )
+    if cpu:
+        text += (f" **Instructions × raw connection** (read route, {level} client{'s' * (level != 1)}) is the "
+                 "CPU work per request against the raw-connection baseline's, median and range over repeats "
+                 "(below: CPU cost per request): lower is cheaper; it does not see time spent waiting, so it "
+                 "does not enter this order.")
+    return text
+
+
+def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str]:
+    """The section for one kind of app: clean strategies cheapest first, quoted; the next best; who cannot serve it."""
+    title, kinds = APPS[app]
+    keys = {c["id"]: verdict_metrics(c) for c in doc["checks"]}
+    ready = [s for s in doc["strategies"] if s.get("preflight", "ready") == "ready"]
+    everywhere = {c["id"] for c in doc["checks"] if ready and all(
+        found.get((s["id"], c["id"]), {}).get("outcome") == "skipped" for s in ready)}
+    by_id = {s["id"]: s for s in ready}
+    found_verdicts = {s["id"]: verdicts(doc, found, s["id"], kinds) for s in ready}
+    serving = [i for i, vs in found_verdicts.items() if all(serves(vs, k) for k in kinds)]
+    cheapest = sorted(serving, key=lambda i: -costs[i]["median"] if i in costs else 0)
+    clean = [i for i in cheapest if not _against(found_verdicts[i])]
+
+    def fails(i: str) -> int:
+        return sum(v.row.get("outcome") == "failed" for v in _against(found_verdicts[i]))
+
+    rest = sorted((i for i in cheapest if _against(found_verdicts[i])), key=lambda i: (fails(i), len(_against(found_verdicts[i]))))
+    out = [f"### {title}", ""]
+    if not clean:
+        out.append("No strategy passes every check that concerns this kind of app in this run.")
+    previous = None
+    for i in clean:
+        skipped = [name(v, kinds) for v in found_verdicts[i]
+                   if v.row.get("outcome") == "skipped" and v.check not in everywhere]
+        overlap = previous and i in costs and costs[i]["high"] >= costs[previous]["low"]
+        note = f"; ➖ {', '.join(dict.fromkeys(skipped))}" if skipped else ""
+        out.append(f"- {'≈ ' if overlap else ''}**`{i}`**: {by_id[i].get('label', '')}; "
+                   f"{cost_text(costs.get(i), cpu.get(i))}{note}")
+        out += _quote(by_id[i], kinds)
+        previous = i if i in costs else previous
+    if rest:
+        out += ["", "Next best:" if clean else "Closest:", ""]
+    for i in rest[:NEXT_BEST]:
+        against = _against(found_verdicts[i])
+        unmeasured = len(against) - fails(i)
+        out.append(f"- `{i}`: {fails(i)} failed" + (f", {unmeasured} not measured" if unmeasured else "")
+                   + f"; {cost_text(costs.get(i), cpu.get(i))}")
+        out += [_failure_line(v, kinds, keys) for v in against]
+    if len(rest) > NEXT_BEST:
+        out.append(f"- {len(rest) - NEXT_BEST} more, by checks failed: "
+                   + ", ".join(f"`{i}` ({fails(i)})" for i in rest[NEXT_BEST:]))
+    if cannot := [i for i in found_verdicts if i not in serving]:
+        out += ["", "Cannot serve it (no check measured it on "
+                + " and ".join(KIND_NAMES[k] for k in kinds) + " endpoints): "
+                + ", ".join(f"`{i}`" for i in cannot) + "."]
+    return out + [""]
+
+
+def hazards(doc: dict, found: dict) -> list[str]:
+    """A check most strategies fail on one kind of endpoint: one sentence naming the rows that pass it."""
+    labels = {s["id"]: s.get("label", "") for s in doc["strategies"]}
+    ready = [s["id"] for s in doc["strategies"] if s.get("preflight", "ready") == "ready"]
+    out = []
+    for check in doc["checks"]:
+        for kind in check.get("kinds") or ():
+            outcomes = {i: judged(found.get((i, check["id"]), {}), kind).get("outcome") for i in ready}
+            passed = [i for i, o in outcomes.items() if o == "passed"]
+            failed = [i for i, o in outcomes.items() if o == "failed"]
+            measured = len(passed) + len(failed)
+            if measured >= 4 and len(failed) >= HAZARD_SHARE * measured:
+                out.append(
+                    f"- On {KIND_NAMES[kind]} endpoints, {len(failed)} of the {measured} strategies measured fail "
+                    f"`{check['id']}` ({check['title']}): a hazard of that kind of endpoint, not of one pattern. "
+                    + (f"Only {'; '.join(f'`{i}` ({labels[i]})' for i in passed)} pass{'es' * (len(passed) == 1)} it."
+                       if passed else "None passes it."))
+    if not out:
+        return []
+    return ["### Hazards of a kind of endpoint", "",
+            f"Checks that at least {HAZARD_SHARE:.0%} of the strategies measured on one kind of endpoint fail "
+            "(at least 4 measured): what passes them does something the others do not.", "", *out, ""]
+
+
+def section(doc: dict, found: dict) -> list[str]:
+    """`## What to use`: the three answers, the hazards, and how cost is read."""
+    mode, costs = throughput.read_costs(doc.get("throughput") or {})
+    level, cpu = instructions.read_costs(doc.get("instructions") or {})
+    out = ["## What to use", "",
+           "From this run's rows alone, for each kind of app: the strategies that pass every check that concerns it "
+           "(the verdicts on its kind of endpoint, and those on the whole app) where they could be measured, "
+           "cheapest first, with the lines of their module that make the difference; then the next best, each "
+           "failure with its key number.", ""]
+    for app in APPS:
+        out += answer(doc, found, app, costs, cpu)
+    out += hazards(doc, found)
+    ready = [s for s in doc["strategies"] if s.get("preflight", "ready") == "ready"]
+    everywhere = [c["id"] for c in doc["checks"] if ready and all(
+        found.get((s["id"], c["id"]), {}).get("outcome") == "skipped" for s in ready)]
+    out += [cost_definition(mode, costs, level, cpu)
+            + (" Not measured for any strategy in this run: " + ", ".join(f"`{c}`" for c in everywhere) + "."
+               if everywhere else ""), ""]
+    absent = [s for s in doc["strategies"] if s.get("preflight", "ready") != "ready"]
+    if absent:
+        out += ["Not measured in this environment: " + ", ".join(f"`{s['id']}` ({s['preflight']})" for s in absent)
+                + "; the reasons are under the verdicts.", ""]
+    return out
