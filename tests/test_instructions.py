@@ -13,12 +13,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, replace
 from types import SimpleNamespace
 
 import pytest
 
-from experiments.throughput.instructions import PLANS, _cases, summarize
+from experiments.throughput.instructions import PER_APP_S, PLANS, START_S, _cases, _counts, summarize
 from report.instructions import settled
 from report.render import render
 from tests.running import ROOT, compare, processes_mentioning
@@ -112,19 +113,37 @@ def test_without_valgrind_the_report_says_so(tmp_path):
     assert "apt-get install valgrind" in (tmp_path / "REPORT.md").read_text()
 
 
+def _first_batch_counted(proc, out) -> None:
+    """Wait until the count has counted a batch: a callgrind dump of a finished batch, read as the count reads its
+    results (`_counts`), is in its scratch directory, so valgrind runs this run's count, and the count is not done
+    (its other batches are still to come). Bounded by the count's own allowance for a process to start and count its
+    first app: a run that gets there no sooner is hung, and the test fails saying so instead of waiting for ever."""
+    work, bound = out / ".work" / "instructions", START_S + PER_APP_S
+    deadline = time.monotonic() + bound
+    while True:
+        try:
+            if _counts(work):
+                return
+        except OSError:  # a dump went away between listing and reading it: not counted yet, look again
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (exit {proc.returncode}) before counting a batch:\n{proc.stdout.read()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no batch counted under valgrind within {bound} s; see {out / 'logs' / 'instructions'}")
+        time.sleep(0.1)
+
+
 def test_ctrl_c_while_counting_keeps_results_and_leaves_no_process(tmp_path):
     _require_valgrind()
     with _quick(tmp_path) as proc:
         try:
-            for line in proc.stdout:
-                if "counted under valgrind" in line:
-                    break
+            _first_batch_counted(proc, tmp_path)
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=30) == 130
+            assert proc.wait(timeout=30) == 130, proc.stdout.read()
         finally:
             proc.kill()
     doc = json.loads((tmp_path / "results.json").read_text())
-    assert doc["complete"] is False and "instructions" in doc["note"]
+    assert doc["complete"] is False and "instructions" in doc["note"], doc.get("note")
     assert not processes_mentioning(str(tmp_path))
 
 

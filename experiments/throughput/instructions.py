@@ -270,6 +270,12 @@ def _totals(dump: Path) -> tuple[str, int] | None:
     return (trigger[1], int(totals[1])) if trigger and totals else None
 
 
+def _counts(work: Path) -> dict[str, int]:
+    """Case id -> instructions, from the dumps of the batches that ended so far (a dump still being written has no
+    totals yet)."""
+    return dict(filter(None, (_totals(d) for d in work.glob("*/callgrind.*.out*"))))
+
+
 @dataclass
 class Process:
     """One valgrind process: one share of the apps, counted for one repeat or all of them."""
@@ -330,13 +336,24 @@ class Count:
                 if self._closed or process is None:
                     return
                 process.proc = self._start(process)
-            batches = len(_cases([[a.id, ""] for a in process.apps], asdict(self.plan), process.repeats))
+            batches = self._batches(process)
             limit = START_S + PER_APP_S * len(process.apps) + PER_REQUEST_S * batches * (self.plan.requests + self.plan.warmup)
             try:
                 process.proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
                 process.timed_out = True
                 kill_group(process.proc)
+
+    def _batches(self, process: Process) -> int:
+        return len(_cases([[a.id, ""] for a in process.apps], asdict(self.plan), process.repeats))
+
+    def progress(self) -> str | None:
+        """What an interruption now stops, for the run's note: `counting instructions (2 of 9 planned batches
+        counted)`; None when nothing is counted (valgrind missing)."""
+        if not self.processes:
+            return None
+        planned = sum(map(self._batches, self.processes))
+        return f"counting instructions ({len(_counts(self.work))} of {planned} planned batches counted)"
 
     def _start(self, process: Process) -> subprocess.Popen:
         work = self.work / process.log.stem
@@ -360,7 +377,7 @@ class Count:
             return {**part, "unavailable": self.unavailable}
         for thread in self.threads:
             thread.join()
-        counts = dict(filter(None, (_totals(d) for d in self.work.glob("*/callgrind.*.out*"))))
+        counts = _counts(self.work)
         errors = _errors(self.processes, counts, self.plan)
         for e in errors:
             self.say(f"  instructions × {e['app']}: ERROR: {e['reason']}")
@@ -385,8 +402,9 @@ def attach(results, count: Count, alongside: str | None = None, unimported: list
         try:
             part = count.result()
         except runner.Interrupted as exc:
+            stopped = count.progress() or "counting instructions"  # before close(): the batches counted until now
             count.close()
-            results.finish(complete=False, note=f"interrupted by {exc} while counting instructions")
+            results.finish(complete=False, note=f"interrupted by {exc} while {stopped}")
             return False
     if "errors" in part:  # absent when valgrind is not installed: then nothing was counted, and it says so
         part["errors"] = [*unimported, *part["errors"]]
