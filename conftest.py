@@ -23,6 +23,7 @@ from experiments.checks import CHECKS, NEEDS_SERVER, UnknownCheck, select
 from experiments.harness import discovery, instruments, postgres
 from experiments.harness.serving import Database, serve
 from experiments.harness.watch import LOOP_BLOCKED_S, Watch
+from experiments.probes import KINDS, path_kinds
 
 ROWS = pytest.StashKey[dict]()
 STARTED = pytest.StashKey[float]()
@@ -38,6 +39,8 @@ def pytest_addoption(parser):
         "--db", default="sqlite",
         help="sqlite (default), postgresql (a throwaway cluster) or a postgresql://… URL of a server to use",
     )  # fmt: skip
+    group.addoption("--kind", action="append", default=[], choices=list(KINDS),
+                    help="judge only this kind of endpoint (repeatable; checks of the whole app ignore it)")
     group.addoption("--rows", default=None, help="append one JSON line per strategy x check outcome to this file")
     group.addoption("--time-limit", type=float, default=None,
                     help="seconds this check process is given before it is killed (bounds the loop watchdog)")
@@ -56,9 +59,13 @@ def _strategies(config) -> list[discovery.Strategy]:
 
 
 def pytest_generate_tests(metafunc):
-    if "strategy" in metafunc.fixturenames and metafunc.definition.get_closest_marker("check"):
+    marker = metafunc.definition.get_closest_marker("check")
+    if "strategy" in metafunc.fixturenames and marker:
         strategies = _strategies(metafunc.config)
         metafunc.parametrize("strategy", strategies, ids=[s.id for s in strategies])
+        wanted = metafunc.config.getoption("kind") or list(KINDS)
+        if kinds := CHECKS[marker.args[0]].kinds:  # each kind of endpoint judged on its own
+            metafunc.parametrize("kind", [k for k in kinds if k in wanted])
 
 
 def pytest_collection_modifyitems(config, items):
@@ -85,6 +92,12 @@ def check(request):
     return CHECKS[request.node.get_closest_marker("check").args[0]]
 
 
+@pytest.fixture
+def kind() -> str | None:
+    """The kind of endpoint this item judges (probes.KINDS), parametrized per check; None for a whole-app check."""
+    return None
+
+
 @pytest.fixture(scope="session")
 def db_server(request):
     """None for SQLite; else the PostgreSQL server every check gets a fresh database on."""
@@ -99,12 +112,12 @@ def db_server(request):
 
 
 @pytest.fixture
-def database(db_server, strategy, check, tmp_path_factory) -> Database:
+def database(db_server, strategy, check, kind, tmp_path_factory) -> Database:
     if db_server is None:
         if check.needs_server:
             pytest.skip(NEEDS_SERVER)
         return Database.sqlite(tmp_path_factory.mktemp("db") / f"{strategy.id}-{check.id}.db")
-    return Database.postgresql(db_server, f"sb_{strategy.id}_{check.id}"[:63].lower())
+    return Database.postgresql(db_server, f"sb_{strategy.id}_{check.id}_{kind or 'app'}"[:63].lower())
 
 
 @pytest.fixture
@@ -114,7 +127,7 @@ def second_database(database, check) -> Database | None:
 
 
 @pytest.fixture
-def app_module(request, strategy, check, database, second_database, monkeypatch, engines):
+def app_module(request, strategy, check, kind, database, second_database, monkeypatch, engines):
     """The strategy's module, freshly imported against a fresh database (and the check's pool defaults)."""
     for name, value in {**database.environ, **(second_database.environ_as_second if second_database else {})}.items():
         monkeypatch.setenv(name, value)
@@ -124,17 +137,19 @@ def app_module(request, strategy, check, database, second_database, monkeypatch,
     missing = discovery.missing_routes(module, check.routes)
     if missing:
         raise discovery.contract_error(strategy, missing)
-    if not discovery.served_routes(module.app) & set(check.routes):
-        # The strategy said it cannot serve these routes (a finding some claims rest on), or left optional ones out.
-        request.node.stash.setdefault(ROWS, {})["unsupported"] = set(check.routes) <= set(discovery.unsupported(module))
-        pytest.skip(discovery.not_served(module, check.routes))
+    wanted = tuple(p for p in check.routes if kind is None or kind in path_kinds(p))
+    if not discovery.served_routes(module.app, kind) & set(wanted):
+        # The strategy said it cannot serve these routes (a finding some claims rest on), left optional ones out,
+        # or serves them with the other kind of endpoint.
+        request.node.stash.setdefault(ROWS, {})["unsupported"] = set(wanted) <= set(discovery.unsupported(module))
+        pytest.skip(discovery.not_served(module, wanted, kind))
     return module
 
 
 @pytest.fixture
-def routes(app_module, check) -> set[str]:
-    """The check's probe routes this strategy serves (at least one, or the check was skipped)."""
-    return discovery.served_routes(app_module.app) & set(check.routes)
+def routes(app_module, check, kind) -> set[str]:
+    """The check's probe routes this strategy serves, with endpoints of `kind` (at least one, or it was skipped)."""
+    return discovery.served_routes(app_module.app, kind) & set(check.routes)
 
 
 @pytest.fixture
@@ -146,11 +161,12 @@ def engines(check):
 
 @pytest.fixture
 def watch(request, check, engines) -> Watch:
-    """Bounds on the check's requests (experiments/harness/watch.py). A loop blocked for good ends the check
-    process with an `error` row naming what was in flight: nothing could be measured past that point."""
+    """Bounds on the check's requests (experiments/harness/watch.py). A loop the strategy blocks for good is a
+    finding: the row fails, naming what was in flight, and the process ends, since nothing can run past it."""
 
-    def blocked(reason: str) -> None:
-        _write_row(request.node, check.id, {"outcome": "error", "reason": reason})
+    def blocked(reason: str, silent_s: float, in_flight: int) -> None:
+        metrics = {"loop_blocked_s": round(silent_s, 1), "requests_in_flight": in_flight}
+        _write_row(request.node, check.id, {"outcome": "failed", "metrics": metrics, "evidence": reason + "."})
         os._exit(3)
 
     limit = request.config.getoption("time_limit")
@@ -246,7 +262,8 @@ def _write_row(item, check_id: str, row: dict) -> None:
         row.setdefault("reason", "the test recorded no measurement")
     if warned := WARNINGS.pop(item.nodeid, None):
         row["warnings"] = sorted(warned)[:10]
-    out = {"strategy": item.callspec.params["strategy"].id, "check": check_id, **row,
+    kind = {"kind": item.callspec.params["kind"]} if "kind" in item.callspec.params else {}
+    out = {"strategy": item.callspec.params["strategy"].id, "check": check_id, **kind, **row,
            "duration_s": round(time.monotonic() - item.stash[STARTED], 3)}
     path = item.config.getoption("rows")
     if path:

@@ -16,6 +16,7 @@ from typing import Callable
 import pytest
 
 from experiments.harness.watch import REQUEST_BOUND_S
+from experiments.probes import path_kinds
 
 CHECKS: dict[str, "Check"] = {}
 MODULES: dict[str, str] = {}  # check id -> the experiments module whose test measures it
@@ -37,6 +38,15 @@ class Check:
     pool: dict | None = None  # engine defaults (pool_size=…) every strategy's engines get, unless it sets its own
     exclusive: bool = False  # its numbers are timings: run it alone, not next to another check
     second_database: bool = False  # creates the database $SECOND_DATABASE_URL names, for apps that have two
+    column: str = ""  # its name as a column of the verdict matrix: a few plain words
+    whole_app: bool = False  # judges the app as a whole (reload, shutdown, /nodb), not one kind of endpoint
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of endpoint (probes.KINDS) judged apart, each on its own numbers; () for a whole-app check."""
+        if self.whole_app:
+            return ()
+        return tuple(dict.fromkeys(kind for route in self.routes for kind in path_kinds(route)))
 
     def describe(self) -> dict:
         """The check as stored in the results file."""
@@ -53,6 +63,8 @@ class Check:
             "pool": self.pool,
             "exclusive": self.exclusive,
             "second_database": self.second_database,
+            "column": self.column or self.id,
+            "kinds": list(self.kinds),
             "request_bound_s": REQUEST_BOUND_S,  # the harness's rule under every check's own: unanswered fails
         }
 

@@ -62,7 +62,26 @@ ROUTES = {
 }
 OPTIONAL = {"/sync/write2": "two databases", "/async/write2": "two databases"}  # served only by apps that have them
 
+# The kinds of endpoint a verdict can concern. An app's `def` endpoints run in FastAPI's threadpool with a sync
+# `Session`; its `async def` ones run on the event loop with whatever session the strategy gives async code. A
+# reader's app may have only one kind, so checks that reach both judge each on its own numbers.
+KINDS = {"def": "`def` endpoints", "async": "`async def` endpoints"}
+PATH_KINDS = {"/sync/": "def", "/async/": "async"}  # what the route contract asks each path to be
+
+
+def path_kinds(path: str) -> tuple[str, ...]:
+    """The kinds of endpoint `path` may be: the one its prefix names, or either (`/same`, `/nodb`)."""
+    for prefix, kind in PATH_KINDS.items():
+        if path.startswith(prefix):
+            return (kind,)
+    return tuple(KINDS)
+
+
 SEED_ROW_ID = 1
+# Seconds a querying tag probe also spends inside the database, in `sessionbench_pause(seconds)` (pg_sleep on
+# PostgreSQL, a sleeping function the harness registers on SQLite connections): set by the loop check, so that a
+# query's round trip takes real time, as on a database server, and blocks whatever thread waits for it.
+PAUSE_S = 0.0
 
 
 class Base(DeclarativeBase):

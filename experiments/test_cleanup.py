@@ -27,6 +27,7 @@ POLL_S = 0.1
 CLEANUP_ON_ERROR = Check(
     id="cleanup_on_error",
     title="A request that raises after writing leaves nothing behind",
+    column="cleanup on error",
     measures=(
         f"{FAILING} concurrent requests per write route (`def` and `async def`, whichever the strategy serves) "
         "add a row, flush it and raise; after letting in-flight cleanup settle (up to "
@@ -117,6 +118,7 @@ CONFLICTS = 3  # conflicting commits per conflict route
 CLEANUP_TIMING = Check(
     id="cleanup_timing",
     title='The client is not told "done" before the work is committed',
+    column="commit before 200",
     measures=(
         f"{CONFLICTS} requests per conflict route (`def` and `async def`) add a row and a second one that breaks "
         "the unique key, and the strategy commits where it commits (endpoint or dependency teardown): the status "
@@ -164,8 +166,8 @@ def _spy(app, counts: instruments.Counts, seen: list[tuple[str, int]]):
 
 
 @measures(CLEANUP_TIMING)
-async def test_cleanup_timing(app_module, routes, database, record, watch):
-    tag_routes = sorted(discovery.served_routes(app_module.app) & set(TAG_ROUTES))
+async def test_cleanup_timing(app_module, routes, kind, database, record, watch):
+    tag_routes = sorted(discovery.served_routes(app_module.app, kind) & set(TAG_ROUTES))
     conflict_routes = sorted(routes)
     seen: list[tuple[str, int]] = []
     statuses: list[tuple[str, int]] = []

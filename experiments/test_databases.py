@@ -20,6 +20,7 @@ DELAY_S = 0.05
 MULTIPLE_DATABASES = Check(
     id="multiple_databases",
     title="Two databases in one request: each write lands in its own database",
+    column="two databases",
     measures=(
         f"{WRITERS} concurrent requests per two-database write route (`def` and `async def`, whichever the strategy "
         f"serves) each add a row to the first database and one to the second, through the session the strategy gives "

@@ -38,6 +38,8 @@ async def settled(measure) -> int:
 RELOAD_SERVER = Check(
     id="reload_server",
     title="`uvicorn --reload` leaves no connection behind",
+    column="uvicorn --reload",
+    whole_app=True,
     measures=(
         f"the strategy runs under a real `uvicorn --reload`; {RELOADS} times, 5 overlapping requests per tag route "
         "open pooled connections, then the module is edited and uvicorn restarts its worker (SIGTERM, lifespan "
@@ -99,6 +101,8 @@ async def test_reload_server(strategy, routes, database, record, tmp_path):
 RELOAD_IN_PROCESS = Check(
     id="reload_in_process",
     title="Re-importing the app does not pile up connections",
+    column="re-import",
+    whole_app=True,
     measures=(
         f"the strategy module is imported {RELOADS + 1} times in one process while the earlier apps stay referenced "
         "(what test runners and notebooks do); each app starts, serves 5 overlapping requests per tag route and "
@@ -136,6 +140,8 @@ async def test_reload_in_process(strategy, app_module, routes, database, record,
 SHUTDOWN = Check(
     id="shutdown",
     title="Shutdown closes every connection, and the process exits cleanly",
+    column="shutdown",
+    whole_app=True,
     measures=(
         "the app runs in a process of its own: lifespan startup, 5 overlapping requests per tag route, lifespan "
         "shutdown, then the interpreter exits (in Python's dev mode, so that unclosed resources are reported). "

@@ -15,6 +15,8 @@ REQUESTS = 20
 SESSIONS_NOBODY_NEEDED = Check(
     id="sessions_nobody_needed",
     title="A route that needs no database gets no session",
+    column="no unasked sessions",
+    whole_app=True,
     measures=(
         f"{REQUESTS} sequential requests to a route that never touches the database: sessions created and "
         "connections checked out of the app's pools (SQLAlchemy events on every engine), per request"

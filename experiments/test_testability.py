@@ -21,6 +21,7 @@ from experiments.probes import ROUTES
 TESTABILITY = Check(
     id="testability",
     title="A test can hand the endpoint its own session through `app.dependency_overrides`",
+    column="test overrides",
     measures=(
         "per tag route the strategy serves: the dependencies in the route's tree (FastAPI's `route.dependant`, "
         "sub-dependencies and app-level ones included); each is overridden in turn with one that yields the test's "

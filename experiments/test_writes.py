@@ -16,6 +16,7 @@ DELAY_S = 0.05
 LOST_WRITES = Check(
     id="lost_writes",
     title="Acknowledged writes are all there, failed ones are not",
+    column="writes kept",
     measures=(
         f"{WRITERS} concurrent requests each add a row, sleep {DELAY_S * 1000:.0f} ms and commit, while "
         f"{FAILING} more add a row and raise; afterwards the harness counts rows over its own connection: "

@@ -87,7 +87,6 @@ def test_good_strategy_keeps_its_full_rows(hostile_run):
         ("missing_route", "same_session_in_request", "missing_route.py: no route GET /same; add it"),
         ("lifespan_raises", "isolation_async", "RuntimeError"),
         ("crashes", "isolation_async", "exited with code 3"),
-        ("hangs", "isolation_async", "s with 50 requests in flight (GET /async/tag)"),
     ],
 )
 def test_broken_strategy_gets_a_one_line_error(hostile_run, strategy, check, says):
@@ -126,6 +125,29 @@ def test_a_request_that_never_returns_is_a_finding_not_an_error(hostile_run):
     assert row["outcome"] == "failed", row
     assert row["metrics"]["unanswered_requests"] > 0
     assert "no answer within 10 s" in row["evidence"] and "event loop responsive" in row["evidence"]
+
+
+def test_a_loop_blocked_for_good_is_a_finding_not_an_error(hostile_run):
+    """The `async def` endpoint sleeps for ever on the event loop: nothing past that can run, and the row fails
+    saying how long the loop was blocked and what was in flight."""
+    _, rows, _, _ = hostile_run
+    row = rows[("hangs", "isolation_async")]
+    assert row["outcome"] == "failed", row
+    assert row["metrics"]["loop_blocked_s"] >= TIMEOUT_S / 2 and row["metrics"]["requests_in_flight"] == 50
+    assert "s with 50 requests in flight (GET /async/tag)" in row["evidence"]
+
+
+def test_a_kind_that_ends_its_process_leaves_the_other_kind_measured(tmp_path):
+    """The `def` endpoint never answers, which ends the check process once its row is written; the `async def`
+    kind is then measured in a process of its own."""
+    strategies = tmp_path / "strategies"
+    strategies.mkdir()
+    (strategies / "hangs_in_a_thread.py").write_text(HOSTILE["hangs_in_a_thread"])
+    done = compare(tmp_path / "out", "--strategies-dir", str(strategies), "--check", "carryover_sequential")
+    assert done.returncode == 0, done.stderr
+    row = rows_by_pair(tmp_path / "out")[("hangs_in_a_thread", "carryover_sequential")]
+    assert row["kinds"]["def"]["outcome"] == "failed" and row["kinds"]["def"]["metrics"]["unanswered_requests"] > 0
+    assert row["kinds"]["async"]["outcome"] == "passed", row
 
 
 def test_warnings_of_the_code_under_measurement_are_shown_not_raised(hostile_run):

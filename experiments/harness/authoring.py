@@ -19,7 +19,7 @@ from pathlib import Path
 
 from experiments.harness import discovery
 from experiments.harness.serving import Database
-from experiments.probes import OPTIONAL, ROUTES
+from experiments.probes import KINDS, OPTIONAL, ROUTES, path_kinds
 
 TEMPLATE = discovery.DEFAULT_DIR / "_template.py"
 
@@ -53,8 +53,12 @@ def check(path: Path) -> int:
             print(f"FAIL {exc}")
             return 1
     served, declared = discovery.served_routes(module.app), discovery.unsupported(module)
+    kinds = {route: kind for kind in KINDS for route in discovery.served_routes(module.app, kind)}
     for route, method in ROUTES.items():
-        state = ("served" if route in served else f"unsupported: {declared[route]}" if route in declared
+        kind = kinds.get(route)
+        unjudged = "" if kind in path_kinds(route) else "; no check judges it as that kind (see probes.PATH_KINDS)"
+        state = (f"served by {'an `async def`' if kind == 'async' else 'a `def`'} endpoint{unjudged}" if route in served
+                 else f"unsupported: {declared[route]}" if route in declared
                  else f"optional ({OPTIONAL[route]}): not served" if route in OPTIONAL else "MISSING")
         print(f"{method:<5} {route:<13} {state}")
     missing = discovery.missing_routes(module, tuple(ROUTES))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.probes import OPTIONAL, ROUTES
+from experiments.probes import KINDS, OPTIONAL, ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / "strategies"
@@ -140,18 +141,67 @@ def load(strategy: Strategy):
 
 def one_line_warning(warning) -> str:
     """`DeprecationWarning: text (file.py:12)` for a recorded `warnings.WarningMessage`."""
-    text = (str(warning.message).splitlines() or [""])[0][:200]
+    text = next((line.strip() for line in str(warning.message).splitlines() if line.strip()), "")[:200]
     return f"{warning.category.__name__}: {text} ({Path(warning.filename).name}:{warning.lineno})"
 
 
-def served_routes(app) -> set[str]:
-    """Paths of the probe routes the app answers with the method the checks use."""
+def served_routes(app, kind: str | None = None) -> set[str]:
+    """Paths of the probe routes the app answers with the method the checks use; only `def` or `async def`
+    endpoints when `kind` says which (probes.KINDS)."""
     found = set()
     for route in getattr(app, "routes", []):
         path, methods = getattr(route, "path", None), getattr(route, "methods", None) or set()
-        if path in ROUTES and ROUTES[path] in methods:
+        if path in ROUTES and ROUTES[path] in methods and kind in (None, _kind(route)):
             found.add(path)
     return found
+
+
+def _kind(route) -> str:
+    """"async" for an `async def` endpoint (or a callable object whose `__call__` is one), else "def"."""
+    call = getattr(route, "endpoint", None)
+    is_async = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(getattr(call, "__call__", None))
+    return "async" if is_async else "def"
+
+
+PATTERN_LINES = 40  # the most of a strategy's source the report quotes for one kind of endpoint
+TAG_ROUTES = {"def": "/sync/tag", "async": "/async/tag"}  # the route whose wiring shows how a kind gets its session
+
+
+def pattern(module) -> dict[str, str]:
+    """Per kind of endpoint, the strategy's own source that hands it a session: the app's lifespan or startup
+    handlers, its middleware, the dependencies of the kind's tag route, and that endpoint, as far as the module
+    defines them (a library's code is not quoted), at most PATTERN_LINES lines each."""
+    app, found = module.app, {}
+    router = getattr(app, "router", None)
+    app_wide = [getattr(router, "lifespan_context", None), *getattr(router, "on_startup", []),
+                *getattr(router, "on_shutdown", [])]
+    for m in getattr(app, "user_middleware", []):
+        app_wide += [m.cls, *(v for v in getattr(m, "kwargs", {}).values() if callable(v))]
+    for kind, path in TAG_ROUTES.items():
+        route = next((r for r in getattr(app, "routes", []) if getattr(r, "path", None) == path
+                      and _kind(r) == kind), None)
+        if route is None:
+            continue
+        calls, dependants = [], [getattr(route, "dependant", None)]
+        while dependants:
+            dependant = dependants.pop(0)
+            if dependant is not None:
+                calls.append(dependant.call)
+                dependants += dependant.dependencies
+        lines = []
+        for call in dict.fromkeys(c for c in [*app_wide, *reversed(calls)] if _defined_in(c, module)):
+            lines += [*inspect.getsource(call).rstrip().splitlines(), ""]
+        if lines:
+            found[kind] = "\n".join(lines[:PATTERN_LINES]).rstrip() + ("\n# …" if len(lines) > PATTERN_LINES + 1 else "")
+    return found
+
+
+def _defined_in(call, module) -> bool:
+    call = getattr(call, "__wrapped__", call)
+    try:
+        return getattr(call, "__module__", None) == module.__name__ and bool(inspect.getsource(call))
+    except (OSError, TypeError):
+        return False
 
 
 def unsupported(module) -> dict[str, str]:
@@ -165,13 +215,19 @@ def missing_routes(module, paths: tuple[str, ...]) -> list[str]:
     return [p for p in paths if p not in have]
 
 
-def not_served(module, paths: tuple[str, ...]) -> str:
-    """Why none of `paths` is served: the strategy's declared reasons, or that an optional route was left out."""
+def not_served(module, paths: tuple[str, ...], kind: str | None = None) -> str:
+    """Why none of `paths` is served (as `kind` of endpoint, when given): the strategy's declared reasons, that an
+    optional route was left out, or that the app serves it as the other kind."""
     declared = unsupported(module)
-    return "; ".join(
-        f"{p} not served: {declared[p] if p in declared else f'an optional route ({OPTIONAL[p]}), left out'}"
-        for p in paths
-    )
+
+    def why(path: str) -> str:
+        if path in declared:
+            return declared[path]
+        if path in served_routes(module.app):
+            return f"served by {'a `def`' if kind == 'async' else 'an `async def`'} endpoint"
+        return f"an optional route ({OPTIONAL[path]}), left out"
+
+    return "; ".join(f"{p} not served{f' as {KINDS[kind]}' if kind else ''}: {why(p)}" for p in paths)
 
 
 def contract_error(strategy: Strategy, missing: list[str]) -> ContractError:

@@ -42,6 +42,7 @@ class Preflight:
     reason: str | None = None
     versions: dict[str, str | None] = field(default_factory=dict)  # installed versions of what it REQUIRES
     warnings: tuple[str, ...] = ()  # what the import warned about (shown, never raised)
+    pattern: dict[str, str] = field(default_factory=dict)  # per kind of endpoint, its source the report quotes
 
     @property
     def ready(self) -> bool:
@@ -50,7 +51,8 @@ class Preflight:
     def describe(self) -> dict:
         """The strategy as stored in the results file: the module, what it needs, and what it got."""
         return {**self.strategy.describe(), "requires": list(self.strategy.requires), "versions": self.versions,
-                "preflight": self.outcome, **({"import_warnings": list(self.warnings)} if self.warnings else {})}
+                "preflight": self.outcome, **({"import_warnings": list(self.warnings)} if self.warnings else {}),
+                **({"pattern": self.pattern} if self.pattern else {})}
 
 
 def failed(preflights: list[Preflight]) -> list[dict]:
@@ -129,7 +131,7 @@ def _import_in_child(path: str, result: str, log: str) -> None:
         os.environ.update(database.environ)
         try:
             module = discovery.load(discovery.at(Path(path)))
-            body = {"served": sorted(discovery.served_routes(module.app))}
+            body = {"served": sorted(discovery.served_routes(module.app)), "pattern": discovery.pattern(module)}
         except discovery.ContractError as exc:
             body = {"error": str(exc)}
         body["warnings"] = sorted({discovery.one_line_warning(w) for w in seen})
@@ -167,7 +169,7 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
         return Preflight(strategy, "error", f"{strategy.file}: the process importing it {how}; see {log}", versions)
     if "error" in body:
         return Preflight(strategy, "error", body["error"], versions, tuple(body["warnings"]))
-    return Preflight(strategy, "ready", None, versions, tuple(body["warnings"]))
+    return Preflight(strategy, "ready", None, versions, tuple(body["warnings"]), body["pattern"])
 
 
 def run(strategies: list[Strategy], logs: Path, jobs: int, say) -> list[Preflight]:

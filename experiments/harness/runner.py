@@ -23,12 +23,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from experiments.checks import MODULES, NEEDS_SERVER, Check
 from experiments.harness.discovery import ROOT, Strategy
 from report.render import key_numbers
-from report.results import ResultsFile, by_pair
+from report.results import ResultsFile, by_pair, combine
 
 if TYPE_CHECKING:
     from experiments.harness.preflight import Preflight
@@ -43,6 +43,13 @@ class Interrupted(BaseException):
     A BaseException, like KeyboardInterrupt: code that ignores errors (`shutil.rmtree(ignore_errors=True)` catches
     every Exception) must not swallow it, or a Ctrl-C at that moment would be lost.
     """
+
+
+class Beside(Protocol):
+    """Work that `run`'s `shared()` starts beside the checks (the instruction count)."""
+
+    def progress(self) -> str | None:
+        """What an interruption now stops, for the run's note (`counting instructions (…)`); None when nothing runs."""
 
 
 class Busy(Exception):
@@ -89,30 +96,42 @@ class Run:
             "--strategies-dir", str(self.strategies_dir), "--strategy", strategy.id, "--check", check.id,
             "--db", self.db, "--rows", str(rows), "--basetemp", str(self.work / name), "--time-limit", str(timeout),
         ]  # fmt: skip
-        started = time.monotonic()
+        started, found, left = time.monotonic(), [], list(check.kinds)
+        while True:  # a process that ends early (unanswered requests end it) leaves its other kinds to the next
+            kinds = [arg for k in left for arg in ("--kind", k)]
+            timed_out, code = self._process(name, [*args, *kinds], log, timeout, nice)
+            fresh = [json.loads(line) for line in rows.read_text().splitlines()][len(found):] if rows.exists() else []
+            found += fresh
+            left = [k for k in left if k not in {r.get("kind") for r in found}]
+            if not (fresh and left):
+                break
+        if not found or left:
+            if timed_out:
+                reason = f"timed out after {timeout:g} s (process killed)"
+            else:
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                reason = f"the check process {how} before recording a result; see {log}"
+            found += [_error(strategy, check, reason, started, kind) for kind in left or [None]]
+        return combine(found) if check.kinds else found[-1]  # measured; a teardown that hung afterwards changes nothing
+
+    def _process(self, name: str, args: list[str], log: Path, timeout: float, nice: int) -> tuple[bool, int | None]:
+        """Run one check process to its end or `timeout`: (timed out, exit code)."""
         proc = FORKS.Process(target=_pytest_in_own_session, args=(args, str(log), nice), name=name)
         proc.start()
         self.live.add(proc)
         try:
             proc.join(timeout)
-            timed_out = proc.exitcode is None
+            return proc.exitcode is None, proc.exitcode
         finally:
             kill_group(proc)  # also whatever it started and left behind
             self.live.discard(proc)
-        found = [json.loads(line) for line in rows.read_text().splitlines()] if rows.exists() else []
-        if found:  # measured; a teardown that hung afterwards changes nothing
-            return found[-1]
-        if timed_out:
-            return _error(strategy, check, f"timed out after {timeout:g} s (process killed)", started)
-        code = proc.exitcode
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        return _error(strategy, check, f"the check process {how} before recording a result; see {log}", started)
 
 
-def _error(strategy: Strategy, check: Check, reason: str, started: float) -> dict:
+def _error(strategy: Strategy, check: Check, reason: str, started: float, kind: str | None = None) -> dict:
     return {
         "strategy": strategy.id,
         "check": check.id,
+        **({"kind": kind} if kind else {}),
         "outcome": "error",
         "reason": reason,
         "duration_s": round(time.monotonic() - started, 3),
@@ -208,8 +227,17 @@ def _unmeasured(preflight: Preflight, check: Check) -> dict:
             "reason": preflight.reason, "duration_s": 0.0}
 
 
+def _interrupted(exc: Interrupted, done: int, pairs: int, beside: Beside | None, starting: bool) -> str:
+    """The note of a run interrupted during the checks, on one line: how many pairs were measured (when there were
+    any to measure) and what was running beside them (`shared()`'s work, with how far it got, or that it was
+    `starting`: the interruption came before `shared()` returned it)."""
+    running = "starting to count instructions" if starting else beside.progress() if beside is not None else None
+    parts = [f"after {done} of {pairs} measurements"] * bool(pairs) + [f"while {running}"] * bool(running)
+    return f"interrupted by {exc} " + (", ".join(parts) or "before any measurement")
+
+
 def run(run: Run, preflights: list[Preflight], checks: list[Check], results: ResultsFile,
-        shared: Callable[[], object] | None = None) -> bool:
+        shared: Callable[[], Beside | None] | None = None) -> bool:
     """Measure every pair of a ready strategy, adding rows as they come; False when interrupted.
 
     A strategy that preflight found not ready gets its rows at once, with its reason.
@@ -227,14 +255,15 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
     # (pairs, at once, niceness): checks that share the machine yield the CPU to what runs beside them (their numbers
     # are counts, not timings), or work started by `shared()`, the instruction count, would hold up the run's end.
     phases = [([p for p in pairs if p[1].exclusive], 1, 0), ([p for p in pairs if not p[1].exclusive], run.jobs, SHARED_NICE)]
-    done, started = 0, time.monotonic()
+    done, started, beside, starting = 0, time.monotonic(), None, False
     with signals_interrupt():
         shutil.rmtree(run.work, ignore_errors=True)
         run.work.mkdir(parents=True)
         try:
             for batch, jobs, nice in phases:
                 if nice and shared is not None:  # the timing checks are done: the machine may be shared from here
-                    shared()
+                    starting = True
+                    beside, starting = shared(), False
                 with ThreadPoolExecutor(jobs) as pool:
                     try:
                         for future in as_completed([pool.submit(run.one, *pair, nice) for pair in batch]):
@@ -248,7 +277,7 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
                         run.kill_all()
                         raise
         except Interrupted as exc:
-            results.finish(complete=False, note=f"interrupted by {exc} after {done} of {len(pairs)} measurements")
+            results.finish(complete=False, note=_interrupted(exc, done, len(pairs), beside, starting))
             return False
         finally:
             shutil.rmtree(run.work, ignore_errors=True)

@@ -34,7 +34,8 @@ class Watch:
     """What one check's traffic left unanswered; `state()` describes the app's pools at a given moment."""
 
     state: Callable[[], str] = lambda: ""
-    on_blocked: Callable[[str], None] | None = None  # called from the watchdog thread; expected not to return
+    on_blocked: Callable[[str, float, int], None] | None = None  # (reason, seconds, requests in flight), called from
+    # the watchdog thread; expected not to return
     bound_s: float = REQUEST_BOUND_S
     loop_blocked_s: float = LOOP_BLOCKED_S
     unanswered: list[dict] = field(default_factory=list)
@@ -82,7 +83,8 @@ class Watch:
                 flying = list(self.in_flight.values())
                 what = (f"{len(flying)} requests in flight ({', '.join(sorted(set(flying)))})" if flying
                         else f"no request in flight (while {self.phase})")
-                self.on_blocked(f"the event loop was blocked for {silent:.0f} s with {what}; {self.state() or 'no engine connected'}")
+                self.on_blocked(f"the event loop was blocked for {silent:.0f} s with {what}; "
+                                f"{self.state() or 'no engine connected'}", silent, len(flying))
                 return
 
 
