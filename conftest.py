@@ -48,6 +48,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "check(id): the check an experiment test measures")
+    instruments.register_pause()
 
 
 def _strategies(config) -> list[discovery.Strategy]:

@@ -42,7 +42,7 @@ import weakref
 
 import anyio
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import String, inspect
+from sqlalchemy import Float, String, bindparam, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -108,6 +108,9 @@ class ProbeFailure(RuntimeError):
     """Raised by the write probe when asked to fail after writing."""
 
 
+PAUSE_QUERY = select(func.sessionbench_pause(bindparam("seconds", type_=Float)))
+
+
 def _sync(session: Session | AsyncSession) -> Session:
     return session.sync_session if isinstance(session, AsyncSession) else session
 
@@ -167,6 +170,8 @@ def tag(session: Session, tag: str, delay: float, query: bool) -> dict:
     session.info["tag"] = tag
     if query:
         session.get(Note, SEED_ROW_ID)
+        if PAUSE_S:
+            session.execute(PAUSE_QUERY, {"seconds": PAUSE_S})
     time.sleep(delay)
     return _after(session, tag, started, before)
 
@@ -179,8 +184,12 @@ async def tag_async(session: Session | AsyncSession, tag: str, delay: float, que
     sync.info["tag"] = tag
     if query and isinstance(session, AsyncSession):
         await session.get(Note, SEED_ROW_ID)
+        if PAUSE_S:
+            await session.execute(PAUSE_QUERY, {"seconds": PAUSE_S})
     elif query:
         session.get(Note, SEED_ROW_ID)
+        if PAUSE_S:
+            session.execute(PAUSE_QUERY, {"seconds": PAUSE_S})
     await anyio.sleep(delay)
     return _after(sync, tag, started, before, "AsyncSession" if isinstance(session, AsyncSession) else "Session")
 

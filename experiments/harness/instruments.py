@@ -14,6 +14,7 @@ each engine the app connected through actually had, for the row.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +68,25 @@ def counting() -> Iterator[Counts]:
         Session.__init__ = original_init
         event.remove(Pool, "checkout", on_checkout)
         event.remove(Pool, "checkin", on_checkin)
+
+
+def register_pause() -> None:
+    """Give every SQLite connection opened from here on `sessionbench_pause(seconds)`, which sleeps inside the
+    database call (probes.PAUSE_S): in the thread that runs the query, aiosqlite's own for an async engine, the
+    caller's for a sync one. PostgreSQL has it as a SQL function over pg_sleep (serving.Database)."""
+    if not event.contains(Pool, "connect", _add_pause):
+        event.listen(Pool, "connect", _add_pause)
+
+
+def _add_pause(dbapi_connection, _record) -> None:
+    create = getattr(dbapi_connection, "create_function", None)  # sqlite3's, and aiosqlite's adapter's
+    if create is not None:
+        create("sessionbench_pause", 1, _pause)
+
+
+def _pause(seconds: float) -> int:
+    time.sleep(seconds)
+    return 1
 
 
 HARNESS = "sessionbench-harness"  # logging_name of the harness's own engines (schema, row counts): not the app's

@@ -18,12 +18,17 @@ from typing import Awaitable, Callable
 import anyio
 import httpx
 from asgi_lifespan import LifespanManager
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, select, text
 
 from experiments.harness.instruments import HARNESS
 from experiments.harness.postgres import Cluster
 from experiments.harness.watch import BoundedTransport, Watch
 from experiments.probes import SEED_ROW_ID, Base, Note
+
+
+# probes.PAUSE_S's query on PostgreSQL; SQLite connections get a Python function instead (instruments.register_pause)
+PG_PAUSE = ("CREATE FUNCTION sessionbench_pause(seconds float8) RETURNS integer LANGUAGE sql "
+            "AS 'SELECT 1 FROM pg_sleep(seconds)'")
 
 
 @dataclass(frozen=True)
@@ -95,13 +100,15 @@ class Database:
         finally:
             engine.dispose()
 
-    def _create_schema(self, on_connect: str | None = None) -> "Database":
+    def _create_schema(self, on_connect: str | None = None, functions: tuple[str, ...] = ()) -> "Database":
         engine = create_engine(self.url, logging_name=HARNESS)
         if on_connect:
             event.listen(engine, "connect", lambda conn, _: conn.execute(on_connect))
         try:
             Base.metadata.create_all(engine)
             with engine.begin() as conn:
+                for function in functions:
+                    conn.execute(text(function))
                 # No explicit id: on PostgreSQL that would leave the sequence behind and the first write would collide.
                 seed = conn.execute(Note.__table__.insert().values(key="seed")).inserted_primary_key[0]
             if seed != SEED_ROW_ID:
@@ -123,7 +130,7 @@ class Database:
     @classmethod
     def postgresql(cls, server: Cluster, name: str) -> "Database":
         """A new database on the server (psycopg and asyncpg URLs), with the schema and seed row."""
-        return cls(*server.fresh_database(name), server=server, name=name)._create_schema()
+        return cls(*server.fresh_database(name), server=server, name=name)._create_schema(functions=(PG_PAUSE,))
 
 
 def describe_backend(server: Cluster | None) -> dict:
