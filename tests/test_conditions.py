@@ -19,6 +19,8 @@ ENGINES = {
     "through_engine_from_config": '    from sqlalchemy import engine_from_config\n\n'
                                   '    engine = engine_from_config({"sqlalchemy.url": os.environ["DATABASE_URL"]})\n',
     "own_pool_size": '    engine = create_engine(os.environ["DATABASE_URL"], pool_size=20)\n',
+    "raises_threadpool_tokens": CREATE + '    import anyio.to_thread\n\n'
+                                '    anyio.to_thread.current_default_thread_limiter().total_tokens = 60\n',
 }
 
 
@@ -47,3 +49,11 @@ def test_an_engine_that_chose_its_own_pool_is_named_in_the_row(rows):
     assert row["conditions"]["as_declared"] is False
     assert row["conditions"]["engines"][0]["pool_size"] == 20
     assert "Not under the declared pool" in row["evidence"] and "pool_size=20" in row["evidence"]
+
+
+def test_a_burst_outnumbers_the_threads_the_app_gave_itself(rows):
+    """Tokens raised in lifespan (fastapi-tips §2) are read after startup: the burst is twice them, and recorded."""
+    row = rows[("raises_threadpool_tokens", POOL_EXHAUSTION.id)]
+    assert row["conditions"]["threadpool_tokens"] == 60 and row["metrics"]["burst"] == 120, row
+    assert row["metrics"]["requests"] == 2 * 120
+    assert rows[("own_pool_size", POOL_EXHAUSTION.id)]["metrics"]["burst"] == 100  # FastAPI's 40 tokens
