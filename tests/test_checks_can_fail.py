@@ -74,6 +74,14 @@ def test_a_check_judges_each_kind_of_endpoint_on_its_own_numbers(fixture_run):
     assert row["outcome"] == "failed"  # the row as a whole: its worst kind
 
 
+def test_a_thread_local_race_is_caught_in_every_round(fixture_run):
+    """Each round of the threadpool burst catches the session handed to a second request, not only some runs."""
+    row = fixture_run[("threadlocal_filled_in_dependency", "isolation_threadpool")]
+    metrics = row["metrics"]
+    assert metrics["rounds"] == 3 and metrics["requests"] == 3 * metrics["threadpool_tokens"] * 2.5
+    assert metrics["shared_concurrently"] > 0 and "per round of 100: " in row["evidence"]
+
+
 def test_a_shared_session_is_counted_not_just_flagged(fixture_run):
     """Numbers, not a boolean: nearly every request saw a foreign tag, all on one session."""
     metrics = fixture_run[("one_global_session", "isolation_async")]["metrics"]
