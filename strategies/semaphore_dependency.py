@@ -1,0 +1,131 @@
+"""Engine in lifespan, `async def` dependency holding a pool-sized semaphore
+
+lifespan_dependency's pattern with a guard against pool exhaustion: the
+lifespan sizes an `anyio.Semaphore` to the engine's pool (`pool.size()` plus
+its overflow, read from the engine it created) and the `async def` dependency
+holds it for the session's whole life, so that requests beyond the pool's
+capacity wait on the event loop instead of in a threadpool thread blocked on
+the pool. `def` and `async def` endpoints alike get the sync `Session`.
+Lifespan pattern: sm-Fifteen in https://github.com/fastapi/fastapi/issues/726 ;
+the deadlock it guards against (threadpool threads all blocked on an exhausted
+pool): https://github.com/fastapi/fastapi/issues/3205 and
+https://github.com/fastapi/fastapi/discussions/6628 ; the semaphore:
+https://anyio.readthedocs.io/en/stable/synchronization.html#semaphores ; the
+pool's capacity: https://docs.sqlalchemy.org/en/20/core/pooling.html
+"""
+
+import os
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from experiments import probes
+
+
+SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    engines = {"": create_engine(os.environ["DATABASE_URL"])}
+    if SECOND_DATABASE_URL:
+        engines["second_"] = create_engine(SECOND_DATABASE_URL)
+    state = {}
+    for prefix, engine in engines.items():
+        state[f"{prefix}sessionmaker"] = sessionmaker(engine)
+        state[f"{prefix}semaphore"] = anyio.Semaphore(engine.pool.size() + engine.pool._max_overflow)
+    yield state
+    for engine in engines.values():
+        engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+async def get_db(request: Request):
+    async with request.state.semaphore:
+        with request.state.sessionmaker() as session:
+            yield session
+
+
+def load_user(db: Session = Depends(get_db)) -> int:
+    return probes.session_key(db)
+
+
+@app.get("/sync/tag")
+def sync_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
+    return probes.tag(db, tag, delay, query)
+
+
+@app.get("/async/tag")
+async def async_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
+    return await probes.tag_async(db, tag, delay, query)
+
+
+@app.get("/same")
+def same(user: int = Depends(load_user), db: Session = Depends(get_db)):
+    return probes.same_session(user, db)
+
+
+@app.post("/sync/write")
+def sync_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
+    return probes.write(db, key, fail, delay)
+
+
+@app.post("/async/write")
+async def async_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
+    return await probes.write_async(db, key, fail, delay)
+
+
+@app.get("/nodb")
+def nodb():
+    return probes.no_database()
+
+
+def current_user(db: Session = Depends(get_db)) -> int:
+    return probes.current_user(db)
+
+
+@app.get("/sync/model", response_model=probes.NoteOut)
+def sync_model(delay: float, db: Session = Depends(get_db)):
+    return probes.load_note(db, delay)
+
+
+@app.get("/sync/user")
+def sync_user(delay: float, user: int = Depends(current_user)):
+    return probes.greet(user, delay)
+
+
+@app.post("/sync/conflict")
+def sync_conflict(key: str, db: Session = Depends(get_db)):
+    result = probes.add_conflicting(db, key)
+    db.commit()
+    return result
+
+
+@app.post("/async/conflict")
+async def async_conflict(key: str, db: Session = Depends(get_db)):
+    result = probes.add_conflicting(db, key)
+    db.commit()
+    return result
+
+
+# An app with a second database (SECOND_DATABASE_URL): a session for each, each under its own pool's semaphore.
+if SECOND_DATABASE_URL:
+    async def get_second_db(request: Request):
+        async with request.state.second_semaphore:
+            with request.state.second_sessionmaker() as session:
+                yield session
+
+    @app.post("/sync/write2")
+    def sync_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
+                    second: Session = Depends(get_second_db)):
+        return probes.write_both(db, second, key, fail, delay)
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
+                           second: Session = Depends(get_second_db)):
+        return await probes.write_both_async(db, second, key, fail, delay)

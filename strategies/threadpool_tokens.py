@@ -1,0 +1,123 @@
+"""Engine in lifespan, threadpool tokens set to the pool's capacity
+
+lifespan_dependency's pattern plus, in the lifespan, the threadpool's tokens
+(how many `def` endpoints and dependencies run at once) set to the engine's pool
+capacity, `pool.size()` plus its overflow, read from the engine it created.
+Kludex's FastAPI tips (§2, "Be careful with non-async functions") advise raising
+`total_tokens` in the lifespan: https://github.com/Kludex/fastapi-tips ; here
+they are matched to the pool. AnyIO's default limiter:
+https://anyio.readthedocs.io/en/stable/threads.html#adjusting-the-default-maximum-worker-thread-count ;
+lifespan pattern: sm-Fifteen in https://github.com/fastapi/fastapi/issues/726
+"""
+
+import os
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from experiments import probes
+
+
+SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    engine = create_engine(os.environ["DATABASE_URL"])
+    anyio.to_thread.current_default_thread_limiter().total_tokens = engine.pool.size() + engine.pool._max_overflow
+    engines = {"sessionmaker": engine}
+    if SECOND_DATABASE_URL:
+        engines["second_sessionmaker"] = create_engine(SECOND_DATABASE_URL)
+    yield {name: sessionmaker(engine) for name, engine in engines.items()}
+    for engine in engines.values():
+        engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+def get_db(request: Request):
+    with request.state.sessionmaker() as session:
+        yield session
+
+
+def load_user(db: Session = Depends(get_db)) -> int:
+    return probes.session_key(db)
+
+
+@app.get("/sync/tag")
+def sync_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
+    return probes.tag(db, tag, delay, query)
+
+
+@app.get("/async/tag")
+async def async_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
+    return await probes.tag_async(db, tag, delay, query)
+
+
+@app.get("/same")
+def same(user: int = Depends(load_user), db: Session = Depends(get_db)):
+    return probes.same_session(user, db)
+
+
+@app.post("/sync/write")
+def sync_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
+    return probes.write(db, key, fail, delay)
+
+
+@app.post("/async/write")
+async def async_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
+    return await probes.write_async(db, key, fail, delay)
+
+
+@app.get("/nodb")
+def nodb():
+    return probes.no_database()
+
+
+def current_user(db: Session = Depends(get_db)) -> int:
+    return probes.current_user(db)
+
+
+@app.get("/sync/model", response_model=probes.NoteOut)
+def sync_model(delay: float, db: Session = Depends(get_db)):
+    return probes.load_note(db, delay)
+
+
+@app.get("/sync/user")
+def sync_user(delay: float, user: int = Depends(current_user)):
+    return probes.greet(user, delay)
+
+
+@app.post("/sync/conflict")
+def sync_conflict(key: str, db: Session = Depends(get_db)):
+    result = probes.add_conflicting(db, key)
+    db.commit()
+    return result
+
+
+@app.post("/async/conflict")
+async def async_conflict(key: str, db: Session = Depends(get_db)):
+    result = probes.add_conflicting(db, key)
+    db.commit()
+    return result
+
+
+# An app with a second database (SECOND_DATABASE_URL): a session for each, from its own dependency.
+if SECOND_DATABASE_URL:
+    def get_second_db(request: Request):
+        with request.state.second_sessionmaker() as session:
+            yield session
+
+    @app.post("/sync/write2")
+    def sync_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
+                    second: Session = Depends(get_second_db)):
+        return probes.write_both(db, second, key, fail, delay)
+
+    @app.post("/async/write2")
+    async def async_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
+                           second: Session = Depends(get_second_db)):
+        return await probes.write_both_async(db, second, key, fail, delay)
