@@ -27,6 +27,18 @@ MEASURED = ("passed", "failed", "error")
 HAZARD_SHARE = 2 / 3  # a check most strategies of a kind fail: named as the kind's hazard, not any one pattern's
 
 
+def ready(doc: dict) -> list[dict]:
+    """The strategies the import preflight let through (the rest are listed apart, with their reason)."""
+    return [s for s in doc["strategies"] if s.get("preflight", "ready") == "ready"]
+
+
+def skipped_everywhere(doc: dict, found: dict) -> list[str]:
+    """Checks this run measured on no strategy (e.g. a server-only one on SQLite): said once, not per strategy."""
+    measured = ready(doc)
+    return [c["id"] for c in doc["checks"] if measured and all(
+        found.get((s["id"], c["id"]), {}).get("outcome") == "skipped" for s in measured)]
+
+
 @dataclass(frozen=True)
 class Verdict:
     check: str
@@ -112,11 +124,9 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     """The section for one kind of app: clean strategies cheapest first, quoted; the next best; who cannot serve it."""
     title, kinds = APPS[app]
     keys = {c["id"]: verdict_metrics(c) for c in doc["checks"]}
-    ready = [s for s in doc["strategies"] if s.get("preflight", "ready") == "ready"]
-    everywhere = {c["id"] for c in doc["checks"] if ready and all(
-        found.get((s["id"], c["id"]), {}).get("outcome") == "skipped" for s in ready)}
-    by_id = {s["id"]: s for s in ready}
-    found_verdicts = {s["id"]: verdicts(doc, found, s["id"], kinds) for s in ready}
+    everywhere = skipped_everywhere(doc, found)
+    by_id = {s["id"]: s for s in ready(doc)}
+    found_verdicts = {i: verdicts(doc, found, i, kinds) for i in by_id}
     serving = [i for i, vs in found_verdicts.items() if all(serves(vs, k) for k in kinds)]
     cheapest = sorted(serving, key=lambda i: -costs[i]["median"] if i in costs else 0)
     clean = [i for i in cheapest if not _against(found_verdicts[i])]
@@ -124,7 +134,8 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     def fails(i: str) -> int:
         return sum(v.row.get("outcome") == "failed" for v in _against(found_verdicts[i]))
 
-    rest = sorted((i for i in cheapest if _against(found_verdicts[i])), key=lambda i: (fails(i), len(_against(found_verdicts[i]))))
+    rest = sorted((i for i in cheapest if _against(found_verdicts[i])),
+                  key=lambda i: (fails(i), len(_against(found_verdicts[i]))))
     out = [f"### {title}", ""]
     if not clean:
         out.append("No strategy passes every check that concerns this kind of app in this run.")
@@ -159,11 +170,10 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
 def hazards(doc: dict, found: dict) -> list[str]:
     """A check most strategies fail on one kind of endpoint: one sentence naming the rows that pass it."""
     labels = {s["id"]: s.get("label", "") for s in doc["strategies"]}
-    ready = [s["id"] for s in doc["strategies"] if s.get("preflight", "ready") == "ready"]
     out = []
     for check in doc["checks"]:
         for kind in check.get("kinds") or ():
-            outcomes = {i: judged(found.get((i, check["id"]), {}), kind).get("outcome") for i in ready}
+            outcomes = {s["id"]: judged(found.get((s["id"], check["id"]), {}), kind).get("outcome") for s in ready(doc)}
             passed = [i for i, o in outcomes.items() if o == "passed"]
             failed = [i for i, o in outcomes.items() if o == "failed"]
             measured = len(passed) + len(failed)
@@ -192,9 +202,7 @@ def section(doc: dict, found: dict) -> list[str]:
     for app in APPS:
         out += answer(doc, found, app, costs, cpu)
     out += hazards(doc, found)
-    ready = [s for s in doc["strategies"] if s.get("preflight", "ready") == "ready"]
-    everywhere = [c["id"] for c in doc["checks"] if ready and all(
-        found.get((s["id"], c["id"]), {}).get("outcome") == "skipped" for s in ready)]
+    everywhere = skipped_everywhere(doc, found)
     out += [cost_definition(mode, costs, level, cpu)
             + (" Not measured for any strategy in this run: " + ", ".join(f"`{c}`" for c in everywhere) + "."
                if everywhere else ""), ""]
