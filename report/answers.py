@@ -181,8 +181,8 @@ def hazards(doc: dict, found: dict) -> list[str]:
                 out.append(
                     f"- On {KIND_NAMES[kind]} endpoints, {len(failed)} of the {measured} strategies measured fail "
                     f"`{check['id']}` ({check['title']}): a hazard of that kind of endpoint, not of one pattern. "
-                    + (f"Only {'; '.join(f'`{i}` ({labels[i]})' for i in passed)} pass{'es' * (len(passed) == 1)} it."
-                       if passed else "None passes it."))
+                    + (f"Passed by {'; '.join(f'`{i}` ({labels[i]})' for i in passed)}." if passed
+                       else "No strategy passes it."))
     if not out:
         return []
     return ["### Hazards of a kind of endpoint", "",

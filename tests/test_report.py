@@ -278,7 +278,7 @@ def test_a_check_most_strategies_fail_on_one_kind_is_named_a_hazard_with_the_row
     lines = answers.hazards(doc, by_pair(doc["results"]))
     assert len([line for line in lines if line.startswith("- ")]) == 1
     assert "On `async def` endpoints, 4 of the 5 strategies measured fail `loop_lag`" in lines[-2]
-    assert "Only `both_kinds` (label of both_kinds) passes it." in lines[-2]
+    assert "Passed by `both_kinds` (label of both_kinds)." in lines[-2]
     assert answers.hazards(_kinds_doc(), by_pair(_kinds_doc()["results"])) == []  # 1 of 3: no hazard
 
 
