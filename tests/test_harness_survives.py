@@ -58,22 +58,23 @@ def hostile_run(tmp_path_factory):
         (strategies / f"{name}.py").write_text(source)
     out = tmp_path_factory.mktemp("hostile-out")
     plugin = a_library_with_a_pytest_plugin(tmp_path_factory.mktemp("site"))
+    scratch = tmp_path_factory.mktemp("tmpdir")  # TMPDIR of the run: what its processes leave there is seen
     started = time.monotonic()
     done = compare(out, "--strategies-dir", str(strategies), "--timeout", str(TIMEOUT_S),
                    *(arg for check in CHECKS for arg in ("--check", check)),
-                   env={"PYTHONPATH": str(plugin)})  # fmt: skip
-    return done, rows_by_pair(out), time.monotonic() - started, str(strategies)
+                   env={"PYTHONPATH": str(plugin), "TMPDIR": str(scratch)})  # fmt: skip
+    return done, rows_by_pair(out), time.monotonic() - started, str(strategies), scratch
 
 
 def test_run_completes_and_exits_zero(hostile_run):
-    done, rows, elapsed, _ = hostile_run
+    done, rows, elapsed, *_ = hostile_run
     assert done.returncode == 0, done.stderr
     assert len(rows) == len(HOSTILE) * len(CHECKS)
     assert elapsed < 2 * TIMEOUT_S + 60 * len(HOSTILE), "bounded by the timeouts, not by the hang"
 
 
 def test_good_strategy_keeps_its_full_rows(hostile_run):
-    _, rows, _, _ = hostile_run
+    _, rows, *_ = hostile_run
     for check in CHECKS:
         assert rows[("good", check)]["outcome"] == "passed"
 
@@ -90,7 +91,7 @@ def test_good_strategy_keeps_its_full_rows(hostile_run):
     ],
 )
 def test_broken_strategy_gets_a_one_line_error(hostile_run, strategy, check, says):
-    _, rows, _, _ = hostile_run
+    _, rows, *_ = hostile_run
     row = rows[(strategy, check)]
     assert row["outcome"] == "error"
     assert says in row["reason"]
@@ -103,14 +104,14 @@ def test_broken_strategy_gets_a_one_line_error(hostile_run, strategy, check, say
     ("syntax_error", "syntax_error.py: import failed (line 1): SyntaxError"),
 ])
 def test_a_module_that_cannot_be_imported_costs_one_preflight_not_a_timeout_per_check(hostile_run, strategy, says):
-    _, rows, _, _ = hostile_run
+    _, rows, *_ = hostile_run
     found = [rows[(strategy, check)] for check in CHECKS]
     assert all(row["outcome"] == "error" and says in row["reason"] for row in found), found
     assert all(row["duration_s"] == 0 for row in found), "decided once by the import preflight, before any check"
 
 
 def test_a_module_whose_requirements_are_missing_is_skipped_with_where_to_measure_it(hostile_run):
-    _, rows, _, _ = hostile_run
+    _, rows, *_ = hostile_run
     for check in CHECKS:
         row = rows[("needs_a_library", check)]
         assert row["outcome"] == "skipped", row
@@ -120,7 +121,7 @@ def test_a_module_whose_requirements_are_missing_is_skipped_with_where_to_measur
 
 def test_a_request_that_never_returns_is_a_finding_not_an_error(hostile_run):
     """The `def` endpoint sleeps for ever in a threadpool thread: the check is failed, with the requests counted."""
-    _, rows, _, _ = hostile_run
+    _, rows, *_ = hostile_run
     row = rows[("hangs_in_a_thread", "isolation_threadpool")]
     assert row["outcome"] == "failed", row
     assert row["metrics"]["unanswered_requests"] > 0
@@ -130,7 +131,7 @@ def test_a_request_that_never_returns_is_a_finding_not_an_error(hostile_run):
 def test_a_loop_blocked_for_good_is_a_finding_not_an_error(hostile_run):
     """The `async def` endpoint sleeps for ever on the event loop: nothing past that can run, and the row fails
     saying how long the loop was blocked and what was in flight."""
-    _, rows, _, _ = hostile_run
+    _, rows, *_ = hostile_run
     row = rows[("hangs", "isolation_async")]
     assert row["outcome"] == "failed", row
     assert row["metrics"]["loop_blocked_s"] >= TIMEOUT_S / 2 and row["metrics"]["requests_in_flight"] == 50
@@ -151,7 +152,7 @@ def test_a_kind_that_ends_its_process_leaves_the_other_kind_measured(tmp_path):
 
 
 def test_warnings_of_the_code_under_measurement_are_shown_not_raised(hostile_run):
-    _, rows, _, _ = hostile_run
+    _, rows, *_ = hostile_run
     row = rows[("warns", "isolation_async")]
     assert row["outcome"] == "passed", row
     assert "DeprecationWarning: this API is deprecated (warns.py:3)" in row["warnings"]
@@ -159,15 +160,20 @@ def test_warnings_of_the_code_under_measurement_are_shown_not_raised(hostile_run
 
 def test_breakage_is_confined_to_the_broken_route(hostile_run):
     """A strategy whose /async/tag crashes or hangs still gets measured on /same."""
-    _, rows, _, _ = hostile_run
+    _, rows, *_ = hostile_run
     assert rows[("missing_route", "isolation_async")]["outcome"] == "passed"
     assert rows[("crashes", "same_session_in_request")]["outcome"] == "passed"
     assert rows[("hangs", "same_session_in_request")]["outcome"] == "passed"
 
 
 def test_no_process_survives_the_run(hostile_run):
-    *_, strategies = hostile_run
+    *_, strategies, _ = hostile_run
     assert processes_mentioning(strategies) == []
+
+
+def test_no_scratch_directory_survives_a_module_that_exits_or_hangs_at_import(hostile_run):
+    *_, scratch = hostile_run
+    assert list(scratch.glob("sessionbench-*")) == []
 
 
 def test_unknown_strategy_exits_nonzero_listing_known_names(tmp_path):

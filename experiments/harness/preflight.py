@@ -115,8 +115,11 @@ def _meets(requires: tuple[str, ...], pinned: dict[str, str], python: str) -> bo
     return True
 
 
-def _import_in_child(path: str, result: str, log: str) -> None:
-    """Body of the preflight process: import the module against a scratch database, say what it served."""
+def _import_in_child(path: str, result: str, log: str, scratch: str) -> None:
+    """Body of the preflight process: import the module against a database in `scratch`, say what it served.
+
+    The parent owns `scratch`: a module that exits or hangs at import ends this process before any cleanup of its
+    own would run."""
     os.setsid()
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
@@ -125,7 +128,7 @@ def _import_in_child(path: str, result: str, log: str) -> None:
 
     from experiments.harness.serving import Database
 
-    with tempfile.TemporaryDirectory(prefix="sessionbench-preflight-") as scratch, warnings.catch_warnings(record=True) as seen:
+    with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         database = Database.sqlite(Path(scratch) / "preflight.db")
         os.environ.update(database.environ)
@@ -149,7 +152,8 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
     logs.mkdir(parents=True, exist_ok=True)
     log, result = logs / f"{strategy.id}-preflight.log", logs / f".{strategy.id}-preflight.json"
     result.unlink(missing_ok=True)
-    proc = runner.FORKS.Process(target=_import_in_child, args=(str(strategy.path), str(result), str(log)),
+    scratch = tempfile.TemporaryDirectory(prefix="sessionbench-preflight-")
+    proc = runner.FORKS.Process(target=_import_in_child, args=(str(strategy.path), str(result), str(log), scratch.name),
                                 name=f"{strategy.id}-preflight")
     proc.start()
     live = set() if live is None else live
@@ -162,6 +166,7 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
     finally:
         runner.kill_group(proc)
         live.discard(proc)
+        scratch.cleanup()
     body = json.loads(result.read_text()) if result.exists() else None
     result.unlink(missing_ok=True)
     if body is None:
