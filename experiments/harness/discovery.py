@@ -164,7 +164,7 @@ def _kind(route) -> str:
 
 
 PATTERN_LINES = 40  # the most of a strategy's source the report quotes for one kind of endpoint
-TAG_ROUTES = {"def": "/sync/tag", "async": "/async/tag"}  # the route whose wiring shows how a kind gets its session
+PATTERN_ROUTES = {"def": "/sync/tag", "async": "/async/tag"}  # whose wiring shows how a kind gets its session
 
 
 def pattern(module) -> dict[str, str]:
@@ -177,7 +177,7 @@ def pattern(module) -> dict[str, str]:
                 *getattr(router, "on_shutdown", [])]
     for m in getattr(app, "user_middleware", []):
         app_wide += [m.cls, *(v for v in getattr(m, "kwargs", {}).values() if callable(v))]
-    for kind, path in TAG_ROUTES.items():
+    for kind, path in PATTERN_ROUTES.items():
         route = next((r for r in getattr(app, "routes", []) if getattr(r, "path", None) == path
                       and _kind(r) == kind), None)
         if route is None:
