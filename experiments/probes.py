@@ -111,6 +111,13 @@ class ProbeFailure(RuntimeError):
 PAUSE_QUERY = select(func.sessionbench_pause(bindparam("seconds", type_=Float)))
 
 
+def _load(session: Session) -> None:
+    """The tag probe's query through a sync Session: the seed row, then the check's pause in the database, if any."""
+    session.get(Note, SEED_ROW_ID)
+    if PAUSE_S:
+        session.execute(PAUSE_QUERY, {"seconds": PAUSE_S})
+
+
 def _sync(session: Session | AsyncSession) -> Session:
     return session.sync_session if isinstance(session, AsyncSession) else session
 
@@ -169,9 +176,7 @@ def tag(session: Session, tag: str, delay: float, query: bool) -> dict:
     before = _before(session)
     session.info["tag"] = tag
     if query:
-        session.get(Note, SEED_ROW_ID)
-        if PAUSE_S:
-            session.execute(PAUSE_QUERY, {"seconds": PAUSE_S})
+        _load(session)
     time.sleep(delay)
     return _after(session, tag, started, before)
 
@@ -187,9 +192,7 @@ async def tag_async(session: Session | AsyncSession, tag: str, delay: float, que
         if PAUSE_S:
             await session.execute(PAUSE_QUERY, {"seconds": PAUSE_S})
     elif query:
-        session.get(Note, SEED_ROW_ID)
-        if PAUSE_S:
-            session.execute(PAUSE_QUERY, {"seconds": PAUSE_S})
+        _load(session)
     await anyio.sleep(delay)
     return _after(sync, tag, started, before, "AsyncSession" if isinstance(session, AsyncSession) else "Session")
 

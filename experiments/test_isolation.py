@@ -41,7 +41,7 @@ def _shared_concurrently(bodies: list[dict]) -> int:
 
 async def _isolation(app, path: str, size: int = CONCURRENT, rounds: int = 1) -> tuple[dict, str]:
     """`rounds` bursts of `size` concurrent tag-sleep-read requests to `path`, every number summed over them."""
-    bodies, failed, caught = [], 0, []
+    bodies, failed, foreign, shared = [], 0, [], []  # foreign tags and shared sessions per round
     for n in range(rounds):
         responses = await app.concurrently(
             size, lambda i: app.client.get(path, params={"tag": f"round-{n}-request-{i}", "delay": DELAY_S,
@@ -49,17 +49,18 @@ async def _isolation(app, path: str, size: int = CONCURRENT, rounds: int = 1) ->
         burst = [r.json() for r in responses if r.status_code == 200]
         failed += size - len(burst)
         bodies += burst
-        caught.append(sum(b["tag_after"] != b["tag"] for b in burst) + _shared_concurrently(burst))
+        foreign.append(sum(b["tag_after"] != b["tag"] for b in burst))
+        shared.append(_shared_concurrently(burst))
     metrics = {
         "rounds": rounds,
         "requests": size * rounds,
         "failed_requests": failed,
-        "foreign_tag_seen": sum(b["tag_after"] != b["tag"] for b in bodies),
-        "shared_concurrently": sum(_shared_concurrently([b for b in bodies if b["tag"].startswith(f"round-{n}-")])
-                                   for n in range(rounds)),
+        "foreign_tag_seen": sum(foreign),
+        "shared_concurrently": sum(shared),
         "distinct_sessions": len({b["session"] for b in bodies}),
         "threads": len({b["thread"] for b in bodies}),
     }
+    caught = [f + s for f, s in zip(foreign, shared)]
     per_round = f" (per round of {size}: {', '.join(map(str, caught))} requests caught)" if rounds > 1 else ""
     evidence = (
         f"{metrics['foreign_tag_seen']} of {metrics['requests']} concurrent requests to {path} read back another "

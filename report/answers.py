@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from report import instructions, throughput
-from report.markdown import MARKS, cell
+from report.markdown import KIND_NAMES, MARKS, MEASURED, cell, ready
 from report.results import judged, key_number, verdict_metrics
 
 APPS = {  # the kinds of app a reader has -> the kinds of endpoint (probes.KINDS) it has
@@ -21,20 +21,13 @@ APPS = {  # the kinds of app a reader has -> the kinds of endpoint (probes.KINDS
     "async": ("An app whose endpoints are all `async def`", ("async",)),
     "both": ("An app with `def` and `async def` endpoints", ("def", "async")),
 }
-KIND_NAMES = {"def": "`def`", "async": "`async def`"}
 NEXT_BEST = 3  # strategies shown after the clean ones, fewest failures first
-MEASURED = ("passed", "failed", "error")
 HAZARD_SHARE = 0.5  # a check more than this share of a kind's strategies fail: that kind's hazard, not one pattern's
-
-
-def ready(doc: dict) -> list[dict]:
-    """The strategies the import preflight let through (the rest are listed apart, with their reason)."""
-    return [s for s in doc["strategies"] if s.get("preflight", "ready") == "ready"]
 
 
 def skipped_everywhere(doc: dict, found: dict) -> list[str]:
     """Checks this run measured on no strategy (e.g. a server-only one on SQLite): said once, not per strategy."""
-    measured = ready(doc)
+    measured = ready(doc["strategies"])
     return [c["id"] for c in doc["checks"] if measured and all(
         found.get((s["id"], c["id"]), {}).get("outcome") == "skipped" for s in measured)]
 
@@ -125,7 +118,7 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     title, kinds = APPS[app]
     keys = {c["id"]: verdict_metrics(c) for c in doc["checks"]}
     everywhere = skipped_everywhere(doc, found)
-    by_id = {s["id"]: s for s in ready(doc)}
+    by_id = {s["id"]: s for s in ready(doc["strategies"])}
     found_verdicts = {i: verdicts(doc, found, i, kinds) for i in by_id}
     serving = [i for i, vs in found_verdicts.items() if all(serves(vs, k) for k in kinds)]
     cheapest = sorted(serving, key=lambda i: -costs[i]["median"] if i in costs else 0)
@@ -173,7 +166,7 @@ def hazards(doc: dict, found: dict) -> list[str]:
     out = []
     for check in doc["checks"]:
         for kind in check.get("kinds") or ():
-            outcomes = {s["id"]: judged(found.get((s["id"], check["id"]), {}), kind).get("outcome") for s in ready(doc)}
+            outcomes = {s["id"]: judged(found.get((s["id"], check["id"]), {}), kind).get("outcome") for s in ready(doc["strategies"])}
             passed = [i for i, o in outcomes.items() if o == "passed"]
             failed = [i for i, o in outcomes.items() if o == "failed"]
             measured = len(passed) + len(failed)
@@ -206,7 +199,7 @@ def section(doc: dict, found: dict) -> list[str]:
     out += [cost_definition(mode, costs, level, cpu)
             + (" Not measured for any strategy in this run: " + ", ".join(f"`{c}`" for c in everywhere) + "."
                if everywhere else ""), ""]
-    absent = [s for s in doc["strategies"] if s.get("preflight", "ready") != "ready"]
+    absent = [s for s in doc["strategies"] if s not in ready(doc["strategies"])]
     if absent:
         out += ["Not measured in this environment: " + ", ".join(f"`{s['id']}` ({s['preflight']})" for s in absent)
                 + "; the reasons are under the verdicts.", ""]

@@ -1,8 +1,15 @@
-"""Markdown pieces every part of the report shares: outcome marks, table cells, tables."""
+"""What every part of the report shares: outcome marks, kind names, table cells, tables, the measured strategies."""
 
 from __future__ import annotations
 
 MARKS = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "➖", None: "—"}
+KIND_NAMES = {"def": "`def`", "async": "`async def`"}  # the kinds of endpoint a row's `kinds` judge apart
+MEASURED = ("passed", "failed", "error")  # outcomes of a check that ran on the strategy (not skipped, not unrun)
+
+
+def ready(strategies: list[dict]) -> list[dict]:
+    """The strategies the import preflight let through (the rest are listed apart, with their reason)."""
+    return [s for s in strategies if s.get("preflight", "ready") == "ready"]
 
 
 def cell(value) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from report import answers, instructions, throughput
 from report.claims import CLAIMS, judge
-from report.markdown import MARKS, cell, table
+from report.markdown import KIND_NAMES, MARKS, MEASURED, cell, ready, table
 from report.results import by_pair, judged, verdict_metrics
 
 def lock(state: dict | None) -> str:
@@ -60,7 +60,7 @@ def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]
     for s in strategies:
         row = found.get((s["id"], check["id"]), {})
         kinds = row.get("kinds") or {}
-        parts += [(f"`{cell(s['id'])}` ({SCOPES[k].removesuffix(' endpoints')})", part) for k, part in kinds.items()]
+        parts += [(f"`{cell(s['id'])}` ({KIND_NAMES[k]})", part) for k, part in kinds.items()]
         parts += [] if kinds else [(f"`{cell(s['id'])}`", row)]
     names = list(dict.fromkeys(name for _, part in parts for name in part.get("metrics") or {}))
     declared = check.get("pool")
@@ -99,7 +99,7 @@ def strategy_line(s: dict, rows: list[dict]) -> str:
     return f"- `{s['id']}`: {s.get('label', '')} ({where})" + (f"; warned: {cell('; '.join(warned))}" if warned else "")
 
 
-SCOPES = {"def": "`def` endpoints", "async": "`async def` endpoints", None: "The app as a whole"}
+SCOPES = {**{kind: f"{name} endpoints" for kind, name in KIND_NAMES.items()}, None: "The app as a whole"}
 
 
 def matrix(strategies: list[dict], checks: list[dict], found: dict) -> list[str]:
@@ -111,18 +111,18 @@ def matrix(strategies: list[dict], checks: list[dict], found: dict) -> list[str]
         if not columns:
             continue
         body, unserved = [], []
-        for s in (s for s in strategies if s.get("preflight", "ready") == "ready"):  # the rest: under the tables
+        for s in ready(strategies):  # the rest: under the tables
             outcomes = [judged(found.get((s["id"], c["id"]), {}), kind).get("outcome") for c in columns]
-            if kind and not set(outcomes) & {"passed", "failed", "error"}:
+            if kind and not set(outcomes) & set(MEASURED):
                 unserved.append(s["id"])
                 continue
             body.append([f"`{cell(s['id'])}`", str(outcomes.count("failed")), str(outcomes.count("error")),
                          *(MARKS[o] for o in outcomes)])
-        out += [f"### {title}", "", *table(["Strategy", "Failed", "Errors", *(c.get("column") or c["id"] for c in columns)], body), ""]
-        out += [", ".join(f"**{c.get('column') or c['id']}** `{c['id']}`" for c in columns) + ".", ""]
+        names = [c.get("column") or c["id"] for c in columns]
+        out += [f"### {title}", "", *table(["Strategy", "Failed", "Errors", *names], body), ""]
+        out += [", ".join(f"**{n}** `{c['id']}`" for n, c in zip(names, columns)) + ".", ""]
         if unserved:
-            out += [f"Measured on no {title.removesuffix(' endpoints')} endpoint: " + ", ".join(f"`{i}`" for i in unserved)
-                    + ".", ""]
+            out += [f"Measured on no {KIND_NAMES[kind]} endpoint: " + ", ".join(f"`{i}`" for i in unserved) + ".", ""]
     return out + ["✅ passed, ❌ failed, ⚠️ error (could not measure), ➖ skipped, — not run. Each check's section "
                   "below says what it measures and its rule.", ""]
 
@@ -135,7 +135,7 @@ def not_measured(strategies: list[dict], checks: list[dict], found: dict) -> lis
         if s.get("preflight", "ready") != "ready":
             row = next((found[s["id"], c["id"]] for c in checks if (s["id"], c["id"]) in found), {})
             whole.setdefault((s["preflight"], row.get("reason") or "no reason given"), []).append(s["id"])
-    measured = [s for s in strategies if s.get("preflight", "ready") == "ready"]
+    measured = ready(strategies)
     groups: dict[tuple, list[str]] = {}
     for c in checks:
         for s in measured:

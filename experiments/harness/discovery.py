@@ -151,7 +151,7 @@ def served_routes(app, kind: str | None = None) -> set[str]:
     found = set()
     for route in getattr(app, "routes", []):
         path, methods = getattr(route, "path", None), getattr(route, "methods", None) or set()
-        if path in ROUTES and ROUTES[path] in methods and kind in (None, _kind(route)):
+        if path in ROUTES and ROUTES[path] in methods and (kind is None or _kind(route) == kind):
             found.add(path)
     return found
 
