@@ -13,11 +13,12 @@ each engine the app connected through actually had, for the row.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -34,6 +35,8 @@ class Counts:
     checkouts: int = 0  # connections handed out by any pool
     checked_out: int = 0  # handed out and not yet returned, now
     peak_checked_out: int = 0
+    checkins: list[float] = field(default_factory=list)  # monotonic time of every connection returned
+    reopened_after_close: int = 0  # sessions that took a connection again after their owner closed them
 
 
 @contextmanager
@@ -51,23 +54,56 @@ def counting() -> Iterator[Counts]:
     def on_checkin(*_):
         with lock:
             counts.checked_out -= 1
+            counts.checkins.append(time.monotonic())
 
-    original_init = Session.__init__
+    original_init, original_close = Session.__init__, Session.close
+    closed: weakref.WeakSet[Session] = weakref.WeakSet()
 
     def counting_init(self, *args, **kwargs):
         with lock:
             counts.sessions_created += 1
         original_init(self, *args, **kwargs)
 
+    def noting_close(self):
+        closed.add(self)
+        original_close(self)
+
+    def on_begin(session, _transaction, _connection):
+        if session in closed:  # SQLAlchemy 2 reopens a closed session on use; its owner will not close it again
+            closed.discard(session)
+            with lock:
+                counts.reopened_after_close += 1
+
     event.listen(Pool, "checkout", on_checkout)
     event.listen(Pool, "checkin", on_checkin)
+    event.listen(Session, "after_begin", on_begin)
     Session.__init__ = counting_init  # AsyncSession builds a Session too, so it is counted once
+    Session.close = noting_close
     try:
         yield counts
     finally:
-        Session.__init__ = original_init
+        Session.__init__, Session.close = original_init, original_close
         event.remove(Pool, "checkout", on_checkout)
         event.remove(Pool, "checkin", on_checkin)
+        event.remove(Session, "after_begin", on_begin)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while the block runs, then collect.
+
+    A session is a reference cycle, so a connection only its owner's close would have returned is otherwise
+    returned whenever the collector happens to run: paused, such a connection stays checked out until counted,
+    and the same behaviour gives the same count every run.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()
 
 
 def register_pause() -> None:
