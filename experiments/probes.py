@@ -14,6 +14,8 @@ The route contract (paths the checks call):
                                     take the session                      -> session_key(), same_session()
     POST /sync/write?key=&fail=&delay=   def endpoint                     -> write()
     POST /async/write?key=&fail=&delay=  async def endpoint               -> write_async()
+                                    (a strategy that commits in teardown
+                                    or middleware passes `commit=False`)
     GET  /nodb                      never touches the database            -> no_database()
     GET  /sync/model?delay=         def endpoint with `response_model=NoteOut`
                                     returning the ORM row                 -> load_note()
@@ -23,6 +25,12 @@ The route contract (paths the checks call):
                                     committed; the strategy commits it
                                     where it commits (endpoint or teardown) -> add_conflicting()
     POST /async/conflict?key=       the same from an async def endpoint   -> add_conflicting()
+    GET  /sync/stream?chunks=&delay=    def endpoint returning a `StreamingResponse`
+                                    of stream(session, ...)              -> stream()
+    GET  /async/stream?chunks=&delay=   async def endpoint, stream_async()  -> stream_async()
+    POST /sync/background?key=      def endpoint adding a `BackgroundTasks`
+                                    task write_later(session, key)       -> write_later()
+    POST /async/background?key=     async def endpoint, write_later_async() -> write_later_async()
 
 Optional, for apps with two databases ($SECOND_DATABASE_URL, $ASYNC_SECOND_DATABASE_URL):
 
@@ -36,9 +44,11 @@ that leaves out the optional routes is skipped by the checks that need them.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import weakref
+from typing import AsyncIterator, Iterator
 
 import anyio
 from pydantic import BaseModel, ConfigDict
@@ -57,6 +67,10 @@ ROUTES = {
     "/sync/user": "GET",
     "/sync/conflict": "POST",
     "/async/conflict": "POST",
+    "/sync/stream": "GET",
+    "/async/stream": "GET",
+    "/sync/background": "POST",
+    "/async/background": "POST",
     "/sync/write2": "POST",
     "/async/write2": "POST",
 }
@@ -202,22 +216,25 @@ def same_session(dependency_session_key: int, session: Session | AsyncSession) -
     return {"dependency_session": dependency_session_key, "endpoint_session": session_key(session)}
 
 
-def write(session: Session, key: str, fail: bool, delay: float) -> dict:
+def write(session: Session, key: str, fail: bool, delay: float, commit: bool = True) -> dict:
     """Add one row, sleep, then commit it; when `fail`, send it to the database and raise instead.
 
     The failing path flushes first, so that the row sits in an open transaction
     and it is the strategy's cleanup that decides whether it is rolled back.
+    `commit=False` flushes and leaves the commit to the strategy (teardown,
+    middleware), so the checks exercise the pattern's own commit point.
     """
     session.add(Note(key=key))
     time.sleep(delay)
     if fail:
         session.flush()
         raise ProbeFailure(f"asked to fail after writing {key}")
-    session.commit()
+    session.commit() if commit else session.flush()
     return {"key": key, "session": session.hash_key}
 
 
-async def write_async(session: Session | AsyncSession, key: str, fail: bool, delay: float) -> dict:
+async def write_async(session: Session | AsyncSession, key: str, fail: bool, delay: float,
+                      commit: bool = True) -> dict:
     """The same from an `async def` endpoint, yielding to other requests while it sleeps.
 
     The failing path flushes an AsyncSession before raising, like `write`.
@@ -230,7 +247,10 @@ async def write_async(session: Session | AsyncSession, key: str, fail: bool, del
             # every other request's commit (the loop-blocking check measures that).
             await session.flush()
         raise ProbeFailure(f"asked to fail after writing {key}")
-    if isinstance(session, AsyncSession):
+    if not commit:  # left to the strategy; flushed where that cannot stall the loop (see above)
+        if isinstance(session, AsyncSession):
+            await session.flush()
+    elif isinstance(session, AsyncSession):
         await session.commit()
     else:
         session.commit()
@@ -308,3 +328,40 @@ def add_conflicting(session: Session | AsyncSession, key: str) -> dict:
     """
     session.add_all([Note(key=key), Note(key=CONFLICTING_KEY)])
     return {"key": key}
+
+
+STREAM_QUERY = select(Note.key).where(Note.id == SEED_ROW_ID)  # a real round trip per chunk (`get` would hit the map)
+
+
+def _chunk(i: int, key: str) -> str:
+    return json.dumps({"chunk": i, "key": key}) + "\n"
+
+
+def stream(session: Session, chunks: int, delay: float) -> Iterator[str]:
+    """Body of /sync/stream's `StreamingResponse`: `chunks` lines, each read through the request's session, then
+    a `delay` pause. It runs after the endpoint has returned, as Starlette sends the response; whatever transaction
+    the reads open stays open until the strategy ends it, as in an app that streams from its session."""
+    for i in range(chunks):
+        yield _chunk(i, session.scalar(STREAM_QUERY))
+        time.sleep(delay)
+
+
+async def stream_async(session: Session | AsyncSession, chunks: int, delay: float) -> AsyncIterator[str]:
+    """The same for /async/stream; a sync Session blocks the loop while it queries."""
+    for i in range(chunks):
+        key = await session.scalar(STREAM_QUERY) if isinstance(session, AsyncSession) else session.scalar(STREAM_QUERY)
+        yield _chunk(i, key)
+        await anyio.sleep(delay)
+
+
+def write_later(session: Session, key: str) -> None:
+    """The `BackgroundTasks` task of /sync/background: add a row through the request's session and commit it,
+    after the response has been sent."""
+    session.add(Note(key=key))
+    session.commit()
+
+
+async def write_later_async(session: Session | AsyncSession, key: str) -> None:
+    """The task of /async/background."""
+    session.add(Note(key=key))
+    await session.commit() if isinstance(session, AsyncSession) else session.commit()
