@@ -13,7 +13,8 @@ https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html
 import os
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from experiments import probes
@@ -24,6 +25,8 @@ UNSUPPORTED = {
     "/sync/model": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/user": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/conflict": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/stream": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/background": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/write2": "an AsyncSession cannot be used from a `def` endpoint",
 }
 
@@ -77,6 +80,17 @@ async def async_conflict(key: str, db: AsyncSession = Depends(get_db)):
     result = probes.add_conflicting(db, key)
     await db.commit()
     return result
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float, db: AsyncSession = Depends(get_db)):
+    return StreamingResponse(probes.stream_async(db, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks, db: AsyncSession = Depends(get_db)):
+    tasks.add_task(probes.write_later_async, db, key)
+    return {"key": key}
 
 
 # An app with a second database (ASYNC_SECOND_DATABASE_URL): a session for each, from its own dependency.

@@ -10,7 +10,8 @@ https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html#using-asyncio-scop
 import os
 from asyncio import current_task
 
-from fastapi import Depends, FastAPI
+from fastapi import BackgroundTasks, Depends, FastAPI
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import async_scoped_session, async_sessionmaker, create_async_engine
 
 from experiments import probes
@@ -21,6 +22,8 @@ UNSUPPORTED = {
     "/sync/model": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/user": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/conflict": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/stream": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/background": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/write2": "an AsyncSession cannot be used from a `def` endpoint",
 }
 
@@ -75,6 +78,28 @@ async def async_conflict(key: str):
     result = probes.add_conflicting(Session(), key)
     await Session().commit()
     return result
+
+
+# Session() inside the stream and the task: they look up their task's session when they run, as code
+# calling the global registry does.
+async def stream(chunks: int, delay: float):
+    async for chunk in probes.stream_async(Session(), chunks, delay):
+        yield chunk
+
+
+async def write_later(key: str):
+    await probes.write_later_async(Session(), key)
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float):
+    return StreamingResponse(stream(chunks, delay), media_type="application/x-ndjson")
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks):
+    tasks.add_task(write_later, key)
+    return {"key": key}
 
 
 # An app with a second database (ASYNC_SECOND_DATABASE_URL): a registry for each, removed together.

@@ -9,7 +9,8 @@ https://github.com/fastapi/fastapi/issues/726
 import os
 from contextvars import ContextVar
 
-from fastapi import Depends, FastAPI
+from fastapi import BackgroundTasks, Depends, FastAPI
+from fastapi.responses import StreamingResponse
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -117,6 +118,46 @@ async def async_conflict(key: str):
     result = probes.add_conflicting(db.session, key)
     db.session.commit()
     return result
+
+
+# db.session inside the stream and the task: they read the ContextVar when they run, as code anywhere does.
+def stream(chunks: int, delay: float):
+    yield from probes.stream(db.session, chunks, delay)
+
+
+async def stream_async(chunks: int, delay: float):
+    async for chunk in probes.stream_async(db.session, chunks, delay):
+        yield chunk
+
+
+def write_later(key: str):
+    probes.write_later(db.session, key)
+
+
+async def write_later_async(key: str):
+    await probes.write_later_async(db.session, key)
+
+
+@app.get("/sync/stream")
+def sync_stream(chunks: int, delay: float):
+    return StreamingResponse(stream(chunks, delay), media_type="application/x-ndjson")
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float):
+    return StreamingResponse(stream_async(chunks, delay), media_type="application/x-ndjson")
+
+
+@app.post("/sync/background")
+def sync_background(key: str, tasks: BackgroundTasks):
+    tasks.add_task(write_later, key)
+    return {"key": key}
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks):
+    tasks.add_task(write_later_async, key)
+    return {"key": key}
 
 
 # An app with a second database (SECOND_DATABASE_URL): its own ContextVar, set by its own middleware.

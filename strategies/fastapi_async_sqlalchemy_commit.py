@@ -22,7 +22,8 @@ global `db.session` (https://github.com/h0rn3t/fastapi-async-sqlalchemy).
 
 import os
 
-from fastapi import Depends, FastAPI
+from fastapi import BackgroundTasks, Depends, FastAPI
+from fastapi.responses import StreamingResponse
 from fastapi_async_sqlalchemy import SQLAlchemyMiddleware, create_middleware_and_session_proxy, db
 
 from experiments import probes
@@ -35,6 +36,8 @@ UNSUPPORTED = {
     "/sync/model": "db.session is an AsyncSession, which a `def` endpoint cannot await",
     "/sync/user": "db.session is an AsyncSession, which a `def` dependency cannot await",
     "/sync/conflict": "db.session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/stream": "db.session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/background": "db.session is an AsyncSession, which a `def` endpoint cannot await",
     "/sync/write2": "db.session is an AsyncSession, which a `def` endpoint cannot await",
 }
 
@@ -58,7 +61,7 @@ async def same(user: int = Depends(load_user)):
 
 @app.post("/async/write")
 async def async_write(key: str, fail: bool, delay: float):
-    return await probes.write_async(db.session, key, fail, delay)
+    return await probes.write_async(db.session, key, fail, delay, commit=False)
 
 
 @app.get("/nodb")
@@ -70,6 +73,27 @@ async def nodb():
 @app.post("/async/conflict")
 async def async_conflict(key: str):
     return probes.add_conflicting(db.session, key)
+
+
+# db.session inside the stream and the task: they read the library's ContextVar when they run, as code anywhere does.
+async def stream(chunks: int, delay: float):
+    async for chunk in probes.stream_async(db.session, chunks, delay):
+        yield chunk
+
+
+async def write_later(key: str):
+    await probes.write_later_async(db.session, key)
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float):
+    return StreamingResponse(stream(chunks, delay), media_type="application/x-ndjson")
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks):
+    tasks.add_task(write_later, key)
+    return {"key": key}
 
 
 # An app with a second database (ASYNC_SECOND_DATABASE_URL), as the README's "Usage of multiple databases" shows:

@@ -38,7 +38,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import fastapi_sqla
-from fastapi import Depends, FastAPI
+from fastapi import BackgroundTasks, Depends, FastAPI
+from fastapi.responses import StreamingResponse
 from fastapi_sqla import Session
 
 from experiments import probes
@@ -79,12 +80,12 @@ def same(user: Annotated[int, Depends(load_user)], session: Session):
 
 @app.post("/sync/write")
 def sync_write(key: str, fail: bool, delay: float, session: Session):
-    return probes.write(session, key, fail, delay)
+    return probes.write(session, key, fail, delay, commit=False)
 
 
 @app.post("/async/write")
 async def async_write(key: str, fail: bool, delay: float, session: Session):
-    return await probes.write_async(session, key, fail, delay)
+    return await probes.write_async(session, key, fail, delay, commit=False)
 
 
 @app.get("/nodb")
@@ -115,3 +116,37 @@ def sync_conflict(key: str, session: Session):
 @app.post("/async/conflict")
 async def async_conflict(key: str, session: Session):
     return probes.add_conflicting(session, key)
+
+
+@app.get("/sync/stream")
+def sync_stream(chunks: int, delay: float, session: Session):
+    return StreamingResponse(probes.stream(session, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float, session: Session):
+    return StreamingResponse(probes.stream_async(session, chunks, delay), media_type="application/x-ndjson")
+
+
+# "When needing a session outside of a path operation, like when using FastAPI background tasks, use
+# `fastapi_sqla.open_session` context manager" (README, "Using a context manager").
+def write_in_own_session(key: str) -> None:
+    with fastapi_sqla.open_session() as session:
+        probes.write_later(session, key)
+
+
+async def write_in_own_session_async(key: str) -> None:
+    with fastapi_sqla.open_session() as session:
+        await probes.write_later_async(session, key)
+
+
+@app.post("/sync/background")
+def sync_background(key: str, tasks: BackgroundTasks):
+    tasks.add_task(write_in_own_session, key)
+    return {"key": key}
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks):
+    tasks.add_task(write_in_own_session_async, key)
+    return {"key": key}

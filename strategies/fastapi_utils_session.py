@@ -34,7 +34,8 @@ only the `all` extra installs. fastapi-utils and its fork fastapi-restful (0.6.0
 from functools import lru_cache
 from typing import Iterator
 
-from fastapi import Depends, FastAPI
+from fastapi import BackgroundTasks, Depends, FastAPI
+from fastapi.responses import StreamingResponse
 from fastapi_utils.session import FastAPISessionMaker
 from pydantic_settings import BaseSettings
 from sqlalchemy.orm import Session
@@ -86,12 +87,12 @@ def same(user: int = Depends(load_user), db: Session = Depends(get_db)):
 
 @app.post("/sync/write")
 def sync_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
-    return probes.write(db, key, fail, delay)
+    return probes.write(db, key, fail, delay, commit=False)
 
 
 @app.post("/async/write")
 async def async_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
-    return await probes.write_async(db, key, fail, delay)
+    return await probes.write_async(db, key, fail, delay, commit=False)
 
 
 @app.get("/nodb")
@@ -122,3 +123,25 @@ def sync_conflict(key: str, db: Session = Depends(get_db)):
 @app.post("/async/conflict")
 async def async_conflict(key: str, db: Session = Depends(get_db)):
     return probes.add_conflicting(db, key)
+
+
+@app.get("/sync/stream")
+def sync_stream(chunks: int, delay: float, db: Session = Depends(get_db)):
+    return StreamingResponse(probes.stream(db, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float, db: Session = Depends(get_db)):
+    return StreamingResponse(probes.stream_async(db, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.post("/sync/background")
+def sync_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_db)):
+    tasks.add_task(probes.write_later, db, key)
+    return {"key": key}
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_db)):
+    tasks.add_task(probes.write_later_async, db, key)
+    return {"key": key}

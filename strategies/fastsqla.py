@@ -27,8 +27,9 @@ scope="function")`: on FastAPI 0.121+ the commit runs before the response is sen
 import os
 from typing import Annotated
 
-from fastapi import Depends, FastAPI
-from fastsqla import Session, lifespan
+from fastapi import BackgroundTasks, Depends, FastAPI
+from fastapi.responses import StreamingResponse
+from fastsqla import Session, lifespan, open_session
 
 from experiments import probes
 
@@ -40,6 +41,8 @@ UNSUPPORTED = {
     "/sync/model": "fastsqla's Session is an AsyncSession, which a `def` endpoint cannot await",
     "/sync/user": "fastsqla's Session is an AsyncSession, which a `def` dependency cannot await",
     "/sync/conflict": "fastsqla's Session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/stream": "fastsqla's Session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/background": "fastsqla's Session is an AsyncSession, which a `def` endpoint cannot await",
 }
 
 os.environ["sqlalchemy_url"] = os.environ["ASYNC_DATABASE_URL"]
@@ -63,7 +66,7 @@ async def same(user: Annotated[int, Depends(load_user)], session: Session):
 
 @app.post("/async/write")
 async def async_write(key: str, fail: bool, delay: float, session: Session):
-    return await probes.write_async(session, key, fail, delay)
+    return await probes.write_async(session, key, fail, delay, commit=False)
 
 
 @app.get("/nodb")
@@ -75,3 +78,21 @@ async def nodb():
 @app.post("/async/conflict")
 async def async_conflict(key: str, session: Session):
     return probes.add_conflicting(session, key)
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float, session: Session):
+    return StreamingResponse(probes.stream_async(session, chunks, delay), media_type="application/x-ndjson")
+
+
+# "To the contrary of the Session dependency which can only be used in endpoints, `open_session` can be used
+# anywhere such as in background tasks" (`fastsqla.open_session`'s docstring).
+async def write_in_own_session(key: str) -> None:
+    async with open_session() as session:
+        await probes.write_later_async(session, key)
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks):
+    tasks.add_task(write_in_own_session, key)
+    return {"key": key}

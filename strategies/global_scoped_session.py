@@ -9,7 +9,8 @@ that opens FastAPI issue #726: https://github.com/fastapi/fastapi/issues/726
 
 import os
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import create_engine
 from sqlalchemy.orm import scoped_session, sessionmaker
 
@@ -90,6 +91,30 @@ async def async_conflict(key: str):
     result = probes.add_conflicting(Session(), key)
     Session().commit()
     return result
+
+
+# The registry itself, not Session(): the stream and the task look up their thread's session when they
+# run, as code calling the global registry does.
+@app.get("/sync/stream")
+def sync_stream(chunks: int, delay: float):
+    return StreamingResponse(probes.stream(Session, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float):
+    return StreamingResponse(probes.stream_async(Session, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.post("/sync/background")
+def sync_background(key: str, tasks: BackgroundTasks):
+    tasks.add_task(probes.write_later, Session, key)
+    return {"key": key}
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks):
+    tasks.add_task(probes.write_later_async, Session, key)
+    return {"key": key}
 
 
 # An app with a second database (SECOND_DATABASE_URL): a registry for it, removed the same way.

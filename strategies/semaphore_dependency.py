@@ -18,7 +18,8 @@ import os
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import Depends, FastAPI, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -111,6 +112,28 @@ async def async_conflict(key: str, db: Session = Depends(get_db)):
     result = probes.add_conflicting(db, key)
     db.commit()
     return result
+
+
+@app.get("/sync/stream")
+def sync_stream(chunks: int, delay: float, db: Session = Depends(get_db)):
+    return StreamingResponse(probes.stream(db, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float, db: Session = Depends(get_db)):
+    return StreamingResponse(probes.stream_async(db, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.post("/sync/background")
+def sync_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_db)):
+    tasks.add_task(probes.write_later, db, key)
+    return {"key": key}
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_db)):
+    tasks.add_task(probes.write_later_async, db, key)
+    return {"key": key}
 
 
 # An app with a second database (SECOND_DATABASE_URL): a session for each, each under its own pool's semaphore.

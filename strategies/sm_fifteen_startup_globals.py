@@ -17,7 +17,8 @@ https://fastapi.tiangolo.com/advanced/events/#alternative-events-deprecated
 import os
 from typing import AsyncIterable, Optional
 
-from fastapi import Depends, FastAPI
+from fastapi import BackgroundTasks, Depends, FastAPI
+from fastapi.responses import StreamingResponse
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine as Database
 from sqlalchemy.orm import Session
@@ -117,6 +118,28 @@ async def async_conflict(key: str, db_sess: Session = Depends(get_db_sess)):
     result = probes.add_conflicting(db_sess, key)
     db_sess.commit()
     return result
+
+
+@app.get("/sync/stream")
+def sync_stream(chunks: int, delay: float, db_sess: Session = Depends(get_db_sess)):
+    return StreamingResponse(probes.stream(db_sess, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float, db_sess: Session = Depends(get_db_sess)):
+    return StreamingResponse(probes.stream_async(db_sess, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.post("/sync/background")
+def sync_background(key: str, tasks: BackgroundTasks, db_sess: Session = Depends(get_db_sess)):
+    tasks.add_task(probes.write_later, db_sess, key)
+    return {"key": key}
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks, db_sess: Session = Depends(get_db_sess)):
+    tasks.add_task(probes.write_later_async, db_sess, key)
+    return {"key": key}
 
 
 # An app with a second database ("I need to connect to at least 3"): the same three functions and

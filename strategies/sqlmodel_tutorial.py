@@ -26,7 +26,8 @@ is SQLModel's subclass of SQLAlchemy's.
 import os
 from typing import Annotated
 
-from fastapi import Depends, FastAPI
+from fastapi import BackgroundTasks, Depends, FastAPI
+from fastapi.responses import StreamingResponse
 from sqlmodel import Session, create_engine
 
 from experiments import probes
@@ -108,3 +109,25 @@ async def async_conflict(key: str, session: SessionDep):
     result = probes.add_conflicting(session, key)
     session.commit()
     return result
+
+
+@app.get("/sync/stream")
+def sync_stream(chunks: int, delay: float, session: SessionDep):
+    return StreamingResponse(probes.stream(session, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.get("/async/stream")
+async def async_stream(chunks: int, delay: float, session: SessionDep):
+    return StreamingResponse(probes.stream_async(session, chunks, delay), media_type="application/x-ndjson")
+
+
+@app.post("/sync/background")
+def sync_background(key: str, tasks: BackgroundTasks, session: SessionDep):
+    tasks.add_task(probes.write_later, session, key)
+    return {"key": key}
+
+
+@app.post("/async/background")
+async def async_background(key: str, tasks: BackgroundTasks, session: SessionDep):
+    tasks.add_task(probes.write_later_async, session, key)
+    return {"key": key}
