@@ -16,7 +16,7 @@ import time
 import anyio
 
 from experiments.checks import Check, measures
-from experiments.harness import discovery, instruments
+from experiments.harness import discovery, instruments, serving
 from experiments.harness.serving import serve
 from experiments.harness.watch import answered
 
@@ -114,91 +114,102 @@ async def test_cleanup_on_error(served, record, database):
 
 TIMED = 10  # sequential requests per tag route whose response is timed against cleanup
 CONFLICTS = 3  # conflicting commits per conflict route
+VISIBLE = 5  # sequential writes per write route whose row is looked for as the response ends
 
 CLEANUP_TIMING = Check(
     id="cleanup_timing",
     title='The client is not told "done" before the work is committed',
     column="commit before 200",
     measures=(
-        f"{CONFLICTS} requests per conflict route (`def` and `async def`) add a row and a second one that breaks "
-        "the unique key, and the strategy commits where it commits (endpoint or dependency teardown): the status "
-        "the client got and whether the row is there. Also, for "
-        f"{TIMED} sequential querying requests per tag route the strategy serves, in-process: responses whose last "
-        "body message went out while a connection was still checked out (the session not yet closed)"
+        f"{VISIBLE} sequential writes per write route (`def` and `async def`, whichever the strategy serves; a "
+        "strategy that commits in teardown or middleware leaves the commit to it): whether the row is visible to "
+        "the harness's own connection at the moment the last byte of the 2xx response goes out, as a client that "
+        f"reads again at once would look for it. {CONFLICTS} requests per conflict route add a row and a second one "
+        "that breaks the unique key, and the strategy commits where it commits: the status the client got and "
+        f"whether the row is there. Also, for {TIMED} sequential querying requests per tag route, in-process: "
+        "responses whose last body message went out while a connection was still checked out (the session not "
+        "yet closed)"
     ),
     why=(
         "\"the contextmanager approach doesn't clean up the session until after sending the response (so you need "
         "to handle commits and any associated errors inside your endpoint ...)\" (#726); with FastAPI's default "
-        "dependency scope that is true again since 0.118, so a commit placed in teardown can fail after the client "
-        'got 200; `Depends(..., scope="function")` (0.121) runs teardown before the response'
+        "dependency scope that is true again since 0.118, so a commit placed in teardown runs after the client "
+        "got 200: a read the client sends at once misses its own write, and a commit that fails is never "
+        'reported to it; `Depends(..., scope="function")` (0.121) runs teardown before the response'
     ),
     rule=(
-        "passed when acknowledged_but_not_committed = 0 (2xx responses whose row is absent). "
-        "responses_sent_before_cleanup is shown, not judged: a session closed just after the response holds "
-        "its connection a little longer (the pool exhaustion check measures what that costs) but loses nothing; "
-        "the harm is a commit that runs, and fails, after the client was answered"
+        "passed when acknowledged_before_visible = 0 (2xx responses complete before their row could be read) and "
+        "acknowledged_but_not_committed = 0 (2xx responses whose row never arrived). responses_sent_before_cleanup "
+        "is shown, not judged: a session closed just after the response holds its connection a little longer "
+        "(the pool exhaustion check and the connection hold time measure what that costs)"
     ),
-    passes=lambda m: m["acknowledged_but_not_committed"] == 0,
-    key=("acknowledged_but_not_committed", "responses_sent_before_cleanup"),
-    # The verdict's routes: the check is skipped when the strategy serves neither. The tag routes are timed
+    passes=lambda m: m["acknowledged_before_visible"] == 0 and m["acknowledged_but_not_committed"] == 0,
+    key=("acknowledged_before_visible", "acknowledged_but_not_committed", "responses_sent_before_cleanup"),
+    # The verdict's routes: the check is skipped when the strategy serves none. The tag routes are timed
     # as well wherever the strategy serves them.
-    routes=("/sync/conflict", "/async/conflict"),
+    routes=("/sync/write", "/async/write", "/sync/conflict", "/async/conflict"),
 )
 
 TAG_ROUTES = ("/sync/tag", "/async/tag")
-
-
-def _spy(app, counts: instruments.Counts, seen: list[tuple[str, int]]):
-    """Wrap the ASGI app: note (path, connections checked out) when the last body message is sent."""
-
-    async def spying(scope, receive, send):
-        if scope["type"] != "http":
-            return await app(scope, receive, send)
-
-        async def spying_send(message):
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                seen.append((scope["path"], counts.checked_out))
-            await send(message)
-
-        await app(scope, receive, spying_send)
-
-    return spying
+WRITE_ROUTES = ("/sync/write", "/async/write")
 
 
 @measures(CLEANUP_TIMING)
 async def test_cleanup_timing(app_module, routes, kind, database, record, watch):
     tag_routes = sorted(discovery.served_routes(app_module.app, kind) & set(TAG_ROUTES))
-    conflict_routes = sorted(routes)
-    seen: list[tuple[str, int]] = []
+    write_routes = sorted(routes & set(WRITE_ROUTES))
+    conflict_routes = sorted(routes - set(WRITE_ROUTES))
+    exchanges: list[serving.Exchange] = []
+    out_at_end: dict[int, int] = {}  # id(exchange) -> connections checked out as its response ended
+    visible: dict[str, bool] = {}  # key of a 2xx write -> its row was there as the response ended
+
+    async def as_the_response_ends(exchange: serving.Exchange) -> None:
+        out_at_end[id(exchange)] = counts.checked_out
+        if exchange.path in WRITE_ROUTES and 200 <= (exchange.status or 0) < 300:
+            key = exchange.params["key"]
+            visible[key] = key in await anyio.to_thread.run_sync(database.keys_present, [key])
+
     statuses: list[tuple[str, int]] = []
     with instruments.counting() as counts:
-        async with serve(_spy(app_module.app, counts, seen), routes, watch) as served:
+        async with serve(serving.recorded(app_module.app, exchanges, as_the_response_ends), routes, watch) as served:
             for path in tag_routes:
                 for i in range(TIMED):
                     await served.client.get(path, params={"tag": f"timed-{i}", "delay": 0, "query": True})
+            for path in write_routes:
+                for i in range(VISIBLE):
+                    r = await served.client.post(path, params={"key": f"{path}-visible-{i}", "fail": False, "delay": 0})
+                    if answered(r):
+                        statuses.append((f"{path}-visible-{i}", r.status_code))
             for path in conflict_routes:
                 for i in range(CONFLICTS):
                     key = f"{path}-conflict-{i}"
                     r = await served.client.post(path, params={"key": key})
                     if answered(r):  # the harness counts the others (watch.py)
                         statuses.append((key, r.status_code))
-    timed = [(path, out) for path, out in seen if path in TAG_ROUTES]
-    late = {path: sum(out > 0 for p, out in timed if p == path) for path in tag_routes}
+    timed = [e for e in exchanges if e.path in TAG_ROUTES]
+    late = {path: sum(out_at_end.get(id(e), 0) > 0 for e in timed if e.path == path) for path in tag_routes}
     present = await anyio.to_thread.run_sync(database.keys_present, [k for k, _ in statuses])
     acked = [k for k, status in statuses if 200 <= status < 300]
+    conflicts = [(k, s) for k, s in statuses if "-conflict-" in k]
     metrics = {
-        "conflict_requests": len(statuses),
-        "conflict_acknowledged": len(acked),
-        "conflict_server_errors": sum(status >= 500 for _, status in statuses),
+        "writes": len(statuses) - len(conflicts),
+        "writes_acknowledged": len(visible),
+        "acknowledged_before_visible": sum(not seen for seen in visible.values()),
+        "conflict_requests": len(conflicts),
+        "conflict_acknowledged": sum(200 <= s < 300 for _, s in conflicts),
+        "conflict_server_errors": sum(s >= 500 for _, s in conflicts),
         "acknowledged_but_not_committed": sum(k not in present for k in acked),
         "timed_requests": len(timed),
         "responses_sent_before_cleanup": sum(late.values()),
     }
-    codes = ", ".join(sorted({str(s) for _, s in statuses})) or "none"
+    codes = ", ".join(sorted({str(s) for _, s in conflicts})) or "none"
     timing = "; ".join(f"{late[p]} of {TIMED} on {p}" for p in tag_routes) or "no tag route served"
+    writes = (f"{metrics['acknowledged_before_visible']} of {len(visible)} acknowledged writes on "
+              f"{', '.join(write_routes)} were not yet visible to another connection as their response ended; "
+              if write_routes else "")
     record(
         metrics,
-        f"{metrics['acknowledged_but_not_committed']} of {len(statuses)} commits that break the unique key on "
-        f"{', '.join(conflict_routes)} were answered 2xx with the row absent (statuses: {codes}); responses sent "
-        f"while a connection was still checked out: {timing}.",
+        f"{writes}{metrics['acknowledged_but_not_committed']} of {len(acked)} acknowledged requests never got "
+        f"their row ({len(conflicts)} commits that break the unique key on {', '.join(conflict_routes) or 'no route'}, "
+        f"statuses: {codes}); responses sent while a connection was still checked out: {timing}.",
     )

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
+from urllib.parse import parse_qsl
 
 import anyio
 import httpx
@@ -160,6 +161,48 @@ class Served:
             for i in range(n):
                 tg.start_soon(one, i)
         return responses  # type: ignore[return-value]
+
+
+@dataclass
+class Exchange:
+    """One request as the app answered it, seen at the ASGI boundary: the moment a server's client has it all."""
+
+    path: str
+    params: dict[str, str]
+    status: int | None = None
+    chunks: int = 0  # body messages with content: a streamed response sends several
+    sent_at: float | None = None  # monotonic time the last body message went out
+    error: str | None = None  # what the app raised, before or after its response (a background task's error)
+
+
+def recorded(app, exchanges: list[Exchange], before_last_body: Callable[[Exchange], Awaitable[None]] | None = None):
+    """Wrap the ASGI app: note every HTTP request in `exchanges`; `before_last_body(exchange)` runs just before the
+    last body message is sent, that is, as a client over a socket receives the end of its response."""
+
+    async def recording(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        exchange = Exchange(scope["path"], dict(parse_qsl(scope.get("query_string", b"").decode())))
+        exchanges.append(exchange)
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                exchange.status = message["status"]
+            elif message["type"] == "http.response.body":
+                exchange.chunks += bool(message.get("body"))
+                if not message.get("more_body", False):
+                    if before_last_body is not None:
+                        await before_last_body(exchange)
+                    exchange.sent_at = time.monotonic()
+            await send(message)
+
+        try:
+            await app(scope, receive, sending)
+        except Exception as exc:
+            exchange.error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:200]
+            raise
+
+    return recording
 
 
 def _state_per_request(app):
