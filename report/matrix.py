@@ -46,16 +46,23 @@ CHANGES = (
                                 "(FastAPI #3205, PR #5122)"),
     Change("fastapi", "0.106.0", "the exit code of `yield` dependencies runs before the response is sent (it ran "
                                  "after): a session closed or committed there is done before the client has the "
-                                 "answer, and an exception raised there reaches the exception handlers"),
+                                 "answer, and an exception raised there reaches the exception handlers; \"using "
+                                 "resources from dependencies with yield in background tasks is no longer supported\", "
+                                 "and a `StreamingResponse` reads through a session already closed (SQLAlchemy 2 "
+                                 "reopens it, on a connection nobody returns)"),
     Change("fastapi", "0.110.0", "a `yield` dependency that catches an exception must raise it again, as in plain "
                                  "Python (a breaking change for dependencies that caught one and did not)"),
     Change("fastapi", "0.118.0", "the exit code of `yield` dependencies runs after the response is sent again "
                                  "(reverting 0.106): a session closed there is still open, its connection checked "
-                                 "out, when the client already has the answer, and a commit failing there cannot "
-                                 "change the status code"),
+                                 "out, when the client already has the answer, a commit placed there is not yet "
+                                 "visible when the client has it, and one failing there cannot change the status "
+                                 "code; a stream or a background task keeps the session, and its connection, until "
+                                 "it ends (\"the StreamingResponse would not be able to use that session while "
+                                 "streaming data because the session would have already been closed\", PR #14099)"),
     Change("fastapi", "0.121.0", "`Depends(scope=...)`: `scope=\"function\"` runs a `yield` dependency's exit code "
                                  "right after the endpoint returns, before the response; the default (`\"request\"`) "
-                                 "after it"),
+                                 "after it; a stream or background task served by a `scope=\"function\"` session "
+                                 "finds it closed, as on 0.106 to 0.117"),
     Change("fastapi", "0.121.1", "fix: `Depends(func, scope=\"function\")` on parameterless (top-level) dependencies"),
 )
 

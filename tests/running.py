@@ -80,6 +80,7 @@ TEMPLATE_CANNOT_PASS = {
     "pool_exhaustion": "a `yield` session dependency holds its connection across threadpool hops (FastAPI #3205)",
     "event_loop_blocking": "a sync Session in an `async def` endpoint queries on the event loop",
     "multiple_databases": "it serves one database; the two-database routes are optional",
+    "streaming": "a stream reads through the session after `scope=\"function\"` closed it, on a connection nobody returns",
 }
 
 

@@ -1,0 +1,206 @@
+"""Does the session still serve what runs after the endpoint returns: a streamed body, a background task?
+
+A `StreamingResponse` is iterated, and `BackgroundTasks` run, after the
+endpoint has returned, and FastAPI has moved the exit of `yield` dependencies
+around them: from 0.106 to 0.117 it ran before the response ("the
+StreamingResponse would not be able to use that session while streaming data
+because the session would have already been closed", 0.118.0 release notes),
+from 0.118 after it, so that every open stream holds its connection, and
+`Depends(scope="function")` (0.121) brings the early exit back. SQLAlchemy 2
+reopens a closed session on use, so reading through it does not fail: the
+connection it takes is one that nobody returns. The cyclic garbage collector is
+paused while these checks run, so that such a connection stays counted instead
+of being returned whenever the collector happens to run.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import anyio
+
+from experiments.checks import Check, measures
+from experiments.harness import discovery, instruments, serving
+from experiments.harness.serving import serve
+from experiments.harness.watch import answered
+
+POOL = {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1}
+STREAMS = POOL["pool_size"] + 2  # more streams open at once than the pool holds
+CHUNKS = 8
+CHUNK_DELAY_S = 0.3  # a stream lasts CHUNKS x this, well past the pool's timeout
+OTHERS = 5  # requests to a querying route sent while the streams are open
+SETTLE_S = 1.5  # how long in-flight cleanup gets before connections still checked out are counted
+POLL_S = 0.05
+TAG_ROUTES = {"def": "/sync/tag", "async": "/async/tag"}
+
+
+async def _settle(counts: instruments.Counts) -> float:
+    """Wait until nothing is checked out, or SETTLE_S passes; the seconds waited."""
+    started = time.monotonic()
+    while counts.checked_out > 0 and time.monotonic() - started < SETTLE_S:
+        await anyio.sleep(POLL_S)
+    return time.monotonic() - started
+
+
+def _errors(exchanges: list[serving.Exchange]) -> list[str]:
+    """The distinct errors the app raised, most frequent first (at most 3)."""
+    found = [e.error for e in exchanges if e.error]
+    return sorted(set(found), key=lambda e: (-found.count(e), e))[:3]
+
+
+STREAMING = Check(
+    id="streaming",
+    title="A streamed response reads through the session without pinning the pool or leaking a connection",
+    column="streaming",
+    measures=(
+        f"{STREAMS} streamed responses at once on the stream route of each kind (pool of {POOL['pool_size']}, no "
+        f"overflow, {POOL['pool_timeout']} s timeout), each {CHUNKS} chunks read through the request's session "
+        f"{CHUNK_DELAY_S * 1000:.0f} ms apart; once {POOL['pool_size']} streams have sent a chunk, {OTHERS} querying "
+        "requests to the tag route. Counted: streams that failed or ended early (with the errors raised in them), "
+        "the peak of connections checked out, the other requests that failed, connections still checked out "
+        f"{SETTLE_S:g} s after the last stream ended, and sessions that took a connection again after their owner "
+        "closed them"
+    ),
+    why=(
+        "FastAPI #11143, #10857, discussion #11444: from 0.106 to 0.117 the `yield` session was closed before the "
+        "stream ran; from 0.118 it stays open while the stream runs, so every open stream pins a connection and a "
+        "server-sent-events endpoint can exhaust the pool"
+    ),
+    rule="passed when streams_failed = 0, other_requests_failed = 0 and checked_out_after = 0",
+    passes=lambda m: m["streams_failed"] == 0 and m["other_requests_failed"] == 0 and m["checked_out_after"] == 0,
+    key=("streams_failed", "other_requests_failed", "checked_out_after", "sessions_reopened_after_close"),
+    routes=("/sync/stream", "/async/stream"),
+    pool=POOL,
+)
+
+
+def _lines(text: str) -> int:
+    """Complete chunks in a streamed body."""
+    count = 0
+    for line in text.splitlines():
+        try:
+            count += "chunk" in json.loads(line)
+        except ValueError:
+            break
+    return count
+
+
+@measures(STREAMING)
+async def test_streaming(app_module, routes, kind, record, watch):
+    (path,) = routes
+    served_tags = discovery.served_routes(app_module.app)
+    other = TAG_ROUTES[kind] if TAG_ROUTES[kind] in served_tags else next(iter(sorted(served_tags & {*TAG_ROUTES.values()})), None)
+    exchanges: list[serving.Exchange] = []
+    streams: list = [None] * STREAMS
+    others: list = []
+    with instruments.collector_paused(), instruments.counting() as counts:
+        async with serve(serving.recorded(app_module.app, exchanges), routes, watch) as served:
+
+            async def one(i: int) -> None:
+                streams[i] = await served.client.get(path, params={"chunks": CHUNKS, "delay": CHUNK_DELAY_S})
+
+            async with anyio.create_task_group() as tasks:
+                for i in range(STREAMS):
+                    tasks.start_soon(one, i)
+                # A state we can observe, not a sleep: the pool is full of streams, or every stream is over.
+                running = [e for e in exchanges if e.path == path]
+                with anyio.move_on_after(POOL["pool_timeout"] + SETTLE_S):
+                    while not (sum(e.chunks > 0 for e in running) >= POOL["pool_size"]
+                               or (len(running) == STREAMS and all(e.sent_at or e.error for e in running))):
+                        await anyio.sleep(POLL_S / 5)
+                        running = [e for e in exchanges if e.path == path]
+                if other:
+                    others = await served.concurrently(
+                        OTHERS, lambda i: served.client.get(other, params={"tag": f"other-{i}", "delay": 0, "query": True}))
+            peak = counts.peak_checked_out
+            waited = await _settle(counts)
+            left = max(counts.checked_out, 0)
+    ended = [e for e in exchanges if e.path == path]
+    complete = sum(answered(r) and r.status_code == 200 and _lines(r.text) == CHUNKS for r in streams)
+    errors = _errors(ended)
+    metrics = {
+        "streams": STREAMS,
+        "streams_failed": STREAMS - complete,
+        "stream_errors": sum(e.error is not None for e in ended),
+        "peak_checked_out": peak,
+        "other_requests": len(others),
+        "other_requests_failed": sum(answered(r) and not r.is_success for r in others),
+        "checked_out_after": left,
+        "sessions_reopened_after_close": counts.reopened_after_close,
+    }
+    record(
+        metrics,
+        f"{metrics['streams_failed']} of {STREAMS} streams on {path} failed or ended early"
+        + (f" ({'; '.join(errors)})" if errors else "")
+        + f"; up to {peak} connections checked out; {metrics['other_requests_failed']} of {len(others)} requests to "
+        f"{other or 'no tag route'} failed while they ran; {left} connections still checked out {waited:.1f} s after "
+        f"the last stream; {counts.reopened_after_close} sessions took a connection again after being closed.",
+    )
+
+
+TASKS = 5  # sequential requests per background route, each adding a task that writes one row
+
+BACKGROUND_TASKS = Check(
+    id="background_tasks",
+    title="A background task writes through the request's session, and the connection comes back",
+    column="background tasks",
+    measures=(
+        f"{TASKS} sequential requests on the background route of each kind, each adding a `BackgroundTasks` task "
+        "that writes a row through the request's session and commits it after the response: rows missing once the "
+        "tasks have run, errors raised in the tasks, milliseconds a connection was still (or again) checked out "
+        f"after each response went out, connections still checked out {SETTLE_S:g} s after the last task, and "
+        "sessions that took a connection again after their owner closed them"
+    ),
+    why=(
+        "FastAPI 0.106 release notes: \"using resources from dependencies with yield in background tasks is no "
+        "longer supported\"; FastAPI #581, discussion #6871 and downstream \"session is closed\" reports; from "
+        "0.118 the session is held while the task runs"
+    ),
+    rule="passed when requests_failed = 0, task_errors = 0, rows_missing = 0 and checked_out_after = 0",
+    passes=lambda m: (m["requests_failed"] == 0 and m["task_errors"] == 0 and m["rows_missing"] == 0
+                      and m["checked_out_after"] == 0),
+    key=("rows_missing", "task_errors", "held_after_response_ms", "sessions_reopened_after_close"),
+    routes=("/sync/background", "/async/background"),
+)
+
+
+@measures(BACKGROUND_TASKS)
+async def test_background_tasks(app_module, routes, kind, database, record, watch):
+    (path,) = routes
+    keys = [f"{path}-task-{i}" for i in range(TASKS)]
+    exchanges: list[serving.Exchange] = []
+    held_after: list[float] = []  # per request, ms from its response to the last connection returned before it ended
+    failed = 0
+    with instruments.collector_paused(), instruments.counting() as counts:
+        async with serve(serving.recorded(app_module.app, exchanges), routes, watch) as served:
+            for key in keys:
+                response = await served.client.post(path, params={"key": key})  # in-process: returns after the task
+                failed += answered(response) and not response.is_success
+                exchange = exchanges[-1]
+                if exchange.sent_at is not None:
+                    late = [t for t in counts.checkins if t > exchange.sent_at]
+                    held_after.append(max(late, default=exchange.sent_at) - exchange.sent_at)
+                counts.checkins.clear()
+            waited = await _settle(counts)
+            left = max(counts.checked_out, 0)
+    present = await anyio.to_thread.run_sync(database.keys_present, keys)
+    errors = _errors(exchanges)
+    metrics = {
+        "tasks": TASKS,
+        "requests_failed": failed,
+        "task_errors": sum(e.error is not None for e in exchanges),
+        "rows_missing": TASKS - len(present),
+        "held_after_response_ms": round(statistics.median(held_after) * 1000, 2) if held_after else None,
+        "checked_out_after": left,
+        "sessions_reopened_after_close": counts.reopened_after_close,
+    }
+    record(
+        metrics,
+        f"{metrics['rows_missing']} of {TASKS} rows written by background tasks on {path} missing; "
+        f"{metrics['task_errors']} tasks raised" + (f" ({'; '.join(errors)})" if errors else "")
+        + f"; a connection stayed checked out {metrics['held_after_response_ms']} ms (median) after each response; "
+        f"{left} still checked out {waited:.1f} s after the last task; {counts.reopened_after_close} sessions took a "
+        "connection again after being closed.",
+    )
