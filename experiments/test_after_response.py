@@ -26,12 +26,14 @@ from experiments.harness import discovery, instruments, serving
 from experiments.harness.serving import serve
 from experiments.harness.watch import answered
 
-POOL = {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1}
-STREAMS = POOL["pool_size"] + 2  # more streams open at once than the pool holds
+POOL = {"pool_size": 5, "max_overflow": 0, "pool_timeout": 0.5}
+STREAMS = POOL["pool_size"] + 1  # more streams open at once than the pool holds
 CHUNKS = 8
-CHUNK_DELAY_S = 0.3  # a stream lasts CHUNKS x this, well past the pool's timeout
-OTHERS = 5  # requests to a querying route sent while the streams are open
-SETTLE_S = 1.5  # how long in-flight cleanup gets before connections still checked out are counted
+CHUNK_DELAY_S = 0.15  # a stream lasts CHUNKS x this: more than twice the pool's timeout
+OTHERS = 3  # requests to a querying route sent while the streams are open
+# How long in-flight cleanup gets before connections still checked out are counted. The collector is paused, so
+# a connection nobody returns stays counted however long this is; it only has to cover a close in flight.
+SETTLE_S = 0.5
 POLL_S = 0.05
 TAG_ROUTES = {"def": "/sync/tag", "async": "/async/tag"}
 
@@ -56,7 +58,7 @@ STREAMING = Check(
     column="streaming",
     measures=(
         f"{STREAMS} streamed responses at once on the stream route of each kind (pool of {POOL['pool_size']}, no "
-        f"overflow, {POOL['pool_timeout']} s timeout), each {CHUNKS} chunks read through the request's session "
+        f"overflow, {POOL['pool_timeout']:g} s timeout), each {CHUNKS} chunks read through the request's session "
         f"{CHUNK_DELAY_S * 1000:.0f} ms apart; once {POOL['pool_size']} streams have sent a chunk, {OTHERS} querying "
         "requests to the tag route. Counted: streams that failed or ended early (with the errors raised in them), "
         "the peak of connections checked out, the other requests that failed, connections still checked out "
