@@ -163,7 +163,7 @@ BACKGROUND_TASKS = Check(
     rule="passed when requests_failed = 0, task_errors = 0, rows_missing = 0 and checked_out_after = 0",
     passes=lambda m: (m["requests_failed"] == 0 and m["task_errors"] == 0 and m["rows_missing"] == 0
                       and m["checked_out_after"] == 0),
-    key=("rows_missing", "task_errors", "held_after_response_ms", "sessions_reopened_after_close"),
+    key=("rows_missing", "task_errors", "sessions_reopened_after_close"),  # counts: a timing would differ every run
     routes=("/sync/background", "/async/background"),
 )
 
