@@ -142,6 +142,114 @@ def _us(spread: dict | None) -> str:
     return f"{spread['median']:.0f} ({spread['min']:.0f} to {spread['max']:.0f})" if spread else ""
 
 
+HOLD_KINDS = {"def": "`def`", "async": "`async def`"}
+HOLD_DEFAULTS = {"warmup": 3, "pools": [5, 20], "tolerance": 0.05}  # for results written before hold_settings
+
+
+def _ms(spread: dict | None) -> str:
+    return f"{spread['median']:.3f} [{spread['low']:.3f}, {spread['high']:.3f}]" if spread else ""
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.0f} %"
+
+
+def _rate(value: float | None) -> str:
+    return "no bound" if value is None else f"{value:,.0f}"
+
+
+def hold_section(tp: dict) -> list[str]:
+    """"Connection hold time": the in-process sequential hold per strategy and kind, and, when the server mode ran,
+    the hold under load with the ceiling it implies against the req/s measured."""
+    rows = tp.get("hold") or []
+    loaded = [r for r in tp.get("hold_under_load") or [] if r["kind"] == "read"]
+    if not rows and not loaded:
+        return []
+    settings = {**HOLD_DEFAULTS, **tp.get("hold_settings", {})}
+    pools = [str(n) for n in settings["pools"]]
+    out = ["### Connection hold time", ""]
+    if rows:
+        ci = " / ".join(f"{x * 100:.0f} %" for x in sorted({r["hold_ms"]["confidence"] for r in rows}))
+        out += [
+            f"How long a request keeps a pooled connection checked out, from SQLAlchemy's pool `checkout` to its "
+            f"`checkin` (listened on the `Pool` class, so every engine counts however the strategy made it), on the "
+            f"tag route with `query=true`, once per kind of endpoint the app serves it with. In-process, one request "
+            f"in flight at a time, so every checkout is the request's own: {tp['plan'].get('hold_requests', 20)} "
+            f"requests per app and kind in each of {tp['plan']['rounds']} rounds, after {settings['warmup']} "
+            f"unrecorded ones the first time, the apps in a fresh random order every round. **Hold ms** is the median over rounds of "
+            f"each round's median request, with its distribution-free {ci} interval; **× raw connection** divides it "
+            f"by `baseline:raw_connection`'s on the same path in the same round (above 1: the connection is kept "
+            f"longer than a bare `engine.connect()` around the same SELECT needs). **SQL** is the share of the hold "
+            f"spent executing statements (`before_cursor_execute` to `after_cursor_execute`); **after response** the "
+            f"share after the response's last body message went out: the client already has its answer while the "
+            f"connection is still out.",
+            "",
+            f"What it means: by Little's law the connections in use are, on average, req/s × hold time, and they "
+            f"cannot exceed the pool, so a pool of N connections serves at most N ÷ hold req/s, however many cores "
+            f"and workers are there. The last columns are that ceiling for a pool of {' and of '.join(pools)}. It is "
+            f"an upper bound from a quiet app: under load a request waits for the threadpool, the GIL or the event "
+            f"loop while it holds its connection, its hold grows, and the ceiling falls (the server-mode table "
+            f"below measures that, when the run had one).",
+            "",
+            f"| App | Endpoint | Path | Hold ms [{ci} CI] | × raw connection [{ci} CI] | SQL | After response | "
+            + " | ".join(f"Ceiling req/s, pool of {n}" for n in pools) + " |",
+            "|" + "---|" * (7 + len(pools)),
+        ]
+        for kind in HOLD_KINDS:
+            for r in sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["hold_ms"]["median"]):
+                out.append(f"| `{r['app']}` | {HOLD_KINDS[kind]} | `{r['path']}` | {_ms(r['hold_ms'])} "
+                           f"| {interval(r.get('ratio_to_raw'))} | {_share(r['sql_share'])} "
+                           f"| {_share(r['after_response_share'])} | "
+                           + " | ".join(_rate(r["ceiling_rps"].get(n)) for n in pools) + " |")
+        notes = [f"`{r['app']}` {HOLD_KINDS[r['kind']]}: {r['errors']} of {r['requests']} requests failed"
+                 for r in rows if r["errors"]]
+        notes += [f"`{r['app']}` {HOLD_KINDS[r['kind']]}: up to {r['open_at_end']} connection(s) still checked out "
+                  f"when a batch ended (counted up to its end)" for r in rows if r["open_at_end"]]
+        out += [""] + ([f"- {n}" for n in notes] + [""] if notes else [])
+    if loaded:
+        out += _hold_under_load(loaded, settings)
+    return out
+
+
+def _hold_under_load(rows: list[dict], settings: dict) -> list[str]:
+    above = {}
+    for r in rows:  # the highest concurrency above the pool, per app and path
+        if r["above_pool"]:
+            above[r["app"], r["path"]] = max(above.get((r["app"], r["path"]), r), r, key=lambda c: c["concurrency"])
+    unbounded = sorted({r["app"] for r in rows if r["capacity"] is None})
+    out = [
+        "#### Hold under load, against the ceiling it implies (real server, read route)",
+        "",
+        "Over uvicorn, the server itself adds up, during each measurement, the connection-seconds its pools had "
+        "checked out and the requests it completed: their ratio is the hold per request under that load. The pool "
+        "capacity is pool_size + max_overflow read from the pool the requests used; the ceiling is capacity ÷ hold "
+        "(the lowest over the pools, for an app using several). **Within** compares the load generator's req/s with "
+        f"the ceiling × {1 + settings['tolerance']:g}, round by round. By Little's law this holds whenever the "
+        "accounting is right (the mean connections out cannot exceed the pool), so it checks the instrument, not a "
+        "prediction; the tolerance covers the load generator counting over a slightly shorter window than the "
+        "server's readings. The telling columns are the hold under load against the quiet in-process one, and "
+        "÷ ceiling: near 1, the pool was what capped the throughput. The concurrency shown is the highest one "
+        "above the app's pool.",
+        "",
+    ]
+    if above:
+        out += ["| App | Path | Concurrency | Pool capacity | Hold ms under load [CI] | Sequential hold ms (in-process) "
+                "| Mean connections out | Ceiling req/s | Measured req/s | ÷ ceiling | Within |", "|" + "---|" * 11]
+        for r in sorted(above.values(), key=lambda r: (r["path"], r["hold_ms"]["median"])):
+            quiet = f"{r['sequential_hold_ms']:.3f}" if r.get("sequential_hold_ms") is not None else ""
+            within = (f"{'yes' if r['within_ceiling'] else 'NO'} ({r['rounds_within']} of {r['rounds_checked']})"
+                      if r["within_ceiling"] is not None else "")
+            busy = f"{r['busy_connections']:.1f}" if r["busy_connections"] is not None else ""
+            of = f"{r['of_ceiling']:.2f}" if r["of_ceiling"] is not None else ""
+            out.append(f"| `{r['app']}` | `{r['path']}` | {r['concurrency']} | {r['capacity']} | {_ms(r['hold_ms'])} "
+                       f"| {quiet} | {busy} | {_rate(r['ceiling_rps'])} | {r['rps']:.0f} | {of} | {within} |")
+    else:
+        out.append("No read cell was measured at a concurrency above its app's pool: no ceiling to check.")
+    if unbounded:
+        out += ["", "Pools without a bound (no ceiling): " + ", ".join(f"`{a}`" for a in unbounded) + "."]
+    return out + [""]
+
+
 def section(tp: dict) -> list[str]:
     plan, cells = tp["plan"], tp["cells"]
     baselines = {a["id"] for a in tp["apps"] if a["baseline"]}
@@ -182,6 +290,7 @@ def section(tp: dict) -> list[str]:
                 out += [f"#### {title}", "", "Slowest to fastest (geometric mean over levels of × raw connection "
                         f"[geometric means of the interval ends]): {_ranking(of_kind, baselines)}", "",
                         *_table(of_kind), ""]
+    out += hold_section(tp)
     if tp.get("session_cost"):
         out += _session_cost(tp["session_cost"])
     return out

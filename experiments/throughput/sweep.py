@@ -17,6 +17,13 @@ by wrk when installed, else by a Python load generator in a process of its own).
 Every process gets its own process group and a hard timeout, and is killed when
 its mode ends, also on Ctrl-C. An app that fails gets an `errors` entry with the
 reason; the others are still measured.
+
+Connection hold time (hold.py): in-process, each round ends with a batch of
+sequential requests per app and tag path (`Sweep._hold`, apps in a fresh random
+order), summarised like the ratios (`summarize_hold`: per-round medians, the
+ratio to the raw connection per round, `median_interval` over rounds); in server
+mode the uvicorn worker's readings around each measurement give the hold under
+load and the ceiling the pool implies (`summarize_under_load`).
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from pathlib import Path
 from experiments.harness import discovery, preflight, runner
 from experiments.harness.postgres import Cluster, free_port
 from experiments.harness.serving import Database
-from experiments.throughput import baselines, session_cost
+from experiments.throughput import baselines, hold, session_cost
 from experiments.throughput.baselines import NO_DB, RAW
 
 # route kind -> (paths in order of preference, method, query string)
@@ -59,6 +66,13 @@ START_TIMEOUT_S = 30
 # end (7 times the slowest p99 seen here, 0.73 s for async writes at 64) is a request that is not coming back.
 SLACK_S = 10
 INPROCESS_SLACK_S = 5
+# A hold batch is sequential requests: a generous bound per request (the slowest seen here take ~10 ms), plus slack.
+HOLD_S_PER_REQUEST = 0.5
+SNAPSHOT_TIMEOUT_S = 5  # the server's hold reading is answered by a thread of its own, even while the app is busy
+# Little's law makes the server's own req/s × hold per request ≤ capacity exactly; the load generator's req/s is
+# counted over its own window (a little shorter than the server's readings', and without the requests still in
+# flight when it stopped), hence a tolerance.
+CEILING_TOLERANCE = 0.05
 WRK_LUA = """
 local n, prefix, template = 0, os.getenv("SB_PREFIX"), os.getenv("SB_PATH")
 request = function()
@@ -82,6 +96,7 @@ class Plan:
     warmup_s: float
     modes: tuple[str, ...]
     benchmark_rounds: int  # session cost: pytest-benchmark rounds per app, path and repeat
+    hold_requests: int = 20  # connection hold time: sequential in-process requests per app, tag path and round
 
 
 PLANS = {
@@ -111,6 +126,9 @@ def add_arguments(parser) -> None:
                        help="pytest-benchmark rounds of the per-request session cost (quick: none, full: 30)")
     group.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
                        help="client for server mode: wrk when installed (auto), or the Python one")
+    group.add_argument("--hold-requests", dest="hold_requests", type=int,
+                       help="connection hold time: sequential in-process requests per app, tag path and round "
+                       "(default 20; 0 turns it off)")
 
 
 def plan(args) -> Plan | None:
@@ -119,6 +137,8 @@ def plan(args) -> Plan | None:
     chosen = PLANS[args.throughput]
     overrides = {k: getattr(args, k) for k in ("levels", "rounds", "seconds", "modes", "benchmark_rounds")
                  if getattr(args, k)}
+    if getattr(args, "hold_requests", None) is not None:
+        overrides["hold_requests"] = args.hold_requests
     return Plan(**{**asdict(chosen), **overrides})
 
 
@@ -207,11 +227,13 @@ class Target:
     def __init__(self, app: App, argv: list[str], env: dict, log: Path, port: int | None = None, client=None):
         self.app, self.argv, self.env, self.log, self.port, self.client = app, argv, env, log, port, client
         self.routes: list[str] = []
+        self.kinds: dict[str, str] = {}  # kind of endpoint -> tag path served by one (in-process workers say)
         log.write_text("")
         self.worker = Worker(argv, env, log)
 
     def ready(self, deadline: float) -> None:
-        self.routes = self.worker.answer(max(0.1, deadline - time.monotonic()))["ready"]
+        reply = self.worker.answer(max(0.1, deadline - time.monotonic()))
+        self.routes, self.kinds = reply["ready"], reply.get("kinds", {})
         if self.port is not None:
             _wait_for_port(self.worker, self.port, deadline)
 
@@ -240,10 +262,17 @@ class Target:
             return self.worker.ask(command, plan.seconds + plan.warmup_s + INPROCESS_SLACK_S)
         if self.worker.proc.poll() is not None:
             raise Failed(f"the server exited with code {self.worker.proc.returncode}{_tail(self.log)}")
+        reading = self.worker.ask({"hold": "snapshot"}, SNAPSHOT_TIMEOUT_S)
         before = _cpu_of(self.worker.proc.pid)
         sample = self.client(f"http://127.0.0.1:{self.port}", method, url, level, plan, prefix)
         sample["server_cpu_s"] = round(_cpu_of(self.worker.proc.pid) - before, 4)
+        sample["hold"] = hold.window(reading, self.worker.ask({"hold": "snapshot"}, SNAPSHOT_TIMEOUT_S))
         return sample
+
+    def hold(self, path: str, requests: int) -> dict:
+        """In-process: a batch of sequential requests on a tag path, timed from the pool's events (hold.Recorder)."""
+        command = {"hold": {"url": path + KINDS["read"][2], "requests": requests, "warmup": hold.WARMUP}}
+        return self.worker.ask(command, (requests + hold.WARMUP) * HOLD_S_PER_REQUEST + INPROCESS_SLACK_S)
 
 
 def _wait_for_port(worker: Worker, port: int, deadline: float) -> None:
@@ -348,6 +377,78 @@ def summarize(samples: dict, modes: tuple[str, ...]) -> list[dict]:
     return sorted(cells, key=lambda c: (order[c["mode"]], list(KINDS).index(c["kind"])))
 
 
+def _median(values) -> float | None:
+    found = [v for v in values if v is not None]
+    return statistics.median(found) if found else None
+
+
+def _spread(values: list[float]) -> dict:
+    """median_interval() of values that are not ratios (ms): no `indistinguishable`."""
+    found = median_interval(values)
+    del found["indistinguishable"]
+    return found
+
+
+def summarize_hold(samples: dict, order: list[str]) -> list[dict]:
+    """One row per (app, kind, path) of the in-process hold batches (hold.batch() samples by round).
+
+    `hold_ms` is the median over rounds of each round's median per-request hold, with median_interval()'s interval;
+    `ratio_to_raw` the same of the per-round ratio to the raw connection's on the same path in the same round; the
+    shares are medians over rounds of each round's share of its whole hold time; `ceiling_rps` is what the median
+    hold allows a pool of each size in hold.POOLS (None: nothing held, no bound).
+    """
+    rows = []
+    for (app, kind, path), by_round in samples.items():
+        rounds = list(by_round.values())
+        spread = _spread([s["hold_ms"] for s in rounds])
+        raw = samples.get((RAW, kind, path), {}) if app != RAW else {}
+        ratios = [s["hold_ms"] / raw[r]["hold_ms"] for r, s in by_round.items() if r in raw and raw[r]["hold_ms"] > 0]
+        rows.append({
+            "app": app, "kind": kind, "path": path, "rounds": len(rounds),
+            "requests": sum(s["requests"] for s in rounds), "errors": sum(s["errors"] for s in rounds),
+            "hold_ms": spread,
+            "ratio_to_raw": median_interval(ratios) if ratios else None,
+            "sql_share": _median(s["sql_share"] for s in rounds),
+            "after_response_share": _median(s["after_response_share"] for s in rounds),
+            "checkouts_per_request": statistics.median(s["checkouts_per_request"] for s in rounds),
+            "open_at_end": max(s["open_at_end"] for s in rounds),
+            "ceiling_rps": hold.ceilings(spread["median"]),
+        })
+    kinds, position = list(discovery.PATTERN_ROUTES), {a: i for i, a in enumerate(order)}
+    return sorted(rows, key=lambda r: (kinds.index(r["kind"]), position.get(r["app"], len(position)), r["path"]))
+
+
+def summarize_under_load(samples: dict, sequential: list[dict]) -> list[dict]:
+    """Server mode: per cell whose requests used a pool, the hold per request under load (the server's readings
+    around each measurement, hold.window()), the pool capacity, the ceiling capacity ÷ hold, and whether the load
+    generator's req/s stayed within it (× 1 + CEILING_TOLERANCE) in every round. `sequential_hold_ms` is the
+    in-process sequential hold of the same app and path, when this run measured it."""
+    quiet = {(r["app"], r["path"]): r["hold_ms"]["median"] for r in sequential}
+    rows = []
+    for (mode, app, kind, path, level), rounds in samples.items():
+        readings = [(s["rps"], s["hold"]) for s in rounds if s.get("hold")]
+        if mode != "server" or not any(h["connection_s"] > 0 for _, h in readings):
+            continue
+        capacities = [h["capacity"] for _, h in readings if h["connection_s"] > 0]
+        capacity = max(set(capacities), key=capacities.count)  # the same every round, unless a pool came and went
+        bounded = [(rps, h["ceiling_rps"]) for rps, h in readings if h["ceiling_rps"]]
+        within = [rps <= ceiling * (1 + CEILING_TOLERANCE) for rps, ceiling in bounded]
+        rows.append({
+            "app": app, "kind": kind, "path": path, "concurrency": level, "rounds": len(rounds),
+            "capacity": capacity, "above_pool": capacity is not None and level > capacity,
+            "hold_ms": _spread([h["hold_ms"] for _, h in readings if h["hold_ms"] is not None]),
+            "sequential_hold_ms": quiet.get((app, path)),
+            "busy_connections": _median(h["connection_s"] / h["window_s"] for _, h in readings if h["window_s"] > 0),
+            "ceiling_rps": _median(c for _, c in bounded),
+            "rps": statistics.median(rps for rps, _ in readings),
+            "of_ceiling": _median(rps / c for rps, c in bounded),
+            "rounds_within": sum(within), "rounds_checked": len(within),
+            "within_ceiling": all(within) if within else None,
+            "tolerance": CEILING_TOLERANCE,
+        })
+    return sorted(rows, key=lambda r: (list(KINDS).index(r["kind"]), r["app"], r["path"], r["concurrency"]))
+
+
 def _database(app: App, mode: str, server: Cluster | None, scratch: Path) -> Database:
     name = re.sub(r"\W", "_", f"sb_tp_{mode}_{app.id}").lower()[:63]
     return Database.postgresql(server, name) if server else Database.sqlite(scratch / f"{name}.db")
@@ -361,6 +462,8 @@ class Sweep:
         self.logs = out / "logs" / "throughput"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.samples: dict = {}
+        self.hold_samples: dict = {}  # (app, kind, path) -> {round: hold.batch() sample}
+        self.hold_s = 0.0  # wall time of the hold batches, all rounds
         self.errors: list[dict] = []
         self.clients: dict[str, str] = {}
         self.loadgen = "wrk" if loadgen == "wrk" or (loadgen == "auto" and shutil.which("wrk")) else "python"
@@ -449,7 +552,29 @@ class Sweep:
                         continue
                     if round >= 0:
                         self.samples.setdefault((mode, target.app.id, kind, path, level), []).append(sample)
+        if mode == "inprocess" and round >= 0 and self.plan.hold_requests > 0:
+            self._hold(mode, round, cells, failed)
         self.say(f"  {mode} round {round + 1}/{self.plan.rounds} done" if round >= 0 else f"  {mode} warm-up done")
+
+    def _hold(self, mode: str, round: int, cells: list, failed: set) -> None:
+        """Connection hold time: every app's batch of sequential requests on each tag path whose endpoint is of its
+        kind, kind by kind, the apps in a fresh random order each round (so a strategy and the raw connection it is
+        divided by are measured seconds apart)."""
+        targets, started = list(dict.fromkeys(t for t, *_ in cells)), time.monotonic()
+        for kind in discovery.PATTERN_ROUTES:
+            here = [t for t in targets if kind in t.kinds and not {t.app.id, (t.app.id, "hold", kind)} & failed]
+            random.Random(f"{mode}-{round}-hold-{kind}").shuffle(here)
+            for target in here:
+                path = target.kinds[kind]
+                try:
+                    sample = target.hold(path, self.plan.hold_requests)
+                except Failed as exc:
+                    failed.add((target.app.id, "hold", kind))
+                    self._error(mode, target.app, f"hold time, GET {path} sequential: {exc}")
+                    self._restart(mode, target, failed)
+                    continue
+                self.hold_samples.setdefault((target.app.id, kind, path), {})[round] = sample
+        self.hold_s += time.monotonic() - started
 
     def _restart(self, mode: str, target: Target, failed: set) -> None:
         try:
@@ -485,6 +610,7 @@ def run(plan: Plan, strategies: list[discovery.Strategy], server: Cluster | None
         sweep.mode(mode)
     # A cell that broke in a later round has fewer samples than rounds: keep only cells measured in every round.
     samples = {k: v for k, v in sweep.samples.items() if len(v) == plan.rounds}
+    holds = summarize_hold(sweep.hold_samples, [a.id for a in chosen])
     return {
         "plan": asdict(plan),
         "apps": [a.describe() for a in chosen],
@@ -492,6 +618,10 @@ def run(plan: Plan, strategies: list[discovery.Strategy], server: Cluster | None
         "server": _server_description() if "server" in plan.modes else None,
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "cells": summarize(samples, plan.modes),
+        "hold_settings": {"warmup": hold.WARMUP, "pools": list(hold.POOLS), "tolerance": CEILING_TOLERANCE,
+                          "duration_s": round(sweep.hold_s, 1)},
+        "hold": holds,
+        "hold_under_load": summarize_under_load(samples, holds),
         "errors": sweep.errors,
         "session_cost": session_cost.run(chosen, server, out, plan.benchmark_rounds, say) if plan.benchmark_rounds else [],
         "duration_s": round(time.monotonic() - started, 1),

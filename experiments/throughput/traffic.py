@@ -8,6 +8,11 @@ group) that hangs without losing the others.
     python -m experiments.throughput.traffic inprocess FILE   # serve the app in FILE through the ASGI transport, load it
     python -m experiments.throughput.traffic remote           # load the server named in each command, over loopback
     python -m experiments.throughput.traffic serve FILE PORT  # uvicorn serving the app in FILE on 127.0.0.1:PORT
+
+Besides the load, each worker measures connection hold time (hold.py): `inprocess` answers `{"hold": {"url": …,
+"requests": N}}` with a batch of N sequential requests timed from the pool's events; `serve` answers
+`{"hold": "snapshot"}` with the connection-seconds its pools have had checked out and the requests it completed so
+far, which the parent reads before and after each measurement window.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +31,7 @@ import httpx
 
 from experiments.harness import discovery
 from experiments.harness.serving import serve
+from experiments.throughput import hold
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -115,10 +122,17 @@ async def inprocess(file: str) -> None:
     try:
         module = discovery.load(discovery.at(Path(file)))
         routes = discovery.served_routes(module.app)
-        async with serve(module.app, routes) as served:
-            print(json.dumps({"ready": sorted(routes)}), file=out)
+        # tag paths whose endpoint is of the kind the path names, for the hold time (hold.Recorder)
+        kinds = {k: p for k, p in discovery.PATTERN_ROUTES.items() if p in discovery.served_routes(module.app, k)}
+        recorder = hold.Recorder(module.app)
+        async with serve(recorder, routes) as served:
+            print(json.dumps({"ready": sorted(routes), "kinds": kinds}), file=out)
             async for command in _commands():
-                print(json.dumps(await measure(served.client, **command)), file=out)
+                if "hold" in command:
+                    reply = await recorder.measure(served.client, **command["hold"])
+                else:
+                    reply = await measure(served.client, **command)
+                print(json.dumps(reply), file=out)
     except Exception as exc:  # a strategy's failure is reported to the parent, which records it
         print(json.dumps({"error": _reason(exc)}), file=out)
 
@@ -144,8 +158,18 @@ def serve_over_http(file: str, port: int) -> None:
     except discovery.ContractError as exc:
         print(json.dumps({"error": _reason(exc)}), file=out)
         return
+    meter = hold.LoadMeter().install()
+    threading.Thread(target=_snapshots, args=(meter, out), daemon=True, name="sessionbench-hold").start()
     print(json.dumps({"ready": sorted(discovery.served_routes(module.app))}), file=out)
-    uvicorn.run(module.app, host="127.0.0.1", port=port, lifespan="on", log_level="warning", access_log=False)
+    uvicorn.run(meter.wrap(module.app), host="127.0.0.1", port=port, lifespan="on", log_level="warning",
+                access_log=False)
+
+
+def _snapshots(meter: hold.LoadMeter, out) -> None:
+    """The server's commands: `{"hold": "snapshot"}` answers the connection-seconds and requests so far."""
+    for line in sys.stdin:
+        if json.loads(line).get("hold") == "snapshot":
+            print(json.dumps(meter.snapshot()), file=out)
 
 
 if __name__ == "__main__":
