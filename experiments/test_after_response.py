@@ -92,16 +92,16 @@ def _lines(text: str) -> int:
 @measures(STREAMING)
 async def test_streaming(app_module, routes, kind, record, watch):
     (path,) = routes
-    served_tags = discovery.served_routes(app_module.app)
-    other = TAG_ROUTES[kind] if TAG_ROUTES[kind] in served_tags else next(iter(sorted(served_tags & {*TAG_ROUTES.values()})), None)
+    served = discovery.served_routes(app_module.app)
+    other = next((p for p in (TAG_ROUTES[kind], *TAG_ROUTES.values()) if p in served), None)  # its own kind first
     exchanges: list[serving.Exchange] = []
     streams: list = [None] * STREAMS
     others: list = []
     with instruments.collector_paused(), instruments.counting() as counts:
-        async with serve(serving.recorded(app_module.app, exchanges), routes, watch) as served:
+        async with serve(serving.recorded(app_module.app, exchanges), routes, watch) as app:
 
             async def one(i: int) -> None:
-                streams[i] = await served.client.get(path, params={"chunks": CHUNKS, "delay": CHUNK_DELAY_S})
+                streams[i] = await app.client.get(path, params={"chunks": CHUNKS, "delay": CHUNK_DELAY_S})
 
             async with anyio.create_task_group() as tasks:
                 for i in range(STREAMS):
@@ -114,8 +114,8 @@ async def test_streaming(app_module, routes, kind, record, watch):
                         await anyio.sleep(POLL_S / 5)
                         running = [e for e in exchanges if e.path == path]
                 if other:
-                    others = await served.concurrently(
-                        OTHERS, lambda i: served.client.get(other, params={"tag": f"other-{i}", "delay": 0, "query": True}))
+                    others = await app.concurrently(OTHERS, lambda i: app.client.get(
+                        other, params={"tag": f"other-{i}", "delay": 0, "query": True}))
             peak = counts.peak_checked_out
             waited = await _settle(counts)
             left = max(counts.checked_out, 0)
