@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -35,7 +35,7 @@ class Counts:
     checkouts: int = 0  # connections handed out by any pool
     checked_out: int = 0  # handed out and not yet returned, now
     peak_checked_out: int = 0
-    checkins: list[float] = field(default_factory=list)  # monotonic time of every connection returned
+    last_checkin: float = 0.0  # monotonic time the last connection was returned
     reopened_after_close: int = 0  # sessions that took a connection again after their owner closed them
 
 
@@ -54,7 +54,7 @@ def counting() -> Iterator[Counts]:
     def on_checkin(*_):
         with lock:
             counts.checked_out -= 1
-            counts.checkins.append(time.monotonic())
+            counts.last_checkin = time.monotonic()
 
     original_init, original_close = Session.__init__, Session.close
     closed: weakref.WeakSet[Session] = weakref.WeakSet()
