@@ -36,7 +36,7 @@ class Check:
     timeout_s: float = 60.0
     needs_server: bool = False  # measures what only a database server can count; skipped on SQLite
     pool: dict | None = None  # engine defaults (pool_size=…) every strategy's engines get, unless it sets its own
-    exclusive: bool = False  # its numbers are timings: run it alone, not next to another check
+    exclusive: bool = False  # its numbers are timings: run with a core to itself, beside no other kind of check
     second_database: bool = False  # creates the database $SECOND_DATABASE_URL names, for apps that have two
     column: str = ""  # its name as a column of the verdict matrix: a few plain words
     whole_app: bool = False  # judges the app as a whole (reload, shutdown, /nodb), not one kind of endpoint

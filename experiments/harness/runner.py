@@ -10,6 +10,7 @@ so that a timeout or Ctrl-C kills everything it started.
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 MARKS = {"passed": "passed", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}
 SHARED_NICE = 10  # niceness of the checks that run several at a time, beside other work
+CORES = len(os.sched_getaffinity(0))  # timing checks run one per core: a check process is one busy thread at a time
 
 
 class Interrupted(BaseException):
@@ -160,6 +162,8 @@ def _pytest_in_own_session(args: list[str], log: str, nice: int) -> None:
     """Body of a check process: its own session (so a kill reaches what it starts), output to `log`, pytest."""
     os.setsid()
     os.nice(nice)
+    # What the fork server imported is never garbage: collections skip it, which halves a short check's CPU.
+    gc.freeze()
     os.chdir(ROOT)
     # Only the harness's own plugins (-p above): a library under measurement may ship one (fastapi-sqla does).
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -241,8 +245,9 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
     """Measure every pair of a ready strategy, adding rows as they come; False when interrupted.
 
     A strategy that preflight found not ready gets its rows at once, with its reason.
-    Checks whose numbers are timings (`exclusive`) run first, one at a time, alone
-    on the machine; then the others `run.jobs` at a time (they wait on sleeps and
+    Checks whose numbers are timings (`exclusive`) run first, one per core and
+    nothing else beside them (a check process is one busy thread at a time:
+    its event loop, or the threadpool thread that holds the GIL); then the others `run.jobs` at a time (they wait on sleeps and
     I/O, not the CPU, and their numbers are counts), when `shared()` is called so
     that work which does not mind sharing the machine (an instruction count) can start.
     """
@@ -254,7 +259,7 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
     pairs = [(s, c) for s in strategies for c in checks]
     # (pairs, at once, niceness): checks that share the machine yield the CPU to what runs beside them (their numbers
     # are counts, not timings), or work started by `shared()`, the instruction count, would hold up the run's end.
-    phases = [([p for p in pairs if p[1].exclusive], 1, 0), ([p for p in pairs if not p[1].exclusive], run.jobs, SHARED_NICE)]
+    phases = [([p for p in pairs if p[1].exclusive], CORES, 0), ([p for p in pairs if not p[1].exclusive], run.jobs, SHARED_NICE)]
     done, started, beside, starting = 0, time.monotonic(), None, False
     with signals_interrupt():
         shutil.rmtree(run.work, ignore_errors=True)
