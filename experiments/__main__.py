@@ -15,7 +15,8 @@ from pathlib import Path
 
 from experiments import checks
 from experiments.harness import discovery, postgres, preflight
-from experiments.harness.runner import Busy, Interrupted, Run, lock, matrix, run, signals_interrupt
+from experiments.harness.processes import Interrupted, finishing_on_interrupt
+from experiments.harness.runner import Busy, Run, lock, matrix, run
 from experiments.harness.serving import describe_backend
 from experiments.throughput import instructions, sweep
 from report import plots, render
@@ -83,35 +84,32 @@ def _cost(args, preflights: list[preflight.Preflight], server, say, results, cou
     """
     throughput, counting = sweep.plan(args), instructions.plan(args)
     beside = _shares_the_machine(args)
-    with signals_interrupt():  # the parts handle their own interruptions; this covers the moments between them
-        try:
-            started = count() if beside else None
-            if throughput and not sweep.attach(results, throughput, preflights, server, args.out, say, args.loadgen):
-                return False
-            if counting:
-                alongside = "counted beside the correctness checks and the throughput pass" if beside else None
-                return instructions.attach(results, started or count(), alongside, preflight.failed(preflights))
-        except Interrupted as exc:
-            note = f"interrupted by {exc} during the cost measurements (throughput, instructions)"
-            results.finish(complete=False, note=note)
+    # The parts handle their own interruptions; this covers the moments between them.
+    with finishing_on_interrupt(results, lambda exc: f"interrupted by {exc} during the cost measurements "
+                                "(throughput, instructions)") as stop:
+        started = count() if beside else None
+        if throughput and not sweep.attach(results, throughput, preflights, server, args.out, say, args.loadgen):
             return False
-    return True
+        if counting:
+            alongside = "counted beside the correctness checks and the throughput pass" if beside else None
+            return instructions.attach(results, started or count(), alongside, preflight.failed(preflights))
+    return stop.complete
 
 
 def _measure(args, settings: Run, preflights: list[preflight.Preflight], chosen: list, server, results,
              stack: ExitStack) -> bool:
     """The checks, then the cost side; False when interrupted (every row so far is kept, the note says when)."""
     count = _Counter(args, preflights, server, settings.say, stack)
-    with signals_interrupt():  # the parts handle their own interruptions; this covers the moments between them
-        try:
-            complete = run(settings, preflights, chosen, results, count if _shares_the_machine(args) else None)
-            if complete and any(p.ready for p in preflights):
-                complete = _cost(args, preflights, server, settings.say, results, count)
-            return complete
-        except Interrupted as exc:
-            counting = " while instructions were being counted" if count.count is not None else ""
-            results.finish(complete=False, note=f"interrupted by {exc} between two parts of the run{counting}")
-            return False
+    def between(exc) -> str:
+        counting = " while instructions were being counted" if count.count is not None else ""
+        return f"interrupted by {exc} between two parts of the run{counting}"
+
+    with finishing_on_interrupt(results, between) as stop:  # the parts handle their own; this covers between them
+        complete = run(settings, preflights, chosen, results, count if _shares_the_machine(args) else None)
+        if complete and any(p.ready for p in preflights):
+            complete = _cost(args, preflights, server, settings.say, results, count)
+        return complete
+    return stop.complete
 
 
 def main(argv: list[str]) -> int:

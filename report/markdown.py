@@ -21,6 +21,12 @@ def cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def key_numbers(metrics: dict, keys: list[str]) -> str:
+    """`rows_missing=0 rows_from_failed_requests=10`: the numbers a verdict mostly rests on (the runner's progress
+    lines)."""
+    return " ".join(f"{k}={cell(metrics[k])}" for k in keys if k in metrics)
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from report.markdown import MARKS, cell, table
-from report.render import key_numbers, lock
+from report.markdown import MARKS, cell, key_numbers, table
+from report.render import lock
 from report.results import ResultsError, by_pair, load
 
 MEASURED = ("passed", "failed")

@@ -38,12 +38,6 @@ def environment(env: dict, matrix_link: bool = False) -> list[str]:
     return [f"- {name}: {value if value not in (None, '') else 'unknown'}" for name, value in items]
 
 
-def key_numbers(metrics: dict, keys: list[str]) -> str:
-    """`rows_missing=0 rows_from_failed_requests=10`: the numbers a verdict mostly rests on (the runner's progress
-    lines)."""
-    return " ".join(f"{k}={cell(metrics[k])}" for k in keys if k in metrics)
-
-
 def pools(conditions: dict | None) -> str:
     """`QueuePool(5+0, 1 s)` per engine the app used, ⚠️ where it was not the declared pool."""
     found = []

@@ -25,7 +25,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from experiments.harness import discovery, runner
+from experiments.harness import discovery
+from experiments.harness.processes import FORKS, exit_reason, kill_group, signals_interrupt
 from experiments.harness.discovery import Strategy
 from report.results import pins, python_markers
 
@@ -153,8 +154,8 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
     log, result = logs / f"{strategy.id}-preflight.log", logs / f".{strategy.id}-preflight.json"
     result.unlink(missing_ok=True)
     scratch = tempfile.TemporaryDirectory(prefix="sessionbench-preflight-")
-    proc = runner.FORKS.Process(target=_import_in_child, args=(str(strategy.path), str(result), str(log), scratch.name),
-                                name=f"{strategy.id}-preflight")
+    proc = FORKS.Process(target=_import_in_child, args=(str(strategy.path), str(result), str(log), scratch.name),
+                         name=f"{strategy.id}-preflight")
     proc.start()
     live = set() if live is None else live
     live.add(proc)
@@ -164,14 +165,14 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
             return Preflight(strategy, "error", f"{strategy.file}: import did not finish within {timeout_s:g} s "
                              "(process killed); the module must import without blocking", versions)
     finally:
-        runner.kill_group(proc)
+        kill_group(proc)
         live.discard(proc)
         scratch.cleanup()
     body = json.loads(result.read_text()) if result.exists() else None
     result.unlink(missing_ok=True)
     if body is None:
-        how = f"was killed by signal {-proc.exitcode}" if proc.exitcode < 0 else f"exited with code {proc.exitcode}"
-        return Preflight(strategy, "error", f"{strategy.file}: the process importing it {how}; see {log}", versions)
+        return Preflight(strategy, "error", f"{strategy.file}: the process importing it {exit_reason(proc.exitcode)}; "
+                         f"see {log}", versions)
     if "error" in body:
         return Preflight(strategy, "error", body["error"], versions, tuple(body["warnings"]))
     return Preflight(strategy, "ready", None, versions, tuple(body["warnings"]), body["pattern"])
@@ -180,12 +181,12 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
 def run(strategies: list[Strategy], logs: Path, jobs: int, say) -> list[Preflight]:
     """Preflight every strategy, `jobs` at a time, in the order given; one progress line per strategy not ready."""
     started, live = time.monotonic(), set()
-    with ThreadPoolExecutor(max(1, jobs)) as pool, runner.signals_interrupt():
+    with ThreadPoolExecutor(max(1, jobs)) as pool, signals_interrupt():
         try:
             found = list(pool.map(lambda s: check(s, logs, live=live), strategies))
         except BaseException:  # Ctrl-C or SIGTERM: a module stuck importing must not outlive the run
             for proc in list(live):
-                runner.kill_group(proc)
+                kill_group(proc)
             raise
     for p in found:
         if not p.ready:

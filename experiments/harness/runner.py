@@ -12,12 +12,8 @@ from __future__ import annotations
 import fcntl
 import gc
 import json
-import multiprocessing
 import os
-import pkgutil
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -28,7 +24,8 @@ from typing import TYPE_CHECKING, Callable, Protocol
 
 from experiments.checks import MODULES, NEEDS_SERVER, Check
 from experiments.harness.discovery import ROOT, Strategy
-from report.render import key_numbers
+from experiments.harness.processes import FORKS, Interrupted, exit_reason, finishing_on_interrupt, kill_group
+from report.markdown import key_numbers
 from report.results import ResultsFile, by_pair, combine
 
 if TYPE_CHECKING:
@@ -37,14 +34,6 @@ if TYPE_CHECKING:
 MARKS = {"passed": "passed", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}
 SHARED_NICE = 10  # niceness of the checks that run several at a time, beside other work
 CORES = len(os.sched_getaffinity(0))  # timing checks run one per core: a check process is one busy thread at a time
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived; the run stops and keeps what it has.
-
-    A BaseException, like KeyboardInterrupt: code that ignores errors (`shutil.rmtree(ignore_errors=True)` catches
-    every Exception) must not swallow it, or a Ctrl-C at that moment would be lost.
-    """
 
 
 class Beside(Protocol):
@@ -111,8 +100,7 @@ class Run:
             if timed_out:
                 reason = f"timed out after {timeout:g} s (process killed)"
             else:
-                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                reason = f"the check process {how} before recording a result; see {log}"
+                reason = f"the check process {exit_reason(code)} before recording a result; see {log}"
             found += [_error(strategy, check, reason, started, kind) for kind in left or [None]]
         return combine(found) if check.kinds else found[-1]  # measured; a teardown that hung afterwards changes nothing
 
@@ -140,24 +128,6 @@ def _error(strategy: Strategy, check: Check, reason: str, started: float, kind: 
     }
 
 
-def kill_group(proc: multiprocessing.Process | subprocess.Popen) -> None:
-    """Kill a process that leads its own process group, and everything it started; reap it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait() if isinstance(proc, subprocess.Popen) else proc.join()
-
-
-# Check processes are forked from a server that has already imported the heavy libraries: a fresh process
-# per strategy × check, without paying ~1.5 s of imports for each of them.
-FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["fastapi", "sqlalchemy.orm", "sqlalchemy.ext.asyncio", "httpx", "anyio", "pytest",
-                               "asgi_lifespan", "pydantic", "psycopg", "asyncpg", "aiosqlite", "uvicorn",
-                               "anyio.pytest_plugin", "conftest", *(f"experiments.{m.name}" for m in pkgutil.iter_modules(
-                                   [str(ROOT / "experiments")]) if m.name.startswith("test_"))])
-
-
 def _pytest_in_own_session(args: list[str], log: str, nice: int) -> None:
     """Body of a check process: its own session (so a kill reaches what it starts), output to `log`, pytest."""
     os.setsid()
@@ -176,21 +146,6 @@ def _pytest_in_own_session(args: list[str], log: str, nice: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(int(code))
-
-
-@contextmanager
-def signals_interrupt():
-    """Turn SIGTERM into the same clean stop as Ctrl-C."""
-
-    def stop(signum, frame):
-        raise Interrupted(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 @contextmanager
@@ -247,8 +202,8 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
     A strategy that preflight found not ready gets its rows at once, with its reason.
     Checks whose numbers are timings (`exclusive`) run first, one per core and
     nothing else beside them (a check process is one busy thread at a time:
-    its event loop, or the threadpool thread that holds the GIL); then the others `run.jobs` at a time (they wait on sleeps and
-    I/O, not the CPU, and their numbers are counts), when `shared()` is called so
+    its event loop, or the threadpool thread that holds the GIL); then the others
+    `run.jobs` at a time (they wait on sleeps and I/O more than on the CPU, and their numbers are counts), when `shared()` is called so
     that work which does not mind sharing the machine (an instruction count) can start.
     """
     for preflight in preflights:
@@ -261,7 +216,11 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
     # are counts, not timings), or work started by `shared()`, the instruction count, would hold up the run's end.
     phases = [([p for p in pairs if p[1].exclusive], CORES, 0), ([p for p in pairs if not p[1].exclusive], run.jobs, SHARED_NICE)]
     done, started, beside, starting = 0, time.monotonic(), None, False
-    with signals_interrupt():
+
+    def note(exc: Interrupted) -> str:  # reads the counts as they are at the interruption
+        return _interrupted(exc, done, len(pairs), beside, starting)
+
+    with finishing_on_interrupt(results, note) as stop:
         shutil.rmtree(run.work, ignore_errors=True)
         run.work.mkdir(parents=True)
         try:
@@ -281,10 +240,8 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
                         pool.shutdown(wait=False, cancel_futures=True)
                         run.kill_all()
                         raise
-        except Interrupted as exc:
-            results.finish(complete=False, note=_interrupted(exc, done, len(pairs), beside, starting))
-            return False
         finally:
             shutil.rmtree(run.work, ignore_errors=True)
-    results.finish(complete=True)
-    return True
+    if stop.complete:
+        results.finish(complete=True)
+    return stop.complete

@@ -44,8 +44,8 @@ import anyio
 import anyio.from_thread
 import pytest
 
-from experiments.harness import discovery, runner
-from experiments.harness.runner import kill_group
+from experiments.harness import discovery
+from experiments.harness.processes import finishing_on_interrupt, kill_group
 from experiments.harness.serving import Database, serve
 from experiments.throughput.baselines import DIR as BASELINES_DIR
 from experiments.throughput.baselines import NO_DB, RAW
@@ -398,14 +398,15 @@ class Count:
 def attach(results, count: Count, alongside: str | None = None, unimported: list[dict] = ()) -> bool:
     """Wait for `count` and add the `instructions` part to the results, with the strategies the import preflight
     could not import (`unimported`) among its errors; False when interrupted (Ctrl-C or SIGTERM)."""
-    with runner.signals_interrupt():
-        try:
-            part = count.result()
-        except runner.Interrupted as exc:
-            stopped = count.progress() or "counting instructions"  # before close(): the batches counted until now
-            count.close()
-            results.finish(complete=False, note=f"interrupted by {exc} while {stopped}")
-            return False
+    def stopped(exc) -> str:
+        counted = count.progress() or "counting instructions"  # before close(): the batches counted until now
+        count.close()
+        return f"interrupted by {exc} while {counted}"
+
+    with finishing_on_interrupt(results, stopped) as stop:
+        part = count.result()
+    if not stop.complete:
+        return False
     if "errors" in part:  # absent when valgrind is not installed: then nothing was counted, and it says so
         part["errors"] = [*unimported, *part["errors"]]
     results.attach("instructions", {**part, **({"alongside": alongside} if alongside else {})})

@@ -27,7 +27,7 @@ import anyio.from_thread
 import pytest
 
 from experiments.harness import discovery
-from experiments.harness.runner import kill_group
+from experiments.harness.processes import kill_group
 from experiments.harness.serving import Database, serve
 from experiments.throughput import baselines
 

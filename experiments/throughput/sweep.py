@@ -48,7 +48,8 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from experiments.harness import discovery, preflight, runner
+from experiments.harness import discovery, preflight
+from experiments.harness.processes import exit_reason, finishing_on_interrupt, kill_group
 from experiments.harness.postgres import Cluster, free_port
 from experiments.harness.serving import Database
 from experiments.throughput import baselines, hold, session_cost
@@ -188,8 +189,7 @@ class Worker:
             raise Failed(f"no answer within {timeout:g} s (process killed)") from None
         if line is None:
             code = self.proc.wait()
-            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            raise Failed(f"its process {how}{_tail(self.log)}")
+            raise Failed(f"its process {exit_reason(code)}{_tail(self.log)}")
         reply = json.loads(line)
         if "error" in reply:
             raise Failed(reply["error"])
@@ -204,7 +204,7 @@ class Worker:
         return self.answer(timeout)
 
     def close(self) -> None:
-        runner.kill_group(self.proc)
+        kill_group(self.proc)
 
 
 def _cpu_of(pid: int) -> float:
@@ -589,15 +589,11 @@ def attach(results, plan: Plan, preflights: list, server: Cluster | None, out: P
     ones it did not listed with its reason; False when interrupted (Ctrl-C or SIGTERM)."""
     strategies = [p.strategy for p in preflights if p.ready]
     say(f"throughput ({', '.join(plan.modes)}): {len(strategies)} strategies and 2 baselines")
-    with runner.signals_interrupt():
-        try:
-            part = run(plan, strategies, server, out, say, loadgen)
-            part["errors"] = [{"mode": "import preflight", **e} for e in preflight.failed(preflights)] + part["errors"]
-            results.attach("throughput", part)
-        except runner.Interrupted as exc:
-            results.finish(complete=False, note=f"interrupted by {exc} during the throughput measurement")
-            return False
-    return True
+    with finishing_on_interrupt(results, lambda exc: f"interrupted by {exc} during the throughput measurement") as stop:
+        part = run(plan, strategies, server, out, say, loadgen)
+        part["errors"] = [{"mode": "import preflight", **e} for e in preflight.failed(preflights)] + part["errors"]
+        results.attach("throughput", part)
+    return stop.complete
 
 
 def run(plan: Plan, strategies: list[discovery.Strategy], server: Cluster | None, out: Path, say, loadgen: str) -> dict:
