@@ -16,7 +16,8 @@ import sys
 import pytest
 
 from experiments.throughput import hold, sweep
-from experiments.throughput.sweep import median_interval, summarize, summarize_hold, summarize_under_load
+from experiments.throughput.stats import median_interval
+from experiments.throughput.sweep import summarize, summarize_hold, summarize_under_load
 from report.__main__ import main as report_main
 from report.render import render
 from report.throughput import section as throughput_section

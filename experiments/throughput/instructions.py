@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
@@ -48,7 +47,7 @@ from experiments.harness import discovery
 from experiments.harness.processes import finishing_on_interrupt, kill_group
 from experiments.harness.serving import Database, serve
 from experiments.throughput.baselines import DIR as BASELINES_DIR
-from experiments.throughput.baselines import NO_DB, RAW
+from experiments.throughput import stats
 from experiments.throughput.sweep import KINDS
 
 
@@ -435,10 +434,6 @@ def _conditions(no_aslr: list[str]) -> dict:
             "ASLR": "off (setarch -R)" if no_aslr else "on (setarch could not turn it off)"}
 
 
-def _spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def summarize(counts: dict, plan: Plan, apps) -> list[dict]:
     """One cell per (app, kind, path, level): instructions per request over repeats, and per-repeat ratios to the baselines."""
     per: dict[tuple, dict[int, float]] = {}
@@ -458,13 +453,8 @@ def summarize(counts: dict, plan: Plan, apps) -> list[dict]:
     cells = []
     for (app, kind, path, level), by_repeat in per.items():
         cell = {"app": app, "kind": kind, "path": path, "concurrency": level, "repeats": len(by_repeat),
-                "per_request": _spread(list(by_repeat.values())), "per_repeat": [by_repeat[r] for r in sorted(by_repeat)],
-                "empty_batch": _spread(empty[app, level])}
-        for name, base in (("vs_raw", RAW), ("vs_nodb", NO_DB)):
-            reference = per.get((base, kind, path, level))
-            if base != app and reference:
-                ratios = [v / reference[r] for r, v in by_repeat.items() if r in reference and reference[r] > 0]
-                if ratios:
-                    cell[name] = _spread(ratios)
+                "per_request": stats.value_range(list(by_repeat.values())),
+                "per_repeat": [by_repeat[r] for r in sorted(by_repeat)], "empty_batch": stats.value_range(empty[app, level])}
+        cell |= stats.vs_baselines(app, by_repeat, lambda base: per.get((base, kind, path, level)), stats.value_range)
         cells.append(cell)
     return cells

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ import pytest
 from experiments.harness import discovery
 from experiments.harness.processes import kill_group
 from experiments.harness.serving import Database, serve
-from experiments.throughput import baselines
+from experiments.throughput import baselines, stats
 
 TIMEOUT_S = 180
 TAG_PATHS = ("/sync/tag", "/async/tag")
@@ -117,12 +116,10 @@ def _rows(benchmarks: list[dict]) -> list[dict]:
     rows: dict[tuple, dict] = {}
     for (app, path, name), by_repeat in medians.items():
         row = rows.setdefault((app, path), {"app": app, "path": path, "repeats": len(by_repeat)})
-        row[name] = _spread(list(by_repeat.values()))
+        row[name] = stats.value_range(list(by_repeat.values()))
         reference = medians.get((baselines.NO_DB, path, "session_only"))
         if name == "session_only" and reference and app != baselines.NO_DB:
-            row["over_no_database"] = _spread([v - reference[r] for r, v in by_repeat.items() if r in reference])
+            row["over_no_database"] = stats.value_range([v - reference[r] for r, v in by_repeat.items() if r in reference])
     return list(rows.values())
 
 
-def _spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}

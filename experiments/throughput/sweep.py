@@ -29,7 +29,6 @@ load and the ceiling the pool implies (`summarize_under_load`).
 from __future__ import annotations
 
 import json
-import math
 import os
 import queue
 import random
@@ -52,7 +51,7 @@ from experiments.harness import discovery, preflight
 from experiments.harness.processes import exit_reason, finishing_on_interrupt, kill_group
 from experiments.harness.postgres import Cluster, free_port
 from experiments.harness.serving import Database
-from experiments.throughput import baselines, hold, session_cost
+from experiments.throughput import baselines, hold, session_cost, stats
 from experiments.throughput.baselines import NO_DB, RAW
 
 # route kind -> (paths in order of preference, method, query string)
@@ -322,41 +321,12 @@ def python_client(worker: Worker):
     return measure
 
 
-def _quartiles(values: list[float]) -> tuple[float, float]:
-    if len(values) < 2:
-        return values[0], values[0]
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return q[0], q[2]
-
-
-def median_interval(values: list[float], confidence: float = 0.95) -> dict:
-    """Median over rounds and a distribution-free interval for it, from order statistics.
-
-    With n rounds, the true median lies between the k-th lowest and the k-th highest
-    value with probability 1 - 2·P(Bin(n, ½) < k), whatever the distribution: k is the
-    largest with at least `confidence`. Below 6 rounds even the full range falls short
-    (5 rounds: 94 %, 3 rounds: 75 %); it is used anyway, and `confidence` records what
-    it really covers. `indistinguishable` when the interval holds 1.
-    """
-    n, ordered = len(values), sorted(values)
-
-    def covers(k: int) -> float:
-        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
-
-    k = 1
-    while k + 1 <= n // 2 and covers(k + 1) >= confidence:
-        k += 1
-    low, high = ordered[k - 1], ordered[n - k]
-    return {"median": statistics.median(values), "low": low, "high": high, "confidence": round(covers(k), 4),
-            "indistinguishable": low <= 1 <= high}
-
-
 def summarize(samples: dict, modes: tuple[str, ...]) -> list[dict]:
     """One cell per (mode, app, kind, path, level): medians over rounds, spread, ratios to the baselines per round."""
     cells = []
     for (mode, app, kind, path, level), rounds in samples.items():
         rps = [s["rps"] for s in rounds]
-        q1, q3 = _quartiles(rps)
+        q1, q3 = stats.quartiles(rps)
         cell = {
             "mode": mode, "app": app, "kind": kind, "path": path, "concurrency": level, "rounds": len(rounds),
             "rps": {"median": statistics.median(rps), "q1": q1, "q3": q3, "min": min(rps), "max": max(rps)},
@@ -366,27 +336,16 @@ def summarize(samples: dict, modes: tuple[str, ...]) -> list[dict]:
         }
         if "server_cpu_s" in rounds[0]:
             cell["server_cpu"] = statistics.median(s["server_cpu_s"] / s["elapsed_s"] for s in rounds)
-        for name, base in (("vs_raw", RAW), ("vs_nodb", NO_DB)):
-            reference = samples.get((mode, base, kind, path, level))
-            if base != app and reference:
-                ratios = [s["rps"] / r["rps"] for s, r in zip(rounds, reference) if r["rps"] > 0]
-                if ratios:
-                    cell[name] = median_interval(ratios)
+        cell |= stats.vs_baselines(app, dict(enumerate(s["rps"] for s in rounds)),
+                                   lambda base: _rps_by_round(samples.get((mode, base, kind, path, level))),
+                                   stats.median_interval)
         cells.append(cell)
     order = {m: i for i, m in enumerate(modes)}
     return sorted(cells, key=lambda c: (order[c["mode"]], list(KINDS).index(c["kind"])))
 
 
-def _median(values) -> float | None:
-    found = [v for v in values if v is not None]
-    return statistics.median(found) if found else None
-
-
-def _spread(values: list[float]) -> dict:
-    """median_interval() of values that are not ratios (ms): no `indistinguishable`."""
-    found = median_interval(values)
-    del found["indistinguishable"]
-    return found
+def _rps_by_round(rounds: list[dict] | None) -> dict | None:
+    return dict(enumerate(s["rps"] for s in rounds)) if rounds else None
 
 
 def summarize_hold(samples: dict, order: list[str]) -> list[dict]:
@@ -400,16 +359,16 @@ def summarize_hold(samples: dict, order: list[str]) -> list[dict]:
     rows = []
     for (app, kind, path), by_round in samples.items():
         rounds = list(by_round.values())
-        spread = _spread([s["hold_ms"] for s in rounds])
-        raw = samples.get((RAW, kind, path), {}) if app != RAW else {}
-        ratios = [s["hold_ms"] / raw[r]["hold_ms"] for r, s in by_round.items() if r in raw and raw[r]["hold_ms"] > 0]
+        spread = stats.interval([s["hold_ms"] for s in rounds])
+        raw = {r: s["hold_ms"] for r, s in samples.get((RAW, kind, path), {}).items()} if app != RAW else None
+        ratios = stats.paired_ratios({r: s["hold_ms"] for r, s in by_round.items()}, raw)
         rows.append({
             "app": app, "kind": kind, "path": path, "rounds": len(rounds),
             "requests": sum(s["requests"] for s in rounds), "errors": sum(s["errors"] for s in rounds),
             "hold_ms": spread,
-            "ratio_to_raw": median_interval(ratios) if ratios else None,
-            "sql_share": _median(s["sql_share"] for s in rounds),
-            "after_response_share": _median(s["after_response_share"] for s in rounds),
+            "ratio_to_raw": stats.median_interval(ratios) if ratios else None,
+            "sql_share": stats.median_or_none(s["sql_share"] for s in rounds),
+            "after_response_share": stats.median_or_none(s["after_response_share"] for s in rounds),
             "checkouts_per_request": statistics.median(s["checkouts_per_request"] for s in rounds),
             "open_at_end": max(s["open_at_end"] for s in rounds),
             "ceiling_rps": hold.ceilings(spread["median"]),
@@ -436,12 +395,13 @@ def summarize_under_load(samples: dict, sequential: list[dict]) -> list[dict]:
         rows.append({
             "app": app, "kind": kind, "path": path, "concurrency": level, "rounds": len(rounds),
             "capacity": capacity, "above_pool": capacity is not None and level > capacity,
-            "hold_ms": _spread([h["hold_ms"] for _, h in readings if h["hold_ms"] is not None]),
+            "hold_ms": stats.interval([h["hold_ms"] for _, h in readings if h["hold_ms"] is not None]),
             "sequential_hold_ms": quiet.get((app, path)),
-            "busy_connections": _median(h["connection_s"] / h["window_s"] for _, h in readings if h["window_s"] > 0),
-            "ceiling_rps": _median(c for _, c in bounded),
+            "busy_connections": stats.median_or_none(h["connection_s"] / h["window_s"] for _, h in readings
+                                                     if h["window_s"] > 0),
+            "ceiling_rps": stats.median_or_none(c for _, c in bounded),
             "rps": statistics.median(rps for rps, _ in readings),
-            "of_ceiling": _median(rps / c for rps, c in bounded),
+            "of_ceiling": stats.median_or_none(rps / c for rps, c in bounded),
             "rounds_within": sum(within), "rounds_checked": len(within),
             "within_ceiling": all(within) if within else None,
             "tolerance": CEILING_TOLERANCE,
