@@ -9,26 +9,26 @@ never read apart from the machine and versions that produced it.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import platform
 import re
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
-from packaging.markers import Marker
-from packaging.utils import canonicalize_name
-from packaging.version import Version
+from report.locks import installed, lock_state
 
-SCHEMA = 3  # 2: ratio intervals from order statistics, with their confidence; 3: rows judged per kind of endpoint
+# The version of the results format. History:
+# 1: rows, checks, strategies, environment and the throughput cells
+# 2: ratio intervals from order statistics, with their confidence
+# 3: rows judged per kind of endpoint
+SCHEMA = 3
 OUTCOMES = ("passed", "failed", "error", "skipped")
 PACKAGES = ("fastapi", "starlette", "sqlalchemy", "pydantic", "httpx", "anyio", "aiosqlite", "psycopg", "asyncpg",
             "asgi-lifespan", "pytest", "uvicorn",
-            "sqlmodel", "fastapi-sqlalchemy", "fastapi-async-sqlalchemy", "fastapi-sqla", "fastapi-utils", "fastsqla")
+            "sqlmodel", "fastapi-sqlalchemy", "fastapi-async-sqlalchemy", "fastapi-sqla", "fastapi-utils", "fastsqla",
+            "advanced-alchemy", "fastcrud", "fastapi-users", "fastapi-users-db-sqlalchemy")
 ROOT = Path(__file__).resolve().parent.parent
-LOCK_VARIABLE = "SESSIONBENCH_LOCK"  # set by the nox sessions: the lock file they installed from
 
 
 class ResultsError(Exception):
@@ -45,57 +45,12 @@ def _git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def python_markers(python: str) -> dict[str, str]:
-    """The PEP 508 marker values that depend on the interpreter, for Python `X.Y`."""
-    return {"python_version": python, "python_full_version": f"{python}.0"}
-
-
-def pins(text: str, python: str | None = None) -> dict[str, str]:
-    """{package: version} of a pip requirements file's `name==version` lines whose markers hold for this
-    interpreter, or for Python `X.Y` (a lock compiled with --universal carries such markers)."""
-    environment = None if python is None else python_markers(python)
-    found = {}
-    for line in text.splitlines():
-        requirement, _, marker = line.rstrip(" \\").partition(";")
-        name, sep, version = requirement.strip().partition("==")
-        if sep and not line.startswith((" ", "#")) and (not marker.strip() or Marker(marker).evaluate(environment)):
-            found[canonicalize_name(name)] = version.strip()
-    return found
-
-
-def lock_state() -> dict | None:
-    """The lock file this environment was installed from, its hash, and any pin the installed versions miss.
-
-    None outside the nox sessions (no SESSIONBENCH_LOCK): versions are then recorded, but nothing pinned them.
-    """
-    name = os.environ.get(LOCK_VARIABLE)
-    if not name:
-        return None
-    content = (ROOT / name).read_bytes()
-    pinned = pins(content.decode())
-    installed = {pkg: _version(pkg) for pkg in pinned}
-    return {
-        "file": name,
-        "sha256": hashlib.sha256(content).hexdigest(),
-        "pins": len(pinned),
-        "differ": {pkg: {"locked": version, "installed": installed[pkg]} for pkg, version in pinned.items()
-                   if installed[pkg] is None or Version(installed[pkg]) != Version(version)},
-    }
-
-
 def environment(command: str, database: dict) -> dict:
     """What was run and on what."""
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
-        "packages": {name: _version(name) for name in PACKAGES},
+        "packages": {name: installed(name) for name in PACKAGES},
         "lock": lock_state(),
         "database": database,
         "cpu_count": os.cpu_count(),

@@ -18,8 +18,8 @@ from experiments.checks import NEEDS_SERVER, registry
 from experiments.harness import discovery
 from report import answers, claims, plots
 from report.render import not_measured, render
-from report.results import (LOCK_VARIABLE, SCHEMA, ResultsError, ResultsFile, by_pair, combine, judged, load,
-                            lock_state)
+from report.locks import LOCK_VARIABLE, lock_state
+from report.results import SCHEMA, ResultsError, ResultsFile, by_pair, combine, judged, load
 from tests.running import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "REPORT.md"

@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 from experiments.harness import discovery
 from experiments.harness.processes import FORKS, exit_reason, kill_group, signals_interrupt
 from experiments.harness.discovery import Strategy
-from report.results import pins, python_markers
+from report.locks import pins, python_markers
 
 TIMEOUT_S = 20.0  # a heavy library imports in 2-3 s here; a module still importing after this is stuck
 LOCKS = discovery.ROOT / "locks"  # default.txt (nox -s compare) and matrix/<cell>.txt (nox -s matrix), see noxfile.py
