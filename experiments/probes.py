@@ -31,6 +31,11 @@ The route contract (paths the checks call):
     POST /sync/background?key=      def endpoint adding a `BackgroundTasks`
                                     task write_later(session, key)       -> write_later()
     POST /async/background?key=     async def endpoint, write_later_async() -> write_later_async()
+    POST /sync/created?key=         def endpoint with `response_model=NoteOut`
+                                    returning the row it committed       -> create()
+    POST /async/created?key=        async def endpoint, the same         -> create_async()
+                                    (a strategy that commits in teardown
+                                    or middleware passes `commit=False`)
 
 Optional, for apps with two databases ($SECOND_DATABASE_URL, $ASYNC_SECOND_DATABASE_URL):
 
@@ -71,6 +76,8 @@ ROUTES = {
     "/async/stream": "GET",
     "/sync/background": "POST",
     "/async/background": "POST",
+    "/sync/created": "POST",
+    "/async/created": "POST",
     "/sync/write2": "POST",
     "/async/write2": "POST",
 }
@@ -365,3 +372,27 @@ async def write_later_async(session: Session | AsyncSession, key: str) -> None:
     """The task of /async/background."""
     session.add(Note(key=key))
     await session.commit() if isinstance(session, AsyncSession) else session.commit()
+
+
+def create(session: Session, key: str, commit: bool = True) -> Note:
+    """Body of /sync/created: add a row, commit it and return the ORM object itself, which FastAPI reads for the
+    route's `response_model=NoteOut` once the endpoint has returned. A commit expires the object's attributes
+    (SQLAlchemy's default, `expire_on_commit=True`), so reading them loads the row again. `commit=False` flushes
+    instead (the row gets its id) and leaves the commit to the strategy."""
+    note = Note(key=key)
+    session.add(note)
+    session.commit() if commit else session.flush()
+    return note
+
+
+async def create_async(session: Session | AsyncSession, key: str, commit: bool = True) -> Note:
+    """The same for /async/created: FastAPI reads the object on the event loop, outside the greenlet in which an
+    AsyncSession does its I/O. A sync Session is flushed here even with `commit=False`, unlike in write_async: the
+    response needs the id, and the check's requests come one at a time, so its write lock stalls no other."""
+    note = Note(key=key)
+    session.add(note)
+    if isinstance(session, AsyncSession):
+        await session.commit() if commit else await session.flush()
+    else:
+        session.commit() if commit else session.flush()
+    return note

@@ -133,3 +133,13 @@ def sync_background(key: str, tasks: BackgroundTasks, db: SessionDep):
 async def async_background(key: str, tasks: BackgroundTasks, db: SessionDep):
     tasks.add_task(probes.write_later_async, db, key)
     return {"key": key}
+
+
+@app.post("/sync/created", response_model=probes.NoteOut)
+def sync_created(key: str, db: SessionDep):
+    return probes.create(db, key)
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str, db: SessionDep):
+    return await probes.create_async(db, key)

@@ -27,6 +27,7 @@ UNSUPPORTED = {
     "/sync/conflict": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/stream": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/background": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/created": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/write2": "an AsyncSession cannot be used from a `def` endpoint",
 }
 
@@ -91,6 +92,11 @@ async def async_stream(chunks: int, delay: float, db: AsyncSession = Depends(get
 async def async_background(key: str, tasks: BackgroundTasks, db: AsyncSession = Depends(get_db)):
     tasks.add_task(probes.write_later_async, db, key)
     return {"key": key}
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str, db: AsyncSession = Depends(get_db)):
+    return await probes.create_async(db, key)
 
 
 # An app with a second database (ASYNC_SECOND_DATABASE_URL): a session for each, from its own dependency.

@@ -24,6 +24,7 @@ UNSUPPORTED = {
     "/sync/conflict": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/stream": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/background": "an AsyncSession cannot be used from a `def` endpoint",
+    "/sync/created": "an AsyncSession cannot be used from a `def` endpoint",
     "/sync/write2": "an AsyncSession cannot be used from a `def` endpoint",
 }
 
@@ -100,6 +101,11 @@ async def async_stream(chunks: int, delay: float):
 async def async_background(key: str, tasks: BackgroundTasks):
     tasks.add_task(write_later, key)
     return {"key": key}
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str):
+    return await probes.create_async(Session(), key)
 
 
 # An app with a second database (ASYNC_SECOND_DATABASE_URL): a registry for each, removed together.

@@ -160,6 +160,16 @@ async def async_background(key: str, tasks: BackgroundTasks):
     return {"key": key}
 
 
+@app.post("/sync/created", response_model=probes.NoteOut)
+def sync_created(key: str):
+    return probes.create(db.session, key)
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str):
+    return await probes.create_async(db.session, key)
+
+
 # An app with a second database (SECOND_DATABASE_URL): its own ContextVar, set by its own middleware.
 if SECOND_DATABASE_URL:
     _second_session: ContextVar[Session | None] = ContextVar("_second_session", default=None)

@@ -38,6 +38,7 @@ UNSUPPORTED = {
     "/sync/conflict": "db.session is an AsyncSession, which a `def` endpoint cannot await",
     "/sync/stream": "db.session is an AsyncSession, which a `def` endpoint cannot await",
     "/sync/background": "db.session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/created": "db.session is an AsyncSession, which a `def` endpoint cannot await",
     "/sync/write2": "db.session is an AsyncSession, which a `def` endpoint cannot await",
 }
 
@@ -94,6 +95,11 @@ async def async_stream(chunks: int, delay: float):
 async def async_background(key: str, tasks: BackgroundTasks):
     tasks.add_task(write_later, key)
     return {"key": key}
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str):
+    return await probes.create_async(db.session, key, commit=False)
 
 
 # An app with a second database (ASYNC_SECOND_DATABASE_URL), as the README's "Usage of multiple databases" shows:

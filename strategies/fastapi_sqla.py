@@ -150,3 +150,13 @@ def sync_background(key: str, tasks: BackgroundTasks):
 async def async_background(key: str, tasks: BackgroundTasks):
     tasks.add_task(write_in_own_session_async, key)
     return {"key": key}
+
+
+@app.post("/sync/created", response_model=probes.NoteOut)
+def sync_created(key: str, session: Session):
+    return probes.create(session, key, commit=False)
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str, session: Session):
+    return await probes.create_async(session, key, commit=False)

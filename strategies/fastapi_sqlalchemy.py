@@ -144,3 +144,13 @@ def sync_background(key: str, tasks: BackgroundTasks):
 async def async_background(key: str, tasks: BackgroundTasks):
     tasks.add_task(write_later_async, key)
     return {"key": key}
+
+
+@app.post("/sync/created", response_model=probes.NoteOut)
+def sync_created(key: str):
+    return probes.create(db.session, key)
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str):
+    return await probes.create_async(db.session, key)

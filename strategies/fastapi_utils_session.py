@@ -145,3 +145,13 @@ def sync_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_
 async def async_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_db)):
     tasks.add_task(probes.write_later_async, db, key)
     return {"key": key}
+
+
+@app.post("/sync/created", response_model=probes.NoteOut)
+def sync_created(key: str, db: Session = Depends(get_db)):
+    return probes.create(db, key, commit=False)
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str, db: Session = Depends(get_db)):
+    return await probes.create_async(db, key, commit=False)

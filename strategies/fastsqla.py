@@ -43,6 +43,7 @@ UNSUPPORTED = {
     "/sync/conflict": "fastsqla's Session is an AsyncSession, which a `def` endpoint cannot await",
     "/sync/stream": "fastsqla's Session is an AsyncSession, which a `def` endpoint cannot await",
     "/sync/background": "fastsqla's Session is an AsyncSession, which a `def` endpoint cannot await",
+    "/sync/created": "fastsqla's Session is an AsyncSession, which a `def` endpoint cannot await",
 }
 
 os.environ["sqlalchemy_url"] = os.environ["ASYNC_DATABASE_URL"]
@@ -96,3 +97,8 @@ async def write_in_own_session(key: str) -> None:
 async def async_background(key: str, tasks: BackgroundTasks):
     tasks.add_task(write_in_own_session, key)
     return {"key": key}
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str, session: Session):
+    return await probes.create_async(session, key, commit=False)

@@ -128,6 +128,16 @@ async def async_background(key: str, tasks: BackgroundTasks, db: Session = Depen
     return {"key": key}
 
 
+@app.post("/sync/created", response_model=probes.NoteOut)
+def sync_created(key: str, db: Session = Depends(get_db, scope="function")):
+    return probes.create(db, key)
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str, db: Session = Depends(get_db, scope="function")):
+    return await probes.create_async(db, key)
+
+
 # An app with a second database (SECOND_DATABASE_URL): a session for each, from its own dependency.
 if SECOND_DATABASE_URL:
     def get_second_db(request: Request):

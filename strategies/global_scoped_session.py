@@ -117,6 +117,16 @@ async def async_background(key: str, tasks: BackgroundTasks):
     return {"key": key}
 
 
+@app.post("/sync/created", response_model=probes.NoteOut)
+def sync_created(key: str):
+    return probes.create(Session(), key)
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str):
+    return await probes.create_async(Session(), key)
+
+
 # An app with a second database (SECOND_DATABASE_URL): a registry for it, removed the same way.
 if SECOND_DATABASE_URL:
     SecondSession = scoped_session(sessionmaker(create_engine(SECOND_DATABASE_URL)))

@@ -142,6 +142,16 @@ async def async_background(key: str, tasks: BackgroundTasks, db_sess: Session = 
     return {"key": key}
 
 
+@app.post("/sync/created", response_model=probes.NoteOut)
+def sync_created(key: str, db_sess: Session = Depends(get_db_sess)):
+    return probes.create(db_sess, key)
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str, db_sess: Session = Depends(get_db_sess)):
+    return await probes.create_async(db_sess, key)
+
+
 # An app with a second database ("I need to connect to at least 3"): the same three functions and
 # dependency for each database, its own global filled on startup and disposed on shutdown.
 if SECOND_DATABASE_URL:

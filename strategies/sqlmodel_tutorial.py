@@ -131,3 +131,13 @@ def sync_background(key: str, tasks: BackgroundTasks, session: SessionDep):
 async def async_background(key: str, tasks: BackgroundTasks, session: SessionDep):
     tasks.add_task(probes.write_later_async, session, key)
     return {"key": key}
+
+
+@app.post("/sync/created", response_model=probes.NoteOut)
+def sync_created(key: str, session: SessionDep):
+    return probes.create(session, key)
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str, session: SessionDep):
+    return await probes.create_async(session, key)

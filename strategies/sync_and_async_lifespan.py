@@ -140,6 +140,16 @@ async def async_background(key: str, tasks: BackgroundTasks, db: AsyncSession = 
     return {"key": key}
 
 
+@app.post("/sync/created", response_model=probes.NoteOut)
+def sync_created(key: str, db: Session = Depends(get_db)):
+    return probes.create(db, key)
+
+
+@app.post("/async/created", response_model=probes.NoteOut)
+async def async_created(key: str, db: AsyncSession = Depends(get_async_db)):
+    return await probes.create_async(db, key)
+
+
 # An app with a second database: a session of each kind for it, from its own dependency.
 if SECOND_DATABASE_URL:
     def get_second_db(request: Request):

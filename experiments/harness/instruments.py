@@ -18,13 +18,14 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool, QueuePool
 
@@ -86,6 +87,64 @@ def counting() -> Iterator[Counts]:
         event.remove(Pool, "checkout", on_checkout)
         event.remove(Pool, "checkin", on_checkin)
         event.remove(Session, "after_begin", on_begin)
+
+
+@dataclass
+class Commits:
+    commits: int = 0
+    expire_on_commit: set[bool] = field(default_factory=set)  # `expire_on_commit` of each session that committed
+    selects_after_commit: int = 0  # SELECTs run through a session after it committed (reloading what it expired)
+    missing_greenlet: int = 0  # MissingGreenlet raised: an AsyncSession asked for I/O outside its greenlet
+
+
+@contextmanager
+def commits() -> Iterator[Commits]:
+    """Count, in every session and engine while the block runs, the commits and the setting of each session that
+    committed, the SELECTs a session ran after its commit, and the MissingGreenlet errors raised.
+
+    A SELECT is the session's when it runs on the connection the session last began a transaction on; only
+    statements that ran are counted, so an AsyncSession's reload that raised MissingGreenlet is not a SELECT.
+    """
+    found = Commits()
+    lock = threading.Lock()
+    committed: weakref.WeakSet[Session] = weakref.WeakSet()
+    session_of: weakref.WeakKeyDictionary[Connection, Session] = weakref.WeakKeyDictionary()
+
+    def on_commit(session):
+        with lock:
+            found.commits += 1
+            found.expire_on_commit.add(bool(session.expire_on_commit))
+            committed.add(session)
+
+    def on_begin(session, _transaction, connection):
+        session_of[connection] = session
+
+    def on_execute(conn, _cursor, statement, *_):
+        if statement.lstrip()[:6].upper() == "SELECT" and session_of.get(conn) in committed:
+            with lock:
+                found.selects_after_commit += 1
+
+    own_init = vars(MissingGreenlet).get("__init__")
+
+    def counting_init(self, *args, **kwargs):
+        with lock:
+            found.missing_greenlet += 1
+        super(MissingGreenlet, self).__init__(*args, **kwargs)
+
+    event.listen(Session, "after_commit", on_commit)
+    event.listen(Session, "after_begin", on_begin)
+    event.listen(Engine, "after_cursor_execute", on_execute)
+    MissingGreenlet.__init__ = counting_init  # SQLAlchemy raises it from await_only, below any listener
+    try:
+        yield found
+    finally:
+        if own_init is None:
+            del MissingGreenlet.__init__
+        else:
+            MissingGreenlet.__init__ = own_init
+        event.remove(Session, "after_commit", on_commit)
+        event.remove(Session, "after_begin", on_begin)
+        event.remove(Engine, "after_cursor_execute", on_execute)
 
 
 @contextmanager
