@@ -29,21 +29,29 @@ MATRIX_RESULTS = Path("results/matrix")
 
 @dataclass(frozen=True)
 class Cell:
-    """One environment of `nox -s matrix`: a Python, a FastAPI release line, and why it is there."""
+    """One environment of `nox -s matrix`: a Python, a FastAPI release line (a SQLAlchemy one where a group needs
+    it), and why it is there."""
 
     python: str
     fastapi: str | None  # "0.115" takes that line's last release; None the latest release
     why: str
     groups: tuple[str, ...] = ()  # pyproject optional groups only these cells take
+    sqlalchemy: str | None = None  # "2.0" takes that line's last release; None the latest the groups allow
 
     @property
     def name(self) -> str:
-        return f"py{self.python}-" + (f"fastapi{self.fastapi}" if self.fastapi else "latest")
+        return (f"py{self.python}-" + (f"fastapi{self.fastapi}" if self.fastapi else "latest")
+                + (f"-sqlalchemy{self.sqlalchemy}" if self.sqlalchemy else ""))
+
+    @property
+    def constraints(self) -> list[str]:
+        return [f"{package}=={line}.*" for package, line in (("fastapi", self.fastapi), ("sqlalchemy", self.sqlalchemy))
+                if line]
 
     @property
     def lock(self) -> Path:
         """The latest FastAPI on the default Python is the default environment itself."""
-        if self.fastapi is None and self.python == DEFAULT_PYTHON and not self.groups:
+        if not self.constraints and self.python == DEFAULT_PYTHON and not self.groups:
             return DEFAULT_LOCK
         return LOCKS / "matrix" / f"{self.name}.txt"
 
@@ -57,6 +65,8 @@ MATRIX = (
          ("fastapi-sqla",)),
     Cell("3.11", "0.121", "the first release with `Depends(scope=...)`", ("fastapi-sqla",)),
     Cell("3.11", None, "the default environment, what `nox -s compare` measures"),
+    Cell("3.11", None, "the latest FastAPI on SQLAlchemy 2.0, where fastapi-users-db-sqlalchemy 7.0 installs",
+         ("fastapi-users",), sqlalchemy="2.0"),
     Cell("3.12", None, "the latest FastAPI on Python 3.12, where fastapi-async-sqlalchemy 0.8 installs"),
     Cell("3.13", None, "the latest FastAPI on Python 3.13"),
 )
@@ -179,28 +189,28 @@ def lock(session: nox.Session) -> None:
         session.install("uv")
     uv = " ".join(session.run("uv", "--version", silent=True).split()[:2])
     groups = [g for g in PROJECT.get("optional-dependencies", {}) if g not in CELL_ONLY_GROUPS]
-    _compile(session, uv, DEFAULT_LOCK, DEFAULT_PYTHON, groups, None,
+    _compile(session, uv, DEFAULT_LOCK, DEFAULT_PYTHON, groups, [],
              f"the default environment (Python >= {DEFAULT_PYTHON}, the latest FastAPI)")
     for cell in MATRIX:
         if cell.lock != DEFAULT_LOCK:
-            _compile(session, uv, cell.lock, cell.python, [*groups, *cell.groups],
-                     f"fastapi=={cell.fastapi}.*" if cell.fastapi else None, f"matrix cell {cell.name}: {cell.why}")
+            _compile(session, uv, cell.lock, cell.python, [*groups, *cell.groups], cell.constraints,
+                     f"matrix cell {cell.name}: {cell.why}")
 
 
-def _compile(session: nox.Session, uv: str, out: Path, python: str, groups: list[str], fastapi: str | None,
+def _compile(session: nox.Session, uv: str, out: Path, python: str, groups: list[str], constraints: list[str],
              what: str) -> None:
     """One lock file, with a header saying what it holds and how it was made."""
     out.parent.mkdir(parents=True, exist_ok=True)
     command = ["uv", "pip", "compile", "pyproject.toml", *(f"--extra={g}" for g in groups),
                "--universal", f"--python-version={python}", "--generate-hashes"]
     extra = []
-    if fastapi:
-        constraints = Path(session.create_tmp()) / f"{out.stem}.constraints.txt"
-        constraints.write_text(fastapi + "\n")
-        extra = ["--constraint", str(constraints)]
+    if constraints:
+        constraints_file = Path(session.create_tmp()) / f"{out.stem}.constraints.txt"
+        constraints_file.write_text("\n".join(constraints) + "\n")
+        extra = ["--constraint", str(constraints_file)]
     # The output file doubles as uv's preferences: existing pins stay unless posargs upgrade them.
     session.run(*command, *extra, "--no-header", "--quiet", "--output-file", str(out), *session.posargs)
-    shown = " ".join(command) + (f", constrained to {fastapi}" if fastapi else "")
+    shown = " ".join(command) + (f", constrained to {', '.join(constraints)}" if constraints else "")
     header = [
         f"# sessionbench, {what}.",
         f"# Pinned by `nox -s lock` ({uv}): {shown}",
