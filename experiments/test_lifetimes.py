@@ -14,7 +14,7 @@ import httpx
 
 from experiments.checks import Check, measures
 from experiments.harness import discovery
-from experiments.harness.serving import serve
+from experiments.harness.serving import serve, to_served_paths
 from experiments.harness.standalone import run_to_exit, send_traffic, uvicorn_reload
 
 TAG_ROUTES = ("/sync/tag", "/async/tag")
@@ -61,12 +61,13 @@ RELOAD_SERVER = Check(
 
 
 @measures(RELOAD_SERVER)
-async def test_reload_server(strategy, routes, database, record, tmp_path):
+async def test_reload_server(strategy, app_module, routes, database, record, tmp_path):
     paths = sorted(routes)
     abandoned_per_restart, left_per_restart, failed = [], [], 0
     start = database.activity()["sessions_abandoned"]
     async with uvicorn_reload(strategy, database.environ, tmp_path) as server:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        hooks = to_served_paths(app_module.app)  # the copy uvicorn serves has the same routes
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30, event_hooks=hooks) as client:
             for _ in range(RELOADS):
                 failed += await send_traffic(client, paths)
                 edited = database.activity()

@@ -7,7 +7,7 @@ import sys
 
 from experiments.harness import authoring
 from experiments.probes import ROUTES
-from tests.running import ROOT, TEMPLATE
+from tests.running import FIXTURES, ROOT, TEMPLATE
 
 
 def _check(path) -> subprocess.CompletedProcess:
@@ -25,6 +25,13 @@ def test_new_writes_the_template_and_it_passes_the_contract(tmp_path, capsys):
     done = _check(written)
     assert done.returncode == 0, done.stdout
     assert done.stdout.count("served") == len(ROUTES)
+
+
+def test_check_finds_the_routes_of_included_routers_and_mounted_apps():
+    """No probe route of this fixture is on the app itself: each is found under its router's prefix or mount."""
+    done = _check(FIXTURES / "routes_on_routers.py")
+    assert done.returncode == 0, done.stdout
+    assert "MISSING" not in done.stdout and done.stdout.startswith("GET ")
 
 
 def test_new_refuses_to_overwrite_or_a_bad_name(tmp_path, capsys):

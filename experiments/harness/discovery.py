@@ -2,7 +2,8 @@
 
 Discovery reads files without importing them (a module that crashes on import
 must not take the harness down); loading imports one module and checks the
-contract: an `app`, and every probe route either served or declared in
+contract: an `app`, and every probe route either served (at its path, or under
+a prefix: an included router's, a mounted sub-application's) or declared in
 `UNSUPPORTED`.
 """
 
@@ -15,8 +16,17 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy.orm
+from starlette.routing import Mount
 
 from experiments.probes import KINDS, OPTIONAL, ROUTES
+
+try:
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # FastAPI before 0.137.2
+    iter_route_contexts = None
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = ROOT / "strategies"
@@ -118,8 +128,28 @@ def _where(exc: BaseException, path: Path) -> str:
     return f" (line {frames[-1].lineno})" if frames else ""
 
 
+def _forget_models(module) -> None:
+    """Take the mapped classes an earlier import of `module` declared out of their MetaData and registry, so that
+    importing it again declares them afresh: SQLModel's `table=True` models share `SQLModel.metadata`, where a
+    second table of the same name raises "Table ... is already defined". The earlier app keeps its own mapping:
+    its mappers are configured first, so that their relationships are resolved to the earlier classes."""
+    own = [v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__]
+    mapped = [(cls, mapper) for cls in own if (mapper := sqlalchemy.inspect(cls, raiseerr=False)) is not None]
+    if mapped:
+        sqlalchemy.orm.configure_mappers()
+    for cls, mapper in mapped:
+        table = cls.__dict__.get("__table__")  # its own table, not one it inherits
+        if table is not None and table.metadata.tables.get(table.key) is table:
+            table.metadata.remove(table)
+        # Private, and the smallest surface: SQLAlchemy has no public way to drop one class from its registry's
+        # name lookup, and without it the new class is declared with a warning that it replaces the old one.
+        mapper.registry._dispose_cls(cls)
+
+
 def load(strategy: Strategy):
     """Import the strategy fresh and return its module, or raise ContractError."""
+    if (earlier := sys.modules.get(strategy.module)) is not None:
+        _forget_models(earlier)
     spec = importlib.util.spec_from_file_location(strategy.module, strategy.path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[strategy.module] = module
@@ -145,15 +175,52 @@ def one_line_warning(warning) -> str:
     return f"{warning.category.__name__}: {text} ({Path(warning.filename).name}:{warning.lineno})"
 
 
+def walk(app, prefix: str = "") -> Iterator[tuple[str, object]]:
+    """Every route `app` (an application, a Router, a Mount) answers, with the full path it answers at: the routes
+    of included routers (their prefixes applied, nested ones too) and of mounted sub-applications."""
+    for route in _flattened(getattr(app, "routes", [])):
+        path = prefix + (getattr(route, "path", None) or "")
+        if isinstance(getattr(route, "original_route", route), Mount):  # a RouteContext keeps what it stands for
+            yield from walk(route, path)
+        else:
+            yield path, route
+
+
+def _flattened(routes) -> Iterator:
+    """`routes` with each included router replaced by its routes, prefixes applied: FastAPI 0.137 keeps an
+    `include_router` as one lazy entry of `app.routes`, earlier releases copied its routes in."""
+    if iter_route_contexts is not None:  # public from FastAPI 0.137.2
+        return iter_route_contexts(routes)
+    # Before 0.137 the list is flat already; 0.137.0-0.137.1 have only this private way into an included router.
+    return (getattr(context, "starlette_route", None) or context for route in routes
+            for context in getattr(route, "effective_route_contexts", lambda: [route])())
+
+
+def probe_routes(app) -> dict[str, tuple[str, object]]:
+    """Per probe path the app serves with the method the checks use: the path it is served at and its route.
+
+    A probe route under a prefix counts (an included router's `prefix=`, a mounted sub-application, as real apps
+    put their API under `/api/v1`): checks name the probe path and serving.py sends the request on to the served
+    one. A route at the probe path itself wins; under a path parameter a probe route cannot be reached."""
+    found: dict[str, tuple[str, object]] = {}
+    for path, route in walk(app):
+        methods = getattr(route, "methods", None) or set()
+        for probe, method in ROUTES.items():
+            if path.endswith(probe) and method in methods and "{" not in path and (
+                    probe not in found or path == probe != found[probe][0]):
+                found[probe] = (path, route)
+    return found
+
+
+def served_at(app) -> dict[str, str]:
+    """Probe path -> the path the app serves it at (the same path unless under a prefix)."""
+    return {probe: path for probe, (path, _) in probe_routes(app).items()}
+
+
 def served_routes(app, kind: str | None = None) -> set[str]:
     """Paths of the probe routes the app answers with the method the checks use; only `def` or `async def`
     endpoints when `kind` says which (probes.KINDS)."""
-    found = set()
-    for route in getattr(app, "routes", []):
-        path, methods = getattr(route, "path", None), getattr(route, "methods", None) or set()
-        if path in ROUTES and ROUTES[path] in methods and (kind is None or _kind(route) == kind):
-            found.add(path)
-    return found
+    return {probe for probe, (_, route) in probe_routes(app).items() if kind is None or _kind(route) == kind}
 
 
 def _kind(route) -> str:
@@ -168,20 +235,18 @@ PATTERN_ROUTES = {"def": "/sync/tag", "async": "/async/tag"}  # whose wiring sho
 
 
 def pattern(module) -> dict[str, str]:
-    """Per kind of endpoint, the strategy's own source that hands it a session: the app's lifespan or startup
-    handlers, its middleware, the dependencies of the kind's tag route, and that endpoint, as far as the module
-    defines them (a library's code is not quoted), at most PATTERN_LINES lines each."""
+    """Per kind of endpoint, the strategy's own source that hands it a session: the lifespan or startup handlers
+    and the middleware of the app (and of the mounted sub-application serving the route), the dependencies of the
+    kind's tag route, and that endpoint, as far as the module defines them (a library's code is not quoted), at
+    most PATTERN_LINES lines each."""
     app, found = module.app, {}
-    router = getattr(app, "router", None)
-    app_wide = [getattr(router, "lifespan_context", None), *getattr(router, "on_startup", []),
-                *getattr(router, "on_shutdown", [])]
-    for m in getattr(app, "user_middleware", []):
-        app_wide += [m.cls, *(v for v in getattr(m, "kwargs", {}).values() if callable(v))]
+    served = probe_routes(app)
     for kind, path in PATTERN_ROUTES.items():
-        route = next((r for r in getattr(app, "routes", []) if getattr(r, "path", None) == path
-                      and _kind(r) == kind), None)
-        if route is None:
+        route = served.get(path, (None, None))[1]
+        if route is None or _kind(route) != kind:
             continue
+        owner = getattr(route, "dependency_overrides_provider", None)  # the FastAPI app the route was added to
+        app_wide = [*_app_wide(app, module), *(_app_wide(owner, module) if owner not in (None, app) else [])]
         calls, dependants = [], [getattr(route, "dependant", None)]
         while dependants:
             dependant = dependants.pop(0)
@@ -193,6 +258,33 @@ def pattern(module) -> dict[str, str]:
             lines += [*inspect.getsource(call).rstrip().splitlines(), ""]
         if lines:
             found[kind] = "\n".join(lines[:PATTERN_LINES]).rstrip() + ("\n# …" if len(lines) > PATTERN_LINES + 1 else "")
+    return found
+
+
+def _app_wide(app, module) -> list:
+    """An application's lifespan or startup and shutdown handlers, and its middleware (classes and callables)."""
+    router = getattr(app, "router", None)
+    found = [*_lifespans(getattr(router, "lifespan_context", None), module), *getattr(router, "on_startup", []),
+             *getattr(router, "on_shutdown", [])]
+    for m in getattr(app, "user_middleware", []):
+        found += [m.cls, *(v for v in getattr(m, "kwargs", {}).values() if callable(v))]
+    return found
+
+
+def _lifespans(context, module) -> list:
+    """The lifespan, or those it was merged from: each `include_router` chains the app's lifespan with the router's
+    in a function of FastAPI's, whose free variables (behind `__wrapped__`) hold the two."""
+    found, todo, seen = [], [context], set()
+    while todo:
+        context = todo.pop(0)
+        if id(context) in seen:
+            continue
+        seen.add(id(context))
+        inner = inspect.unwrap(context) if callable(context) else None
+        if inspect.isfunction(inner) and not _defined_in(context, module):
+            todo += [v for v in inspect.getclosurevars(inner).nonlocals.values() if callable(v)]
+        else:
+            found.append(context)
     return found
 
 

@@ -21,6 +21,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import create_engine, event, select, text
 
+from experiments.harness import discovery
 from experiments.harness.instruments import HARNESS
 from experiments.harness.postgres import Cluster
 from experiments.harness.watch import BoundedTransport, Watch
@@ -176,13 +177,16 @@ class Exchange:
 
 
 def recorded(app, exchanges: list[Exchange], before_last_body: Callable[[Exchange], Awaitable[None]] | None = None):
-    """Wrap the ASGI app: note every HTTP request in `exchanges`; `before_last_body(exchange)` runs just before the
-    last body message is sent, that is, as a client over a socket receives the end of its response."""
+    """Wrap the ASGI app: note every HTTP request in `exchanges` (under its probe path, wherever the app serves it);
+    `before_last_body(exchange)` runs just before the last body message is sent, that is, as a client over a socket
+    receives the end of its response."""
+    probe_at = {path: probe for probe, path in discovery.served_at(app).items()}
 
     async def recording(scope, receive, send):
         if scope["type"] != "http":
             return await app(scope, receive, send)
-        exchange = Exchange(scope["path"], dict(parse_qsl(scope.get("query_string", b"").decode())))
+        path = probe_at.get(scope["path"], scope["path"])
+        exchange = Exchange(path, dict(parse_qsl(scope.get("query_string", b"").decode())))
         exchanges.append(exchange)
 
         async def sending(message):
@@ -202,7 +206,22 @@ def recorded(app, exchanges: list[Exchange], before_last_body: Callable[[Exchang
             exchange.error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:200]
             raise
 
+    recording.__wrapped__ = app  # where to_served_paths finds the application
     return recording
+
+
+def to_served_paths(app) -> dict:
+    """httpx `event_hooks` sending a request for a probe path on to the path `app` serves it at (under an included
+    router's prefix or a mounted sub-application), so that checks name probe paths only."""
+    while not hasattr(app, "routes") and (inner := getattr(app, "__wrapped__", None) or getattr(app, "app", None)):
+        app = inner  # an ASGI wrapper around the application: `recorded`, or middleware keeping it as `.app`
+    moved = {probe: path for probe, path in discovery.served_at(app).items() if path != probe}
+
+    async def to_served_path(request: httpx.Request) -> None:
+        if request.url.path in moved:
+            request.url = request.url.copy_with(path=moved[request.url.path])
+
+    return {"request": [to_served_path]} if moved else {}
 
 
 def _state_per_request(app):
@@ -225,11 +244,13 @@ async def serve(app, routes: set[str], watch: Watch | None = None):
     """Enter the app's lifespan, yield a Served, leave the lifespan (shutdown runs).
 
     With a `watch`, every request is bounded and a blocked event loop is reported (experiments/harness/watch.py).
+    Requests for probe paths go to where the app serves them (to_served_paths).
     """
+    hooks = to_served_paths(app)
     if watch is None:
         async with LifespanManager(_state_per_request(app), startup_timeout=30, shutdown_timeout=30) as manager:
             transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            async with httpx.AsyncClient(transport=transport, base_url="http://app", event_hooks=hooks) as client:
                 yield Served(client=client, routes=routes, app=app)
         return
     stop, started = threading.Event(), time.monotonic()
@@ -243,7 +264,7 @@ async def serve(app, routes: set[str], watch: Watch | None = None):
                 watch.phase = "serving"
                 inner = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
                 transport = BoundedTransport(inner, tasks, watch, started)
-                async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                async with httpx.AsyncClient(transport=transport, base_url="http://app", event_hooks=hooks) as client:
                     yield Served(client=client, routes=routes, app=app)
                 watch.phase = "stopping"
         finally:

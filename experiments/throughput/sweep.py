@@ -227,12 +227,13 @@ class Target:
         self.app, self.argv, self.env, self.log, self.port, self.client = app, argv, env, log, port, client
         self.routes: list[str] = []
         self.kinds: dict[str, str] = {}  # kind of endpoint -> tag path served by one (in-process workers say)
+        self.served_at: dict[str, str] = {}  # probe path -> the path uvicorn serves it at (server workers say)
         log.write_text("")
         self.worker = Worker(argv, env, log)
 
     def ready(self, deadline: float) -> None:
         reply = self.worker.answer(max(0.1, deadline - time.monotonic()))
-        self.routes, self.kinds = reply["ready"], reply.get("kinds", {})
+        self.routes, self.kinds, self.served_at = reply["ready"], reply.get("kinds", {}), reply.get("served_at", {})
         if self.port is not None:
             _wait_for_port(self.worker, self.port, deadline)
 
@@ -263,6 +264,8 @@ class Target:
             raise Failed(f"the server exited with code {self.worker.proc.returncode}{_tail(self.log)}")
         reading = self.worker.ask({"hold": "snapshot"}, SNAPSHOT_TIMEOUT_S)
         before = _cpu_of(self.worker.proc.pid)
+        path, sep, query = url.partition("?")
+        url = self.served_at.get(path, path) + sep + query
         sample = self.client(f"http://127.0.0.1:{self.port}", method, url, level, plan, prefix)
         sample["server_cpu_s"] = round(_cpu_of(self.worker.proc.pid) - before, 4)
         sample["hold"] = hold.window(reading, self.worker.ask({"hold": "snapshot"}, SNAPSHOT_TIMEOUT_S))

@@ -160,7 +160,9 @@ def serve_over_http(file: str, port: int) -> None:
         return
     meter = hold.LoadMeter().install()
     threading.Thread(target=_snapshots, args=(meter, out), daemon=True, name="sessionbench-hold").start()
-    print(json.dumps({"ready": sorted(discovery.served_routes(module.app))}), file=out)
+    # where each probe path is served (under a prefix in apps that mount their API): the load generator asks there
+    print(json.dumps({"ready": sorted(discovery.served_routes(module.app)), "served_at": discovery.served_at(module.app)}),
+          file=out)
     uvicorn.run(meter.wrap(module.app), host="127.0.0.1", port=port, lifespan="on", log_level="warning",
                 access_log=False)
 
