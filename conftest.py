@@ -39,11 +39,20 @@ def pytest_addoption(parser):
         "--db", default="sqlite",
         help="sqlite (default), postgresql (a throwaway cluster) or a postgresql://… URL of a server to use",
     )  # fmt: skip
-    group.addoption("--kind", action="append", default=[], choices=list(KINDS),
-                    help="judge only this kind of endpoint (repeatable; checks of the whole app ignore it)")
+    group.addoption(
+        "--kind",
+        action="append",
+        default=[],
+        choices=list(KINDS),
+        help="judge only this kind of endpoint (repeatable; checks of the whole app ignore it)",
+    )
     group.addoption("--rows", default=None, help="append one JSON line per strategy x check outcome to this file")
-    group.addoption("--time-limit", type=float, default=None,
-                    help="seconds this check process is given before it is killed (bounds the loop watchdog)")
+    group.addoption(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds this check process is given before it is killed (bounds the loop watchdog)",
+    )
 
 
 def pytest_configure(config):
@@ -171,8 +180,11 @@ def watch(request, check, engines) -> Watch:
         os._exit(3)
 
     limit = request.config.getoption("time_limit")
-    return Watch(state=engines.state, on_blocked=blocked,
-                 loop_blocked_s=min(LOOP_BLOCKED_S, limit / 2) if limit else LOOP_BLOCKED_S)
+    return Watch(
+        state=engines.state,
+        on_blocked=blocked,
+        loop_blocked_s=min(LOOP_BLOCKED_S, limit / 2) if limit else LOOP_BLOCKED_S,
+    )
 
 
 @pytest.fixture
@@ -264,8 +276,13 @@ def _write_row(item, check_id: str, row: dict) -> None:
     if warned := WARNINGS.pop(item.nodeid, None):
         row["warnings"] = sorted(warned)[:10]
     kind = {"kind": item.callspec.params["kind"]} if "kind" in item.callspec.params else {}
-    out = {"strategy": item.callspec.params["strategy"].id, "check": check_id, **kind, **row,
-           "duration_s": round(time.monotonic() - item.stash[STARTED], 3)}
+    out = {
+        "strategy": item.callspec.params["strategy"].id,
+        "check": check_id,
+        **kind,
+        **row,
+        "duration_s": round(time.monotonic() - item.stash[STARTED], 3),
+    }
     path = item.config.getoption("rows")
     if path:
         with open(path, "a") as f:

@@ -19,10 +19,14 @@ nox.options.download_python = "never"  # interpreters already on the machine onl
 nox.options.error_on_missing_interpreters = False  # a matrix cell without its Python is skipped, on CI too
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests"]
+# uv, unlike pip, ignores the system's certificate store unless told; behind a proxy that re-signs TLS it then
+# fails ("invalid peer certificate: UnknownIssuer"). The sessions' uv and every uv it starts trust the system's.
+os.environ.setdefault("UV_SYSTEM_CERTS", "1")
 
 PROJECT = nox.project.load_toml("pyproject.toml")["project"]
 LOCKS = Path("locks")
 DEFAULT_LOCK = LOCKS / "default.txt"
+RUFF = "ruff==0.17.6"  # the one tool `nox -s lint` installs; moved by hand
 DEFAULT_PYTHON = "3.11"  # the oldest Python the project supports; the default lock holds for it and every later one
 MATRIX_RESULTS = Path("results/matrix")
 
@@ -40,13 +44,19 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return (f"py{self.python}-" + (f"fastapi{self.fastapi}" if self.fastapi else "latest")
-                + (f"-sqlalchemy{self.sqlalchemy}" if self.sqlalchemy else ""))
+        return (
+            f"py{self.python}-"
+            + (f"fastapi{self.fastapi}" if self.fastapi else "latest")
+            + (f"-sqlalchemy{self.sqlalchemy}" if self.sqlalchemy else "")
+        )
 
     @property
     def constraints(self) -> list[str]:
-        return [f"{package}=={line}.*" for package, line in (("fastapi", self.fastapi), ("sqlalchemy", self.sqlalchemy))
-                if line]
+        return [
+            f"{package}=={line}.*"
+            for package, line in (("fastapi", self.fastapi), ("sqlalchemy", self.sqlalchemy))
+            if line
+        ]
 
     @property
     def lock(self) -> Path:
@@ -59,14 +69,27 @@ class Cell:
 # FastAPI releases where the behaviour the checks measure changed (report/matrix.py
 # keeps the list of those changes), and every other Python on the latest release.
 MATRIX = (
-    Cell("3.11", "0.115", "`yield` dependencies exit before the response is sent (FastAPI 0.106 to 0.117)",
-         ("fastapi-sqla",)),
-    Cell("3.11", "0.120", "`yield` dependencies exit after the response again (0.118 to 0.120), no `Depends(scope=...)`",
-         ("fastapi-sqla",)),
+    Cell(
+        "3.11",
+        "0.115",
+        "`yield` dependencies exit before the response is sent (FastAPI 0.106 to 0.117)",
+        ("fastapi-sqla",),
+    ),
+    Cell(
+        "3.11",
+        "0.120",
+        "`yield` dependencies exit after the response again (0.118 to 0.120), no `Depends(scope=...)`",
+        ("fastapi-sqla",),
+    ),
     Cell("3.11", "0.121", "the first release with `Depends(scope=...)`", ("fastapi-sqla",)),
     Cell("3.11", None, "the default environment, what `nox -s compare` measures"),
-    Cell("3.11", None, "the latest FastAPI on SQLAlchemy 2.0, where fastapi-users-db-sqlalchemy 7.0 installs",
-         ("fastapi-users",), sqlalchemy="2.0"),
+    Cell(
+        "3.11",
+        None,
+        "the latest FastAPI on SQLAlchemy 2.0, where fastapi-users-db-sqlalchemy 7.0 installs",
+        ("fastapi-users",),
+        sqlalchemy="2.0",
+    ),
     Cell("3.12", None, "the latest FastAPI on Python 3.12, where fastapi-async-sqlalchemy 0.8 installs"),
     Cell("3.13", None, "the latest FastAPI on Python 3.13"),
 )
@@ -112,8 +135,18 @@ def bench(session: nox.Session) -> None:
     instructions when valgrind is installed (Debian: `apt-get install valgrind`).
     """
     install(session, DEFAULT_LOCK)
-    session.run("python", "-m", "experiments", "--throughput", "full", "--no-checks", "--out", "results/bench",
-                *quiet(), *session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "experiments",
+        "--throughput",
+        "full",
+        "--no-checks",
+        "--out",
+        "results/bench",
+        *quiet(),
+        *session.posargs,
+    )
 
 
 @nox.session
@@ -149,6 +182,15 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def lint(session: nox.Session) -> None:
+    """ruff's linter and formatter, configured in pyproject.toml; `nox -s lint -- --fix` rewrites what they can."""
+    session.install(RUFF)
+    fix = "--fix" in session.posargs
+    session.run("ruff", "check", *(["--fix"] if fix else []), ".")
+    session.run("ruff", "format", *([] if fix else ["--check", "--diff"]), ".")
+
+
+@nox.session
 @nox.parametrize("python,cell", [nox.param(cell.python, cell, id=cell.name) for cell in MATRIX])
 def matrix(session: nox.Session, cell: Cell) -> None:
     """The correctness checks in every cell of MATRIX (FastAPI releases x Pythons): results/matrix/<cell>/, then results/MATRIX.md.
@@ -160,8 +202,17 @@ def matrix(session: nox.Session, cell: Cell) -> None:
     """
     session.notify("matrix_report")
     install(session, cell.lock)
-    session.run("python", "-m", "experiments", "--throughput", "off", "--out", str(MATRIX_RESULTS / cell.name),
-                *quiet(), *session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "experiments",
+        "--throughput",
+        "off",
+        "--out",
+        str(MATRIX_RESULTS / cell.name),
+        *quiet(),
+        *session.posargs,
+    )
 
 
 @nox.session
@@ -189,20 +240,43 @@ def lock(session: nox.Session) -> None:
         session.install("uv")
     uv = " ".join(session.run("uv", "--version", silent=True).split()[:2])
     groups = [g for g in PROJECT.get("optional-dependencies", {}) if g not in CELL_ONLY_GROUPS]
-    _compile(session, uv, DEFAULT_LOCK, DEFAULT_PYTHON, groups, [],
-             f"the default environment (Python >= {DEFAULT_PYTHON}, the latest FastAPI)")
+    _compile(
+        session,
+        uv,
+        DEFAULT_LOCK,
+        DEFAULT_PYTHON,
+        groups,
+        [],
+        f"the default environment (Python >= {DEFAULT_PYTHON}, the latest FastAPI)",
+    )
     for cell in MATRIX:
         if cell.lock != DEFAULT_LOCK:
-            _compile(session, uv, cell.lock, cell.python, [*groups, *cell.groups], cell.constraints,
-                     f"matrix cell {cell.name}: {cell.why}")
+            _compile(
+                session,
+                uv,
+                cell.lock,
+                cell.python,
+                [*groups, *cell.groups],
+                cell.constraints,
+                f"matrix cell {cell.name}: {cell.why}",
+            )
 
 
-def _compile(session: nox.Session, uv: str, out: Path, python: str, groups: list[str], constraints: list[str],
-             what: str) -> None:
+def _compile(
+    session: nox.Session, uv: str, out: Path, python: str, groups: list[str], constraints: list[str], what: str
+) -> None:
     """One lock file, with a header saying what it holds and how it was made."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = ["uv", "pip", "compile", "pyproject.toml", *(f"--extra={g}" for g in groups),
-               "--universal", f"--python-version={python}", "--generate-hashes"]
+    command = [
+        "uv",
+        "pip",
+        "compile",
+        "pyproject.toml",
+        *(f"--extra={g}" for g in groups),
+        "--universal",
+        f"--python-version={python}",
+        "--generate-hashes",
+    ]
     extra = []
     if constraints:
         constraints_file = Path(session.create_tmp()) / f"{out.stem}.constraints.txt"

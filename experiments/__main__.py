@@ -27,16 +27,29 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="nox -s compare --", description=__doc__.splitlines()[0])
     parser.add_argument("--strategy", action="append", default=[], help="only this strategy (repeatable)")
     parser.add_argument("--check", action="append", default=[], help="only this check id (repeatable)")
-    parser.add_argument("--strategies-dir", type=Path, default=discovery.DEFAULT_DIR, help="where strategy modules live")
+    parser.add_argument(
+        "--strategies-dir", type=Path, default=discovery.DEFAULT_DIR, help="where strategy modules live"
+    )
     parser.add_argument(
         "--db", default="sqlite",
         help="sqlite (default: a fresh file per strategy × check), postgresql (a throwaway cluster the run "
         "starts and removes), or postgresql://… (a server of yours; each check gets a fresh database on it)",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, default=discovery.ROOT / "results", help="output directory (default: results/)")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per strategy × check before it is killed (default: each check's own)")
-    parser.add_argument("--jobs", type=int, default=4,
-                        help="strategy × check pairs measured at once (default 4: most wait on sleeps and I/O; checks that time things always run alone)")
+    parser.add_argument(
+        "--out", type=Path, default=discovery.ROOT / "results", help="output directory (default: results/)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per strategy × check before it is killed (default: each check's own)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=4,
+        help="strategy × check pairs measured at once (default 4: most wait on sleeps and I/O; checks that time things always run alone)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     sweep.add_arguments(parser)
     instructions.add_arguments(parser)
@@ -63,8 +76,9 @@ class _Counter:
     def __call__(self) -> instructions.Count | None:
         if self.plan is not None and self.count is None:
             apps = sweep.apps([p.strategy for p in self.preflights if p.ready])
-            self.count = self.stack.enter_context(closing(instructions.Count(apps, self.plan, self.server,
-                                                                             self.args.out, self.say)))
+            self.count = self.stack.enter_context(
+                closing(instructions.Count(apps, self.plan, self.server, self.args.out, self.say))
+            )
             self.count.start()
         return self.count
 
@@ -72,7 +86,11 @@ class _Counter:
 def _shares_the_machine(args) -> bool:
     """Whether the count may run beside other work: its plan says so, and no server-mode sweep needs both cores."""
     throughput, counting = sweep.plan(args), instructions.plan(args)
-    return counting is not None and counting.beside_throughput and (throughput is None or throughput.modes == ("inprocess",))
+    return (
+        counting is not None
+        and counting.beside_throughput
+        and (throughput is None or throughput.modes == ("inprocess",))
+    )
 
 
 def _cost(args, preflights: list[preflight.Preflight], server, say, results, count) -> bool:
@@ -85,8 +103,9 @@ def _cost(args, preflights: list[preflight.Preflight], server, say, results, cou
     throughput, counting = sweep.plan(args), instructions.plan(args)
     beside = _shares_the_machine(args)
     # The parts handle their own interruptions; this covers the moments between them.
-    with finishing_on_interrupt(results, lambda exc: f"interrupted by {exc} during the cost measurements "
-                                "(throughput, instructions)") as stop:
+    with finishing_on_interrupt(
+        results, lambda exc: f"interrupted by {exc} during the cost measurements (throughput, instructions)"
+    ) as stop:
         started = count() if beside else None
         if throughput and not sweep.attach(results, throughput, preflights, server, args.out, say, args.loadgen):
             return False
@@ -96,10 +115,12 @@ def _cost(args, preflights: list[preflight.Preflight], server, say, results, cou
     return stop.complete
 
 
-def _measure(args, settings: Run, preflights: list[preflight.Preflight], chosen: list, server, results,
-             stack: ExitStack) -> bool:
+def _measure(
+    args, settings: Run, preflights: list[preflight.Preflight], chosen: list, server, results, stack: ExitStack
+) -> bool:
     """The checks, then the cost side; False when interrupted (every row so far is kept, the note says when)."""
     count = _Counter(args, preflights, server, settings.say, stack)
+
     def between(exc) -> str:
         counting = " while instructions were being counted" if count.count is not None else ""
         return f"interrupted by {exc} between two parts of the run{counting}"
@@ -127,17 +148,27 @@ def main(argv: list[str]) -> int:
     try:
         with lock(args.out), ExitStack() as stack:
             server = _server(args.db, stack)
-            settings = Run(args.out, args.strategies_dir, server.admin_url if server else "sqlite", args.timeout,
-                           args.quiet, max(1, args.jobs))
+            settings = Run(
+                args.out,
+                args.strategies_dir,
+                server.admin_url if server else "sqlite",
+                args.timeout,
+                args.quiet,
+                max(1, args.jobs),
+            )
             preflights = preflight.run(strategies, args.out / "logs", settings.jobs, settings.say)
             results = ResultsFile(
                 args.out / "results.json",
-                environment=environment(" ".join(["python -m experiments", *map(shlex.quote, argv)]), describe_backend(server)),
+                environment=environment(
+                    " ".join(["python -m experiments", *map(shlex.quote, argv)]), describe_backend(server)
+                ),
                 strategies=[p.describe() for p in preflights],
                 checks=[c.describe() for c in chosen],
             )
             where = f"PostgreSQL {server.version}" if server else "SQLite"
-            print(f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True)
+            print(
+                f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True
+            )
             complete = _measure(args, settings, preflights, chosen, server, results, stack)
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"

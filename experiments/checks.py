@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 
 from experiments.harness.watch import REQUEST_BOUND_S
 from experiments.probes import path_kinds
 
-CHECKS: dict[str, "Check"] = {}
+CHECKS: dict[str, Check] = {}
 MODULES: dict[str, str] = {}  # check id -> the experiments module whose test measures it
 NEEDS_SERVER = "needs a database server that counts connections: run with --db postgresql"
 

@@ -53,7 +53,7 @@ import json
 import threading
 import time
 import weakref
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import anyio
 from pydantic import BaseModel, ConfigDict
@@ -240,8 +240,7 @@ def write(session: Session, key: str, fail: bool, delay: float, commit: bool = T
     return {"key": key, "session": session.hash_key}
 
 
-async def write_async(session: Session | AsyncSession, key: str, fail: bool, delay: float,
-                      commit: bool = True) -> dict:
+async def write_async(session: Session | AsyncSession, key: str, fail: bool, delay: float, commit: bool = True) -> dict:
     """The same from an `async def` endpoint, yielding to other requests while it sleeps.
 
     The failing path flushes an AsyncSession before raising, like `write`.
@@ -285,8 +284,9 @@ def write_both(first: Session, second: Session, key: str, fail: bool, delay: flo
     return {"key": key, "sessions": [first.hash_key, second.hash_key]}
 
 
-async def write_both_async(first: Session | AsyncSession, second: Session | AsyncSession, key: str, fail: bool,
-                           delay: float) -> dict:
+async def write_both_async(
+    first: Session | AsyncSession, second: Session | AsyncSession, key: str, fail: bool, delay: float
+) -> dict:
     """The same from an `async def` endpoint (sync sessions are flushed only when asked to fail, as in write_async)."""
     for session, row_key in zip((first, second), keys_in_both(key)):
         session.add(Note(key=row_key))

@@ -109,13 +109,16 @@ async def test_streaming(app_module, routes, kind, record, watch):
                 # A state we can observe, not a sleep: the pool is full of streams, or every stream is over.
                 running = [e for e in exchanges if e.path == path]
                 with anyio.move_on_after(POOL["pool_timeout"] + SETTLE_S):
-                    while not (sum(e.chunks > 0 for e in running) >= POOL["pool_size"]
-                               or (len(running) == STREAMS and all(e.sent_at or e.error for e in running))):
+                    while not (
+                        sum(e.chunks > 0 for e in running) >= POOL["pool_size"]
+                        or (len(running) == STREAMS and all(e.sent_at or e.error for e in running))
+                    ):
                         await anyio.sleep(POLL_S / 5)
                         running = [e for e in exchanges if e.path == path]
                 if other:
-                    others = await app.concurrently(OTHERS, lambda i: app.client.get(
-                        other, params={"tag": f"other-{i}", "delay": 0, "query": True}))
+                    others = await app.concurrently(
+                        OTHERS, lambda i: app.client.get(other, params={"tag": f"other-{i}", "delay": 0, "query": True})
+                    )
             peak = counts.peak_checked_out
             waited = await _settle(counts)
             left = max(counts.checked_out, 0)
@@ -156,13 +159,14 @@ BACKGROUND_TASKS = Check(
         "sessions that took a connection again after their owner closed them"
     ),
     why=(
-        "FastAPI 0.106 release notes: \"using resources from dependencies with yield in background tasks is no "
-        "longer supported\"; FastAPI #581, discussion #6871 and downstream \"session is closed\" reports; from "
+        'FastAPI 0.106 release notes: "using resources from dependencies with yield in background tasks is no '
+        'longer supported"; FastAPI #581, discussion #6871 and downstream "session is closed" reports; from '
         "0.118 the session is held while the task runs"
     ),
     rule="passed when requests_failed = 0, task_errors = 0, rows_missing = 0 and checked_out_after = 0",
-    passes=lambda m: (m["requests_failed"] == 0 and m["task_errors"] == 0 and m["rows_missing"] == 0
-                      and m["checked_out_after"] == 0),
+    passes=lambda m: (
+        m["requests_failed"] == 0 and m["task_errors"] == 0 and m["rows_missing"] == 0 and m["checked_out_after"] == 0
+    ),
     key=("rows_missing", "task_errors", "sessions_reopened_after_close"),  # counts: a timing would differ every run
     routes=("/sync/background", "/async/background"),
 )
@@ -199,7 +203,8 @@ async def test_background_tasks(app_module, routes, kind, database, record, watc
     record(
         metrics,
         f"{metrics['rows_missing']} of {TASKS} rows written by background tasks on {path} missing; "
-        f"{metrics['task_errors']} tasks raised" + (f" ({'; '.join(errors)})" if errors else "")
+        f"{metrics['task_errors']} tasks raised"
+        + (f" ({'; '.join(errors)})" if errors else "")
         + f"; a connection stayed checked out {metrics['held_after_response_ms']} ms (median) after each response; "
         f"{left} still checked out {waited:.1f} s after the last task; {counts.reopened_after_close} sessions took a "
         "connection again after being closed.",

@@ -204,9 +204,12 @@ async def test_cleanup_timing(app_module, routes, kind, database, record, watch)
     }
     codes = ", ".join(sorted({str(s) for _, s in conflicts})) or "none"
     timing = "; ".join(f"{late[p]} of {TIMED} on {p}" for p in tag_routes) or "no tag route served"
-    writes = (f"{metrics['acknowledged_before_visible']} of {len(visible)} acknowledged writes on "
-              f"{', '.join(write_routes)} were not yet visible to another connection as their response ended; "
-              if write_routes else "")
+    writes = (
+        f"{metrics['acknowledged_before_visible']} of {len(visible)} acknowledged writes on "
+        f"{', '.join(write_routes)} were not yet visible to another connection as their response ended; "
+        if write_routes
+        else ""
+    )
     record(
         metrics,
         f"{writes}{metrics['acknowledged_but_not_committed']} of {len(acked)} acknowledged requests never got "

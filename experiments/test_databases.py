@@ -31,16 +31,20 @@ MULTIPLE_DATABASES = Check(
     ),
     why=(
         "\"it limits you to a single database connection (I need to connect to at least 3 on one of the projects I'm "
-        "developping)\" (sm-Fifteen on fastapi-sqlalchemy, #726): an app with several databases needs a session per "
+        'developping)" (sm-Fifteen on fastapi-sqlalchemy, #726): an app with several databases needs a session per '
         "database per request, each bound to its own engine and cleaned up with the request"
     ),
     rule=(
         "passed when rows_missing = 0, rows_in_wrong_database = 0, rows_from_failed_requests = 0, "
         "transactions_left_open = 0 and writer_errors = 0"
     ),
-    passes=lambda m: (m["rows_missing"] == 0 and m["rows_in_wrong_database"] == 0
-                      and m["rows_from_failed_requests"] == 0 and m["transactions_left_open"] == 0
-                      and m["writer_errors"] == 0),  # fmt: skip
+    passes=lambda m: (
+        m["rows_missing"] == 0
+        and m["rows_in_wrong_database"] == 0
+        and m["rows_from_failed_requests"] == 0
+        and m["transactions_left_open"] == 0
+        and m["writer_errors"] == 0
+    ),  # fmt: skip
     key=("rows_in_wrong_database", "rows_missing"),
     routes=("/sync/write2", "/async/write2"),
     second_database=True,
@@ -57,13 +61,16 @@ async def test_multiple_databases(served, record, database, second_database):
     for path in sorted(served.routes):
         keys = [f"{path}-{i}" for i in range(total)]
         responses = await served.concurrently(
-            total, lambda i: served.client.post(path, params={"key": keys[i], "fail": fails[i], "delay": DELAY_S}))
+            total, lambda i: served.client.post(path, params={"key": keys[i], "fail": fails[i], "delay": DELAY_S})
+        )
         both = [k for key in keys for k in keys_in_both(key)]
         first = await anyio.to_thread.run_sync(database.keys_present, both)
         second = await anyio.to_thread.run_sync(second_database.keys_present, both)
         acked = [k for k, r, f in zip(keys, responses, fails) if not f and r.is_success]
         failed = [k for k, f in zip(keys, fails) if f]
-        missing = sum(keys_in_both(k)[0] not in first for k in acked) + sum(keys_in_both(k)[1] not in second for k in acked)
+        missing = sum(keys_in_both(k)[0] not in first for k in acked) + sum(
+            keys_in_both(k)[1] not in second for k in acked
+        )
         wrong = sum(keys_in_both(k)[1] in first for k in keys) + sum(keys_in_both(k)[0] in second for k in keys)
         phantom = sum(a in first or b in second for a, b in map(keys_in_both, failed))
         metrics["writes_acknowledged"] += len(acked)
@@ -71,12 +78,17 @@ async def test_multiple_databases(served, record, database, second_database):
         metrics["rows_in_wrong_database"] += wrong
         metrics["rows_from_failed_requests"] += phantom
         metrics["writer_errors"] += WRITERS - len(acked)
-        per_route.append(f"{path}: {missing} of {2 * len(acked)} acknowledged rows missing, {wrong} rows in the other "
-                         f"database, {phantom} of {FAILING} failed requests left rows")
+        per_route.append(
+            f"{path}: {missing} of {2 * len(acked)} acknowledged rows missing, {wrong} rows in the other "
+            f"database, {phantom} of {FAILING} failed requests left rows"
+        )
     left_open = [await anyio.to_thread.run_sync(db.transactions_left_open) for db in (database, second_database)]
     metrics["transactions_left_open"] = sum(left_open)
     later = await served.client.post(sorted(served.routes)[0], params={"key": "later", "fail": False, "delay": 0})
     metrics["writer_errors"] += not later.is_success
-    record(metrics, "; ".join(per_route) + f"; transactions left open in the first and second database: "
-           f"{left_open[0]} and {left_open[1]}; {metrics['writer_errors']} writers got an error (a later write "
-           f"{'succeeded' if later.is_success else 'failed'}).")
+    record(
+        metrics,
+        "; ".join(per_route) + f"; transactions left open in the first and second database: "
+        f"{left_open[0]} and {left_open[1]}; {metrics['writer_errors']} writers got an error (a later write "
+        f"{'succeeded' if later.is_success else 'failed'}).",
+    )

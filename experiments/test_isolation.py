@@ -44,8 +44,9 @@ async def _isolation(app, path: str, size: int = CONCURRENT, rounds: int = 1) ->
     bodies, failed, foreign, shared = [], 0, [], []  # foreign tags and shared sessions per round
     for n in range(rounds):
         responses = await app.concurrently(
-            size, lambda i: app.client.get(path, params={"tag": f"round-{n}-request-{i}", "delay": DELAY_S,
-                                                         "query": False}))
+            size,
+            lambda i: app.client.get(path, params={"tag": f"round-{n}-request-{i}", "delay": DELAY_S, "query": False}),
+        )
         burst = [r.json() for r in responses if r.status_code == 200]
         failed += size - len(burst)
         bodies += burst
@@ -88,7 +89,7 @@ ISOLATION_ASYNC = Check(
     ),
     why=(
         "\"thread-local sessions might not work that well with FastAPI since Python's coroutines don't have "
-        "a 1:1 mapping with threads\" (sm-Fifteen, #726); every `async def` endpoint runs on the event-loop thread"
+        'a 1:1 mapping with threads" (sm-Fifteen, #726); every `async def` endpoint runs on the event-loop thread'
     ),
     rule=ISOLATION_RULE,
     passes=_isolated,
@@ -106,8 +107,8 @@ ISOLATION_THREADPOOL = Check(
         f"startup; 100 for FastAPI's 40), so that threads serve several requests at once"
     ),
     why=(
-        "\"a single thread can handle more than one request, and at the same time, a single request could be "
-        "handled by more than one thread\" (tiangolo, #726)"
+        '"a single thread can handle more than one request, and at the same time, a single request could be '
+        'handled by more than one thread" (tiangolo, #726)'
     ),
     rule=ISOLATION_RULE,
     passes=_isolated,
@@ -142,7 +143,7 @@ CARRYOVER_SEQUENTIAL = Check(
     ),
     why=(
         "a thread-local `scoped_session` that is never `remove()`d hands the next request on that thread the "
-        "same session; \"remove() at the end of the request\" is the contract SQLAlchemy's docs set for it"
+        'same session; "remove() at the end of the request" is the contract SQLAlchemy\'s docs set for it'
     ),
     rule="passed when inherited_state = 0 and failed_requests = 0",
     passes=lambda m: m["inherited_state"] == 0 and m["failed_requests"] == 0,
@@ -150,8 +151,11 @@ CARRYOVER_SEQUENTIAL = Check(
     routes=("/sync/tag", "/async/tag"),
 )
 
-INHERITED = {"tag": "tag_before", "transaction": "transaction_of_earlier_request",
-             "objects": "objects_of_earlier_requests"}
+INHERITED = {
+    "tag": "tag_before",
+    "transaction": "transaction_of_earlier_request",
+    "objects": "objects_of_earlier_requests",
+}
 
 
 def _inherited(body: dict) -> bool:
@@ -194,7 +198,7 @@ SAME_SESSION_IN_REQUEST = Check(
     title="A dependency and its endpoint share one session",
     column="one session per request",
     measures=(
-        f"{SEQUENTIAL} concurrent requests to a route whose dependency (a \"load the current user\" step) and "
+        f'{SEQUENTIAL} concurrent requests to a route whose dependency (a "load the current user" step) and '
         "endpoint both take the session: requests where they got different sessions"
     ),
     why=(

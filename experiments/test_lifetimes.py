@@ -48,7 +48,7 @@ RELOAD_SERVER = Check(
         "without a clean close)"
     ),
     why=(
-        "\"engines created at import leak across `uvicorn --reload`\"; the thread's case for creating the engine in "
+        '"engines created at import leak across `uvicorn --reload`"; the thread\'s case for creating the engine in '
         "a startup/lifespan hook and disposing of it at shutdown"
     ),
     rule="passed when sessions_abandoned = 0 and backends_left = 0 (nothing outlives the worker that opened it)",
@@ -74,10 +74,16 @@ async def test_reload_server(strategy, app_module, routes, database, record, tmp
                 await server.touch()
                 # Only backends opened before the edit are the old worker's: the new one may connect while it
                 # starts (fastapi-sqla and FastSQLA query in their startup).
-                left_per_restart.append(await settled(lambda: database.server.activity(
-                    database.name, opened_before=edited["clock"])["backends_opened_before"]))
+                left_per_restart.append(
+                    await settled(
+                        lambda: database.server.activity(database.name, opened_before=edited["clock"])[
+                            "backends_opened_before"
+                        ]
+                    )
+                )
                 abandoned_per_restart.append(
-                    await settled(lambda: database.activity()["sessions_abandoned"]) - edited["sessions_abandoned"])
+                    await settled(lambda: database.activity()["sessions_abandoned"]) - edited["sessions_abandoned"]
+                )
             failed += await send_traffic(client, paths)
     left_after_stop = await settled(database.connections)
     total = await settled(lambda: database.activity()["sessions_abandoned"]) - start
@@ -147,16 +153,19 @@ SHUTDOWN = Check(
         "the app runs in a process of its own: lifespan startup, 5 overlapping requests per tag route, lifespan "
         "shutdown, then the interpreter exits (in Python's dev mode, so that unclosed resources are reported). "
         "Counted: connections still open after shutdown (PostgreSQL backends, or SQLite file descriptors), lines of "
-        "trouble on stderr at exit (\"Event loop is closed\", \"Exception ignored\", ResourceWarning, garbage-collected "
+        'trouble on stderr at exit ("Event loop is closed", "Exception ignored", ResourceWarning, garbage-collected '
         "connections), and on PostgreSQL connections abandoned at exit (`sessions_abandoned`)"
     ),
     why=(
-        "\"async connections cannot close at interpreter exit\": an engine that is not disposed while the event loop "
+        '"async connections cannot close at interpreter exit": an engine that is not disposed while the event loop '
         "still runs leaves its connections to the garbage collector"
     ),
     rule="passed when connections_after_shutdown = 0, exit_trouble_lines = 0 and sessions_abandoned_at_exit = 0",
-    passes=lambda m: (m["connections_after_shutdown"] == 0 and m["exit_trouble_lines"] == 0
-                      and not m.get("sessions_abandoned_at_exit")),  # fmt: skip
+    passes=lambda m: (
+        m["connections_after_shutdown"] == 0
+        and m["exit_trouble_lines"] == 0
+        and not m.get("sessions_abandoned_at_exit")
+    ),  # fmt: skip
     key=("connections_after_shutdown", "exit_trouble_lines"),
     routes=TAG_ROUTES,
 )
@@ -167,10 +176,13 @@ async def test_shutdown(strategy, routes, database, record):
     server = database.server
     before = database.activity()["sessions_abandoned"] if server else None
     measured, trouble = await anyio.to_thread.run_sync(
-        lambda: run_to_exit(strategy, database.environ, sorted(routes), server and server.admin_url, 60))
+        lambda: run_to_exit(strategy, database.environ, sorted(routes), server and server.admin_url, 60)
+    )
     metrics = {**measured, "exit_trouble_lines": len(trouble)}
     if server:
-        metrics["sessions_abandoned_at_exit"] = await settled(lambda: database.activity()["sessions_abandoned"]) - before
+        metrics["sessions_abandoned_at_exit"] = (
+            await settled(lambda: database.activity()["sessions_abandoned"]) - before
+        )
     shown = f"; first: {trouble[0].strip()[:160]}" if trouble else ""
     abandoned = f"; {metrics['sessions_abandoned_at_exit']} connections abandoned at exit" if server else ""
     record(metrics, (

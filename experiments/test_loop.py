@@ -121,12 +121,16 @@ class Loop:
 
 def _evidence(m: dict) -> str:
     if m["blocked"]:
-        return (f"The event loop had not ticked for {m['max_lag_ms'] / 1000:.1f} s at the {DEADLINE_S:g} s deadline; "
-                f"{m['completed']} of {CONCURRENT} requests had been answered, {m['failed_requests']} failed or "
-                "were still waiting.")
-    return (f"While {CONCURRENT} concurrent requests ran ({m['wall_s']:.1f} s), a ticker on the loop woke up to "
-            f"{m['max_lag_ms']:.0f} ms late (p99 {m['p99_lag_ms']:.0f} ms, idle before {m['idle_max_lag_ms']:.0f} ms); "
-            f"{m['failed_requests']} of {CONCURRENT} requests failed.")
+        return (
+            f"The event loop had not ticked for {m['max_lag_ms'] / 1000:.1f} s at the {DEADLINE_S:g} s deadline; "
+            f"{m['completed']} of {CONCURRENT} requests had been answered, {m['failed_requests']} failed or "
+            "were still waiting."
+        )
+    return (
+        f"While {CONCURRENT} concurrent requests ran ({m['wall_s']:.1f} s), a ticker on the loop woke up to "
+        f"{m['max_lag_ms']:.0f} ms late (p99 {m['p99_lag_ms']:.0f} ms, idle before {m['idle_max_lag_ms']:.0f} ms); "
+        f"{m['failed_requests']} of {CONCURRENT} requests failed."
+    )
 
 
 @measures(EVENT_LOOP_BLOCKING)

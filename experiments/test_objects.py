@@ -33,9 +33,9 @@ OBJECTS_AFTER_COMMIT = Check(
     ),
     why=(
         "fastapi-users #1175 and #1395, sqlalchemy #6164 and #9627, sqlmodel #643, fastapi-sqla #56: an object "
-        "returned through a response model after `commit()` raises `MissingGreenlet` (\"greenlet_spawn has not been "
-        "called\") in async code; Kludex in sqlalchemy #5811: \"If you're using it with Pydantic (or FastAPI), you "
-        "need to set `expire_on_commit=False`\""
+        'returned through a response model after `commit()` raises `MissingGreenlet` ("greenlet_spawn has not been '
+        'called") in async code; Kludex in sqlalchemy #5811: "If you\'re using it with Pydantic (or FastAPI), you '
+        'need to set `expire_on_commit=False`"'
     ),
     rule=(
         "passed when responses_5xx = 0 and missing_greenlet_errors = 0: the client gets the object it wrote. "

@@ -40,7 +40,7 @@ POOL_EXHAUSTION = Check(
         f"connections checked out, then {RECOVERY} sequential requests per route that must succeed"
     ),
     why=(
-        "\"the connection pool, which should be instanciated once for the application and then reused\" "
+        '"the connection pool, which should be instanciated once for the application and then reused" '
         "(sm-Fifteen, #726): one pool for every request holds only if requests queue for it instead of failing; "
         "sync `yield` dependencies ran it dry and hung in FastAPI #3205, and PR #5122 fixed only the original form"
     ),

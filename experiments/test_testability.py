@@ -53,8 +53,8 @@ TESTABILITY = Check(
         "(`routes_reached_by_session`, `_sessionmaker`, `_unit_of_work`), and requests that failed"
     ),
     why=(
-        "\"using dependencies rather than globals mean that all the ressource needed by your route are passed as "
-        "function parameters, which tends to make testing easier since you can just pass a fake DB session\" "
+        '"using dependencies rather than globals mean that all the ressource needed by your route are passed as '
+        'function parameters, which tends to make testing easier since you can just pass a fake DB session" '
         "(sm-Fifteen, #726); and of fastapi-sqlalchemy: \"it doesn't take advantage of dependency injection so you "
         "can't really make your routes or functions use a different DB object without modifying their code\""
     ),
@@ -74,7 +74,7 @@ ROLLBACK_TESTS = Check(
         "and an async connection and begins a transaction on each (on SQLite with SQLAlchemy's recipe that makes "
         "SAVEPOINT work under pysqlite and aiosqlite), overrides in turn each dependency `testability` would "
         "override, with the same kind of stand-in bound to those connections with "
-        "`join_transaction_mode=\"create_savepoint\"` (where none hands out a session, the write is sent inside the "
+        '`join_transaction_mode="create_savepoint"` (where none hands out a session, the write is sent inside the '
         "test's transaction as it is), sends one write, looks for its row as a test does (through the session it "
         "handed the app, pending objects flushed, then on its connections), rolls both transactions back and looks "
         "for the row again with a connection of the harness's own. Per route, from its best override: routes whose "
@@ -84,11 +84,11 @@ ROLLBACK_TESTS = Check(
     ),
     why=(
         "FastAPI's testing page overrides `get_db` so that tests write to a test database, and the threads show "
-        "tests whose override never reached the session that wrote: \"The fake database gets created but still, the "
-        "real one is being used by the tests\" (#3242), \"my pytests pass only once ... because they still use the "
-        "actual postgres database\" (#3472), #2301, #4639; fastapi-sqla #153: \"the app doesn't use the session "
-        "fixture resulting in writes to the database\", fixed there with `app.dependency_overrides[...] = lambda: "
-        "session`. SQLAlchemy's \"Joining a Session into an External Transaction (such as for test suites)\" is what "
+        'tests whose override never reached the session that wrote: "The fake database gets created but still, the '
+        'real one is being used by the tests" (#3242), "my pytests pass only once ... because they still use the '
+        'actual postgres database" (#3472), #2301, #4639; fastapi-sqla #153: "the app doesn\'t use the session '
+        'fixture resulting in writes to the database", fixed there with `app.dependency_overrides[...] = lambda: '
+        'session`. SQLAlchemy\'s "Joining a Session into an External Transaction (such as for test suites)" is what '
         "makes each test's writes disappear at its end"
     ),
     rule="passed when routes_rollback_isolated = routes: on every write route some override puts the test's "
@@ -129,23 +129,28 @@ def _observing(call, seen: dict):
         target = target.__call__  # a callable object
     target = inspect.unwrap(target)
     if inspect.isasyncgenfunction(target):
+
         async def observe(**values):
             async with asynccontextmanager(call)(**values) as value:
                 seen[call] = value
                 yield value
     elif inspect.isgeneratorfunction(target):
+
         def observe(**values):
             with contextmanager(call)(**values) as value:
                 seen[call] = value
                 yield value
     elif inspect.iscoroutinefunction(target):
+
         async def observe(**values):
             seen[call] = value = await call(**values)
             return value
     else:
+
         def observe(**values):
             seen[call] = value = call(**values)
             return value
+
     observe.__signature__ = get_typed_signature(call)
     return observe
 
@@ -230,11 +235,17 @@ class Binding:
         return session
 
     def _copy(self, value, depth: int):
-        if depth == UNIT_OF_WORK_DEPTH or not hasattr(value, "__dict__") or isinstance(value, type) \
-                or inspect.ismodule(value) or inspect.isroutine(value):
+        if (
+            depth == UNIT_OF_WORK_DEPTH
+            or not hasattr(value, "__dict__")
+            or isinstance(value, type)
+            or inspect.ismodule(value)
+            or inspect.isroutine(value)
+        ):
             return None
-        swapped = {name: own for name, held in vars(value).items()
-                   if (own := self.stand_in(held, depth + 1)) is not None}
+        swapped = {
+            name: own for name, held in vars(value).items() if (own := self.stand_in(held, depth + 1)) is not None
+        }
         if not swapped:
             return None
         copied = copy.copy(value)
@@ -252,8 +263,10 @@ class Binding:
                 found = await anyio.to_thread.run_sync(session.scalar, row)
             if found is not None:
                 return True
-        return (await anyio.to_thread.run_sync(self.bind.scalar, row) is not None
-                or await self.async_bind.scalar(row) is not None)
+        return (
+            await anyio.to_thread.run_sync(self.bind.scalar, row) is not None
+            or await self.async_bind.scalar(row) is not None
+        )
 
     async def close(self) -> None:
         """Close the sessions the test made itself (the app closes those it opens from a test sessionmaker)."""
@@ -344,15 +357,21 @@ def _overridable_evidence(r: dict) -> str:
     if "observed" in r:
         said = f"answered {r['observed']} with its dependencies observed"
     elif not r["dependencies"]:
-        said = ("the route declares no dependency to override: the endpoint finds its session elsewhere (a global, "
-                "request.state, a ContextVar)")
+        said = (
+            "the route declares no dependency to override: the endpoint finds its session elsewhere (a global, "
+            "request.state, a ContextVar)"
+        )
     elif not r["tried"]:
-        said = (f"none of its dependencies ({', '.join(r['dependencies'])}) hands out a session, a sessionmaker or "
-                "an object holding one: the endpoint finds its session elsewhere")
+        said = (
+            f"none of its dependencies ({', '.join(r['dependencies'])}) hands out a session, a sessionmaker or "
+            "an object holding one: the endpoint finds its session elsewhere"
+        )
     else:
-        said = (f"{len(r['reaching'])} of {len(r['tried'])} overrides put the test's session into the endpoint "
-                f"({_listed(r['reaching']) or 'none'}; tried: {_listed(r['tried'])}; dependencies: "
-                f"{', '.join(r['dependencies'])})")
+        said = (
+            f"{len(r['reaching'])} of {len(r['tried'])} overrides put the test's session into the endpoint "
+            f"({_listed(r['reaching']) or 'none'}; tried: {_listed(r['tried'])}; dependencies: "
+            f"{', '.join(r['dependencies'])})"
+        )
     return f"{r['path']}: {said}" + (f", {r['failed']} requests failed" if r["failed"] else "")
 
 
@@ -371,8 +390,10 @@ async def test_testability(served, database, record):
         "dependencies": sum(len(r["dependencies"]) for r in found),
         "overrides_tried": sum(len(r["tried"]) for r in found),
         "overrides_reaching_endpoint": sum(len(r["reaching"]) for r in found),
-        **{f"routes_reached_by_{kind}": sum(any(k == kind for _, k in r["reaching"]) for r in found)
-           for kind in HANDS_OUT},
+        **{
+            f"routes_reached_by_{kind}": sum(any(k == kind for _, k in r["reaching"]) for r in found)
+            for kind in HANDS_OUT
+        },
         "requests_failed": sum(r["failed"] for r in found),
     }
     record(metrics, "; ".join(map(_overridable_evidence, found)) + ".")
@@ -425,11 +446,19 @@ def _rolled_back_evidence(r: dict) -> str:
     if not r["trials"]:
         return f"{r['path']}: answered {r['observed']} to a write with its dependencies observed"
     best, tried = r["best"], [t for t in r["trials"] if t["override"]]
-    via = (f"with {_listed([best['override']])} overridden ({len(tried)} tried) the write" if best["override"] else
-           "no dependency hands out a session, a sessionmaker or an object holding one: the write, sent inside the "
-           "test's transaction,")
-    reached = ("used the test's session" if best["reached"] else "used a session of the app's own"
-               if best["status"] == 200 else f"failed ({best['status']})")
+    via = (
+        f"with {_listed([best['override']])} overridden ({len(tried)} tried) the write"
+        if best["override"]
+        else "no dependency hands out a session, a sessionmaker or an object holding one: the write, sent inside the "
+        "test's transaction,"
+    )
+    reached = (
+        "used the test's session"
+        if best["reached"]
+        else "used a session of the app's own"
+        if best["status"] == 200
+        else f"failed ({best['status']})"
+    )
     found = "found" if best["found"] else "not found"
     return f"{r['path']}: {via} {reached}, was {found} by the test, {best['left']} rows left after the rollback"
 

@@ -55,5 +55,7 @@ async def test_lost_writes(served, record, database):
         metrics["rows_missing"] += missing
         metrics["rows_from_failed_requests"] += phantom
         metrics["writer_errors"] += WRITERS - len(acked)
-        per_route.append(f"{path}: {missing} of {len(acked)} acknowledged rows missing, {phantom} of {FAILING} failed requests' rows committed")
+        per_route.append(
+            f"{path}: {missing} of {len(acked)} acknowledged rows missing, {phantom} of {FAILING} failed requests' rows committed"
+        )
     record(metrics, "; ".join(per_route) + f"; {metrics['writer_errors']} writers got an error.")

@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.results.with_name("REPORT.md")
     rows = agreement.compare(doc, other) if other else []
     counted = instructions.agreement(doc, other) if other else []
-    extra = agreement.section(doc, other, str(args.against), rows) + instructions.agreement_section(counted) if other else []
+    extra = (
+        agreement.section(doc, other, str(args.against), rows) + instructions.agreement_section(counted)
+        if other
+        else []
+    )
     out.write_text(render(doc, extra, matrix_link=out.with_name("MATRIX.md").exists()))
     plots.write(doc, out.parent)
     print(out)

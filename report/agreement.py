@@ -14,16 +14,27 @@ BASELINES = {"vs_raw": "raw connection", "vs_nodb": "no database"}
 
 
 def _ratios(tp: dict) -> dict[tuple, dict]:
-    return {(c["mode"], c["app"], c["path"], c["concurrency"], name): c[name]
-            for c in tp.get("cells", []) for name in BASELINES if c.get(name)}
+    return {
+        (c["mode"], c["app"], c["path"], c["concurrency"], name): c[name]
+        for c in tp.get("cells", [])
+        for name in BASELINES
+        if c.get(name)
+    }
 
 
 def compare(doc: dict, other: dict) -> list[dict]:
     """Every ratio present in both runs, in this run's order, with `agree` (the intervals overlap)."""
     theirs = _ratios(other.get("throughput") or {})
-    return [{"key": key, "this": mine, "other": theirs[key],
-             "agree": mine["low"] <= theirs[key]["high"] and theirs[key]["low"] <= mine["high"]}
-            for key, mine in _ratios(doc.get("throughput") or {}).items() if key in theirs]
+    return [
+        {
+            "key": key,
+            "this": mine,
+            "other": theirs[key],
+            "agree": mine["low"] <= theirs[key]["high"] and theirs[key]["low"] <= mine["high"],
+        }
+        for key, mine in _ratios(doc.get("throughput") or {}).items()
+        if key in theirs
+    ]
 
 
 def summary(rows: list[dict]) -> str:
@@ -57,6 +68,8 @@ def section(doc: dict, other: dict, other_path: str, rows: list[dict]) -> list[s
     ]
     for r in apart:
         mode, app, path, level, name = r["key"]
-        out.append(f"| {mode} | `{app}` | `{path}` | {level} | {BASELINES[name]} | {interval(r['this'])} "
-                   f"| {interval(r['other'])} |")
+        out.append(
+            f"| {mode} | `{app}` | `{path}` | {level} | {BASELINES[name]} | {interval(r['this'])} "
+            f"| {interval(r['other'])} |"
+        )
     return out + [""]

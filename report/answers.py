@@ -28,8 +28,11 @@ HAZARD_SHARE = 0.5  # a check more than this share of a kind's strategies fail: 
 def skipped_everywhere(doc: dict, found: dict) -> list[str]:
     """Checks this run measured on no strategy (e.g. a server-only one on SQLite): said once, not per strategy."""
     measured = ready(doc["strategies"])
-    return [c["id"] for c in doc["checks"] if measured and all(
-        found.get((s["id"], c["id"]), {}).get("outcome") == "skipped" for s in measured)]
+    return [
+        c["id"]
+        for c in doc["checks"]
+        if measured and all(found.get((s["id"], c["id"]), {}).get("outcome") == "skipped" for s in measured)
+    ]
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,9 @@ def _quote(strategy: dict, kinds: tuple[str, ...]) -> list[str]:
 
 def cost_text(cost: dict | None, cpu: dict | None = None) -> str:
     wall = f"× raw connection {throughput.span(cost)}" if cost else "cost not measured"
-    return wall + (f"; instructions × raw connection {cpu['median']:.2f} ({cpu['min']:.2f}–{cpu['max']:.2f})"
-                   if cpu else "")
+    return wall + (
+        f"; instructions × raw connection {cpu['median']:.2f} ({cpu['min']:.2f}–{cpu['max']:.2f})" if cpu else ""
+    )
 
 
 def cost_definition(mode: str | None, costs: dict, level, cpu: dict) -> str:
@@ -106,10 +110,12 @@ def cost_definition(mode: str | None, costs: dict, level, cpu: dict) -> str:
             + ". ≈ marks a band that overlaps the one above it: this run does not order those two."
         )
     if cpu:
-        text += (f" **Instructions × raw connection** (read route, {level} client{'s' * (level != 1)}) is the "
-                 "CPU work per request against the raw-connection baseline's, median and range over repeats "
-                 "(below: CPU cost per request): lower is cheaper; it does not see time spent waiting, so it "
-                 "does not enter this order.")
+        text += (
+            f" **Instructions × raw connection** (read route, {level} client{'s' * (level != 1)}) is the "
+            "CPU work per request against the raw-connection baseline's, median and range over repeats "
+            "(below: CPU cost per request): lower is cheaper; it does not see time spent waiting, so it "
+            "does not enter this order."
+        )
     return text
 
 
@@ -127,19 +133,23 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     def fails(i: str) -> int:
         return sum(v.row.get("outcome") == "failed" for v in _against(found_verdicts[i]))
 
-    rest = sorted((i for i in cheapest if _against(found_verdicts[i])),
-                  key=lambda i: (fails(i), len(_against(found_verdicts[i]))))
+    rest = sorted(
+        (i for i in cheapest if _against(found_verdicts[i])), key=lambda i: (fails(i), len(_against(found_verdicts[i])))
+    )
     out = [f"### {title}", ""]
     if not clean:
         out.append("No strategy passes every check that concerns this kind of app in this run.")
     previous = None
     for i in clean:
-        skipped = [name(v, kinds) for v in found_verdicts[i]
-                   if v.row.get("outcome") == "skipped" and v.check not in everywhere]
+        skipped = [
+            name(v, kinds) for v in found_verdicts[i] if v.row.get("outcome") == "skipped" and v.check not in everywhere
+        ]
         overlap = previous and i in costs and costs[i]["high"] >= costs[previous]["low"]
         note = f"; ➖ {', '.join(dict.fromkeys(skipped))}" if skipped else ""
-        out.append(f"- {'≈ ' if overlap else ''}**`{i}`**: {by_id[i].get('label', '')}; "
-                   f"{cost_text(costs.get(i), cpu.get(i))}{note}")
+        out.append(
+            f"- {'≈ ' if overlap else ''}**`{i}`**: {by_id[i].get('label', '')}; "
+            f"{cost_text(costs.get(i), cpu.get(i))}{note}"
+        )
         out += _quote(by_id[i], kinds)
         previous = i if i in costs else previous
     if rest:
@@ -147,16 +157,26 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     for i in rest[:NEXT_BEST]:
         against = _against(found_verdicts[i])
         unmeasured = len(against) - fails(i)
-        out.append(f"- `{i}`: {fails(i)} failed" + (f", {unmeasured} not measured" if unmeasured else "")
-                   + f"; {cost_text(costs.get(i), cpu.get(i))}")
+        out.append(
+            f"- `{i}`: {fails(i)} failed"
+            + (f", {unmeasured} not measured" if unmeasured else "")
+            + f"; {cost_text(costs.get(i), cpu.get(i))}"
+        )
         out += [_failure_line(v, kinds, keys) for v in against]
     if len(rest) > NEXT_BEST:
-        out.append(f"- {len(rest) - NEXT_BEST} more, by checks failed: "
-                   + ", ".join(f"`{i}` ({fails(i)})" for i in rest[NEXT_BEST:]))
+        out.append(
+            f"- {len(rest) - NEXT_BEST} more, by checks failed: "
+            + ", ".join(f"`{i}` ({fails(i)})" for i in rest[NEXT_BEST:])
+        )
     if cannot := [i for i in found_verdicts if i not in serving]:
-        out += ["", "Cannot serve it (no check measured it on "
-                + " and ".join(KIND_NAMES[k] for k in kinds) + " endpoints): "
-                + ", ".join(f"`{i}`" for i in cannot) + "."]
+        out += [
+            "",
+            "Cannot serve it (no check measured it on "
+            + " and ".join(KIND_NAMES[k] for k in kinds)
+            + " endpoints): "
+            + ", ".join(f"`{i}`" for i in cannot)
+            + ".",
+        ]
     return out + [""]
 
 
@@ -166,7 +186,10 @@ def hazards(doc: dict, found: dict) -> list[str]:
     out = []
     for check in doc["checks"]:
         for kind in check.get("kinds") or ():
-            outcomes = {s["id"]: judged(found.get((s["id"], check["id"]), {}), kind).get("outcome") for s in ready(doc["strategies"])}
+            outcomes = {
+                s["id"]: judged(found.get((s["id"], check["id"]), {}), kind).get("outcome")
+                for s in ready(doc["strategies"])
+            }
             passed = [i for i, o in outcomes.items() if o == "passed"]
             failed = [i for i, o in outcomes.items() if o == "failed"]
             measured = len(passed) + len(failed)
@@ -174,33 +197,57 @@ def hazards(doc: dict, found: dict) -> list[str]:
                 out.append(
                     f"- On {KIND_NAMES[kind]} endpoints, {len(failed)} of the {measured} strategies measured fail "
                     f"`{check['id']}` ({check['title']}): a hazard of that kind of endpoint, not of one pattern. "
-                    + (f"Passed by {'; '.join(f'`{i}` ({labels[i]})' for i in passed)}." if passed
-                       else "No strategy passes it."))
+                    + (
+                        f"Passed by {'; '.join(f'`{i}` ({labels[i]})' for i in passed)}."
+                        if passed
+                        else "No strategy passes it."
+                    )
+                )
     if not out:
         return []
-    return ["### Hazards of a kind of endpoint", "",
-            f"Checks that more than {HAZARD_SHARE:.0%} of the strategies measured on one kind of endpoint fail "
-            "(at least 4 measured): what passes them does something the others do not.", "", *out, ""]
+    return [
+        "### Hazards of a kind of endpoint",
+        "",
+        f"Checks that more than {HAZARD_SHARE:.0%} of the strategies measured on one kind of endpoint fail "
+        "(at least 4 measured): what passes them does something the others do not.",
+        "",
+        *out,
+        "",
+    ]
 
 
 def section(doc: dict, found: dict) -> list[str]:
     """`## What to use`: the three answers, the hazards, and how cost is read."""
     mode, costs = throughput.read_costs(doc.get("throughput") or {})
     level, cpu = instructions.read_costs(doc.get("instructions") or {})
-    out = ["## What to use", "",
-           "From this run's rows alone, for each kind of app: the strategies that pass every check that concerns it "
-           "(the verdicts on its kind of endpoint, and those on the whole app) where they could be measured, "
-           "cheapest first, with the lines of their module that make the difference; then the next best, each "
-           "failure with its key number.", ""]
+    out = [
+        "## What to use",
+        "",
+        "From this run's rows alone, for each kind of app: the strategies that pass every check that concerns it "
+        "(the verdicts on its kind of endpoint, and those on the whole app) where they could be measured, "
+        "cheapest first, with the lines of their module that make the difference; then the next best, each "
+        "failure with its key number.",
+        "",
+    ]
     for app in APPS:
         out += answer(doc, found, app, costs, cpu)
     out += hazards(doc, found)
     everywhere = skipped_everywhere(doc, found)
-    out += [cost_definition(mode, costs, level, cpu)
-            + (" Not measured for any strategy in this run: " + ", ".join(f"`{c}`" for c in everywhere) + "."
-               if everywhere else ""), ""]
+    out += [
+        cost_definition(mode, costs, level, cpu)
+        + (
+            " Not measured for any strategy in this run: " + ", ".join(f"`{c}`" for c in everywhere) + "."
+            if everywhere
+            else ""
+        ),
+        "",
+    ]
     absent = [s for s in doc["strategies"] if s not in ready(doc["strategies"])]
     if absent:
-        out += ["Not measured in this environment: " + ", ".join(f"`{s['id']}` ({s['preflight']})" for s in absent)
-                + "; the reasons are under the verdicts.", ""]
+        out += [
+            "Not measured in this environment: "
+            + ", ".join(f"`{s['id']}` ({s['preflight']})" for s in absent)
+            + "; the reasons are under the verdicts.",
+            "",
+        ]
     return out

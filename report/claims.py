@@ -29,15 +29,26 @@ from dataclasses import dataclass
 
 from report.results import by_pair, key_number
 
-ISOLATION = ("isolation_async", "isolation_threadpool", "carryover_sequential", "same_session_in_request",
-             "lost_writes")
+ISOLATION = (
+    "isolation_async",
+    "isolation_threadpool",
+    "carryover_sequential",
+    "same_session_in_request",
+    "lost_writes",
+)
 LIFETIMES = ("reload_server", "reload_in_process", "shutdown")
-EVERY_CHECK = (*ISOLATION, *LIFETIMES, "cleanup_on_error", "cleanup_timing", "sessions_nobody_needed",
-               "pool_exhaustion", "event_loop_blocking")
+EVERY_CHECK = (
+    *ISOLATION,
+    *LIFETIMES,
+    "cleanup_on_error",
+    "cleanup_timing",
+    "sessions_nobody_needed",
+    "pool_exhaustion",
+    "event_loop_blocking",
+)
 
 OUTCOMES = ("passed", "failed", "unserved")
-OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "=": operator.eq,
-       "!=": operator.ne}
+OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "=": operator.eq, "!=": operator.ne}
 RULE = re.compile(r"^(\w+) (>=|<=|!=|>|<|=) (-?[\d.]+|\w+)$")
 
 
@@ -101,8 +112,9 @@ class Expect:
         if missing:
             return Finding(None, self.check, f"{where}: {missing} (needs {self.want})", _absent(row))
         got = row["outcome"]
-        return Finding(got in wanted, self.check, f"{where}: {got}{_numbers(row, keys.get(self.check, []))} "
-                                                  f"(needs {self.want})")
+        return Finding(
+            got in wanted, self.check, f"{where}: {got}{_numbers(row, keys.get(self.check, []))} (needs {self.want})"
+        )
 
     def _rule(self, row: dict, where: str, metric: str, op: str, other: str) -> Finding:
         missing = _measured(row)
@@ -115,8 +127,11 @@ class Expect:
             return Finding(None, self.check, f"{where}: {missing} (needs {metric} {op} {other})", _absent(row))
         bound = metrics[other] if other in metrics else float(other)
         shown = f", {other} = {_value(bound)}" if other in metrics else ""
-        return Finding(OPS[op](metrics[metric], bound), self.check,
-                       f"{where}: {metric} = {_value(metrics[metric])}{shown} (needs {metric} {op} {other})")
+        return Finding(
+            OPS[op](metrics[metric], bound),
+            self.check,
+            f"{where}: {metric} = {_value(metrics[metric])}{shown} (needs {metric} {op} {other})",
+        )
 
 
 @dataclass(frozen=True)
@@ -139,8 +154,11 @@ class Compare:
         where = f"`{a}` vs `{b}` × `{self.check}`"
         needs = f"(needs {'the same' if self.same else 'a different'} {what})"
         missing = [f"`{s}` {m}" for s, m in zip(self.strategies, map(_measured, rows)) if m]
-        missing += [f"`{s}` {r['outcome']}, no {self.metric} measured" for s, r in zip(self.strategies, rows)
-                    if not _measured(r) and self.metric and self.metric not in (r.get("metrics") or {})]
+        missing += [
+            f"`{s}` {r['outcome']}, no {self.metric} measured"
+            for s, r in zip(self.strategies, rows)
+            if not _measured(r) and self.metric and self.metric not in (r.get("metrics") or {})
+        ]
         if missing:
             return Finding(None, self.check, f"{where}: {'; '.join(missing)} {needs}", any(map(_absent, rows)))
         if self.metric:
@@ -204,10 +222,14 @@ MODULE_ASYNC = ("async_dependency", "async_scoped_session")  # module-level asyn
 # Two claims of the thread say this: the `yield` dependency opens a session only for the routes that use it, where the
 # middleware opens one for every request.
 SESSION_ONLY_WHERE_USED = dict(
-    says=(Expect("yield_dependency", "sessions_nobody_needed", "passed"),
-          Expect("yield_dependency", "sessions_nobody_needed", "sessions_per_request = 0")),
-    contrast=(Expect("middleware", "sessions_nobody_needed", "failed"),
-              Expect("middleware", "sessions_nobody_needed", "sessions_per_request > 0")),
+    says=(
+        Expect("yield_dependency", "sessions_nobody_needed", "passed"),
+        Expect("yield_dependency", "sessions_nobody_needed", "sessions_per_request = 0"),
+    ),
+    contrast=(
+        Expect("middleware", "sessions_nobody_needed", "failed"),
+        Expect("middleware", "sessions_nobody_needed", "sessions_per_request > 0"),
+    ),
 )
 
 CLAIMS = (
@@ -237,33 +259,43 @@ CLAIMS = (
         "thread-local sessions might not work that well with FastAPI since Python's coroutines don't have a 1:1 "
         "mapping with threads",
         "sm-Fifteen",
-        says=(Expect("global_scoped_session", "isolation_async", "failed"),
-              Expect("global_scoped_session", "isolation_async", "foreign_tag_seen > 0")),
-        contrast=(Expect("global_scoped_session", "isolation_threadpool", "passed"),
-                  Expect("contextvar", "isolation_async", "passed")),
+        says=(
+            Expect("global_scoped_session", "isolation_async", "failed"),
+            Expect("global_scoped_session", "isolation_async", "foreign_tag_seen > 0"),
+        ),
+        contrast=(
+            Expect("global_scoped_session", "isolation_threadpool", "passed"),
+            Expect("contextvar", "isolation_async", "passed"),
+        ),
         note="contrast: the same thread-local session where each request has a thread of its own (`def`), and a "
-             "scoping that follows coroutines (a ContextVar)",
+        "scoping that follows coroutines (a ContextVar)",
     ),
     Claim(
         "SQLAlchemy's automatic cleanup system works in a WSGI setting (such as when using Flask) because it it set "
         "to cleanup whenever the Python interpreter shuts down",
         "sm-Fifteen",
-        says=(*_all(MODULE_SYNC, ["shutdown"], "connections_after_shutdown > 0"),
-              *_all(MODULE_SYNC, ["shutdown"], "exit_trouble_lines = 0"),
-              *_all(MODULE_SYNC, ["shutdown"], "sessions_abandoned_at_exit = 0")),
+        says=(
+            *_all(MODULE_SYNC, ["shutdown"], "connections_after_shutdown > 0"),
+            *_all(MODULE_SYNC, ["shutdown"], "exit_trouble_lines = 0"),
+            *_all(MODULE_SYNC, ["shutdown"], "sessions_abandoned_at_exit = 0"),
+        ),
         contrast=_all(MODULE_ASYNC, ["shutdown"], "sessions_abandoned_at_exit > 0"),
         note="sync module-level engines still hold connections after lifespan shutdown; the claim is that exit "
-             "closes them cleanly, which only a server can tell (`sessions_abandoned_at_exit`, PostgreSQL); "
-             "contrast: the ASGI-era async engines the thread sets against it",
+        "closes them cleanly, which only a server can tell (`sessions_abandoned_at_exit`, PostgreSQL); "
+        "contrast: the ASGI-era async engines the thread sets against it",
     ),
     Claim(
         "reloading your code would create a new connection engine without closing the first one, meaning any "
         "connection the old engine kept open could leak and stay open",
         "sm-Fifteen",
-        says=(Expect("yield_dependency", "reload_in_process", "growth > 0"),
-              Expect("yield_dependency", "reload_server", "failed")),
-        contrast=(Expect("lifespan_dependency", "reload_in_process", "growth = 0"),
-                  Expect("lifespan_dependency", "reload_server", "passed")),
+        says=(
+            Expect("yield_dependency", "reload_in_process", "growth > 0"),
+            Expect("yield_dependency", "reload_server", "failed"),
+        ),
+        contrast=(
+            Expect("lifespan_dependency", "reload_in_process", "growth = 0"),
+            Expect("lifespan_dependency", "reload_server", "passed"),
+        ),
     ),
     Claim(
         "while SQLAlchemy's engines and connection wrappers do extremely smart things to ensure that they get "
@@ -275,24 +307,34 @@ CLAIMS = (
         "I should specify that in SQLAlchemy's case specifically, this is probably not needed (unless you want to "
         "make use of --reload)",
         "sm-Fifteen",
-        says=(Expect("yield_dependency", "shutdown", "passed"),
-              *(Compare(c, ("yield_dependency", "lifespan_dependency"))
-                for c in (*ISOLATION, "cleanup_on_error", "pool_exhaustion", "event_loop_blocking"))),
-        contrast=(Expect("yield_dependency", "reload_in_process", "failed"),
-                  Expect("yield_dependency", "reload_server", "failed")),
-        note="\"this\": creating the engine at startup and disposing of it at shutdown instead of at import; "
-             "`yield_dependency` is the module-level engine, `lifespan_dependency` the startup one",
+        says=(
+            Expect("yield_dependency", "shutdown", "passed"),
+            *(
+                Compare(c, ("yield_dependency", "lifespan_dependency"))
+                for c in (*ISOLATION, "cleanup_on_error", "pool_exhaustion", "event_loop_blocking")
+            ),
+        ),
+        contrast=(
+            Expect("yield_dependency", "reload_in_process", "failed"),
+            Expect("yield_dependency", "reload_server", "failed"),
+        ),
+        note='"this": creating the engine at startup and disposing of it at shutdown instead of at import; '
+        "`yield_dependency` is the module-level engine, `lifespan_dependency` the startup one",
     ),
     Claim(
         "async DB connections, which can't asynchoneously close with the Python interpreter because by then the "
         "asyncio event loop is most likely gone",
         "sm-Fifteen",
-        says=(*_all(MODULE_ASYNC, ["shutdown"], "failed"),
-              *_all(MODULE_ASYNC, ["shutdown"], "sessions_abandoned_at_exit > 0")),
-        contrast=(*_all(MODULE_SYNC, ["shutdown"], "passed"),
-                  *_all(MODULE_SYNC, ["shutdown"], "sessions_abandoned_at_exit = 0")),
+        says=(
+            *_all(MODULE_ASYNC, ["shutdown"], "failed"),
+            *_all(MODULE_ASYNC, ["shutdown"], "sessions_abandoned_at_exit > 0"),
+        ),
+        contrast=(
+            *_all(MODULE_SYNC, ["shutdown"], "passed"),
+            *_all(MODULE_SYNC, ["shutdown"], "sessions_abandoned_at_exit = 0"),
+        ),
         note="module-level engines never disposed, async against sync: only a difference between them is "
-             "evidence for the async part",
+        "evidence for the async part",
     ),
     Claim(
         "there is now also a contextmanager-style approach to getting a session that may be preferable to using a "
@@ -308,14 +350,16 @@ CLAIMS = (
         says=_all(["lifespan_dependency"], (*LIFETIMES, "pool_exhaustion"), "passed"),
         contrast=_all(["yield_dependency"], (*LIFETIMES, "pool_exhaustion"), "failed"),
         note="the pool opened at startup (`lifespan_dependency`) against the contextmanager dependency's "
-             "module-level pool (`yield_dependency`): their lifetimes, and a burst larger than the pool",
+        "module-level pool (`yield_dependency`): their lifetimes, and a burst larger than the pool",
     ),
     Claim(
         "The contextmanager approach is almost exactly equivalent to the middleware approach",
         "dmontagu",
-        says=(*(Compare(c, ("yield_dependency", "middleware")) for c in EVERY_CHECK),
-              Compare("sessions_nobody_needed", ("yield_dependency", "middleware"), metric="sessions_per_request"),
-              Compare("cleanup_timing", ("yield_dependency", "middleware"), metric="responses_sent_before_cleanup")),
+        says=(
+            *(Compare(c, ("yield_dependency", "middleware")) for c in EVERY_CHECK),
+            Compare("sessions_nobody_needed", ("yield_dependency", "middleware"), metric="sessions_per_request"),
+            Compare("cleanup_timing", ("yield_dependency", "middleware"), metric="responses_sent_before_cleanup"),
+        ),
     ),
     Claim(
         "the connection pool is still only opened once when starting the application (as long as DBSession is a "
@@ -331,7 +375,7 @@ CLAIMS = (
         says=(Expect("yield_dependency", "cleanup_timing", "responses_sent_before_cleanup > 0"),),
         contrast=(Expect("middleware", "cleanup_timing", "responses_sent_before_cleanup = 0"),),
         note="FastAPI's default dependency scope; the response's last byte is sent while the connection is "
-             "still checked out",
+        "still checked out",
     ),
     Claim(
         "in the contextmanager approach, a session isn't automatically created for every request -- it is only "
@@ -345,13 +389,14 @@ CLAIMS = (
         "dmontagu",
         says=tuple(Compare(c, ("yield_dependency", "lifespan_dependency")) for c in EVERY_CHECK),
         note="the global sessionmaker with a module-level engine (`yield_dependency`) against the engine created "
-             "at startup and disposed at shutdown (`lifespan_dependency`)",
+        "at startup and disposed at shutdown (`lifespan_dependency`)",
     ),
     Claim(
         "Oh, I agree that sessions should be handled with context manager dependencies",
         "sm-Fifteen",
-        says=_all(["yield_dependency", "lifespan_dependency", "async_dependency"], (*ISOLATION, "cleanup_on_error"),
-                  "passed"),
+        says=_all(
+            ["yield_dependency", "lifespan_dependency", "async_dependency"], (*ISOLATION, "cleanup_on_error"), "passed"
+        ),
         contrast=_all(["global_scoped_session"], ("isolation_async", "carryover_sequential"), "failed"),
     ),
     Claim(
@@ -365,25 +410,34 @@ CLAIMS = (
         "SQLAlchemy scoped_session is based on thread locals. As @sm-Fifteen points out, those are not mapped 1:1 to "
         "requests when using async stuff. In summary, a single thread can handle more than one request",
         "tiangolo",
-        says=(Expect("global_scoped_session", "isolation_async", "threads < requests"),
-              Expect("global_scoped_session", "isolation_async", "distinct_sessions < requests")),
+        says=(
+            Expect("global_scoped_session", "isolation_async", "threads < requests"),
+            Expect("global_scoped_session", "isolation_async", "distinct_sessions < requests"),
+        ),
         contrast=(Expect("global_scoped_session", "isolation_threadpool", "passed"),),
     ),
     Claim(
         "a single request could be handled by more than one thread",
         "tiangolo",
-        says=(Expect("global_scoped_session", "same_session_in_request", "failed"),
-              Expect("global_scoped_session", "same_session_in_request", "mismatched > 0")),
-        contrast=(Expect("contextvar", "same_session_in_request", "passed"),
-                  Expect("lifespan_dependency", "same_session_in_request", "passed")),
+        says=(
+            Expect("global_scoped_session", "same_session_in_request", "failed"),
+            Expect("global_scoped_session", "same_session_in_request", "mismatched > 0"),
+        ),
+        contrast=(
+            Expect("contextvar", "same_session_in_request", "passed"),
+            Expect("lifespan_dependency", "same_session_in_request", "passed"),
+        ),
         note="a thread-local session differs between the dependency's thread and the endpoint's; a ContextVar or "
-             "a session passed as a dependency follows the request",
+        "a session passed as a dependency follows the request",
     ),
     Claim(
         "The alternative would be ContextVars, those are made to solve these use cases.",
         "tiangolo",
-        says=_all(["contextvar"], ("isolation_async", "isolation_threadpool", "carryover_sequential",
-                                   "same_session_in_request"), "passed"),
+        says=_all(
+            ["contextvar"],
+            ("isolation_async", "isolation_threadpool", "carryover_sequential", "same_session_in_request"),
+            "passed",
+        ),
         contrast=_all(["global_scoped_session"], ("isolation_async", "same_session_in_request"), "failed"),
     ),
     Claim(
@@ -392,7 +446,7 @@ CLAIMS = (
         says=(Expect("contextvar_def_dependency", "same_session_in_request", "failed"),),
         contrast=(Expect("contextvar", "same_session_in_request", "passed"),),
         note="the caveat measured: a ContextVar set in a sync (`def`) dependency is invisible downstream, set in "
-             "middleware it is not",
+        "middleware it is not",
     ),
     Claim(
         "it limits you to a single database connection (I need to connect to at least 3 on one of the projects I'm "
@@ -401,7 +455,7 @@ CLAIMS = (
         says=(Expect("fastapi_sqlalchemy", "multiple_databases", "failed or unserved"),),
         contrast=_all(["lifespan_dependency", "yield_dependency"], ["multiple_databases"], "passed"),
         note="about fastapi-sqlalchemy; a strategy that declares it cannot serve the two-database routes says so "
-             "in its own words, and that is the finding",
+        "in its own words, and that is the finding",
     ),
     Claim(
         "it doesn't take advantage of dependency injection so you can't really make your routes or functions use a "
@@ -418,6 +472,6 @@ CLAIMS = (
         "acnebs",
         says=tuple(Compare(c, ("lifespan_dependency", "yield_dependency")) for c in LIFETIMES),
         note="the engine created at startup and disposed at shutdown (`lifespan_dependency`) against one created at "
-             "import (`yield_dependency`): no benefit means the same lifetimes",
+        "import (`yield_dependency`): no benefit means the same lifetimes",
     ),
 )

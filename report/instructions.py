@@ -45,8 +45,10 @@ def groups(cells: list[dict]) -> dict[tuple[str, int], list[dict]]:
     for c in cells:
         found.setdefault((c["kind"], c["concurrency"]), []).append(c)
     order = list(KIND_TITLES)
-    return {k: sorted(found[k], key=lambda c: c["per_request"]["median"])
-            for k in sorted(found, key=lambda k: (order.index(k[0]), k[1]))}
+    return {
+        k: sorted(found[k], key=lambda c: c["per_request"]["median"])
+        for k in sorted(found, key=lambda k: (order.index(k[0]), k[1]))
+    }
 
 
 def settled(a: dict, b: dict, tolerance: float) -> bool:
@@ -64,7 +66,9 @@ def _chain(group: list[dict], baselines: set[str], tolerance: float) -> str:
     """`a` 1.2 M < `b` 3.4 M ≈ `c` 3.4 M: `<` where the difference is settled, `≈` where it is not."""
     out = f"`{label(group[0], baselines)}` {_m(group[0]['per_request']['median'])}"
     for before, c in zip(group, group[1:]):
-        out += f" {'<' if settled(before, c, tolerance) else '≈'} `{label(c, baselines)}` {_m(c['per_request']['median'])}"
+        out += (
+            f" {'<' if settled(before, c, tolerance) else '≈'} `{label(c, baselines)}` {_m(c['per_request']['median'])}"
+        )
     return out
 
 
@@ -74,9 +78,12 @@ def section(part: dict) -> list[str]:
         return out + [f"Not measured: {part['unavailable']}.", ""]
     plan, tolerance = part["plan"], part["tolerance"]
     baselines = {a["id"] for a in part["apps"] if a["baseline"]}
-    where = ("each in a valgrind process of its own, the apps in a rotated order: the range is what a second run "
-             "would see" if plan["repeats_apart"] else "all in one valgrind process: the range shows batch-to-batch "
-             "variation only, narrower than what a second run may show")
+    where = (
+        "each in a valgrind process of its own, the apps in a rotated order: the range is what a second run would see"
+        if plan["repeats_apart"]
+        else "all in one valgrind process: the range shows batch-to-batch "
+        "variation only, narrower than what a second run may show"
+    )
     out += [
         f"Instructions executed per request by every strategy and the two baselines, in-process (httpx's ASGI "
         f"transport, lifespan entered, as the checks run them), counted by valgrind's callgrind with collection "
@@ -97,8 +104,11 @@ def section(part: dict) -> list[str]:
         "",
         WHAT,
         "",
-        "Conditions: " + "; ".join(f"{k}: {v}" for k, v in part.get("conditions", {}).items())
-        + f"; counted in {part['duration_s']:g} s" + (f", {part['alongside']}" if part.get("alongside") else "") + ".",
+        "Conditions: "
+        + "; ".join(f"{k}: {v}" for k, v in part.get("conditions", {}).items())
+        + f"; counted in {part['duration_s']:g} s"
+        + (f", {part['alongside']}" if part.get("alongside") else "")
+        + ".",
         "",
     ]
     if part["errors"]:
@@ -107,27 +117,46 @@ def section(part: dict) -> list[str]:
         return out
     out += [f"![Instructions per request, cheapest first]({FIGURE})", ""]
     for (kind, level), group in groups(part["cells"]).items():
-        out += [f"### {KIND_TITLES[kind]}; {level} client{'s' if level > 1 else ''}", "",
-                f"Cheapest to costliest: {_chain(group, baselines, tolerance)}", "",
-                "| App | Path | Instructions per request, median (range) | × raw connection | × no database |",
-                "|---|---|---|---|---|"]
+        out += [
+            f"### {KIND_TITLES[kind]}; {level} client{'s' if level > 1 else ''}",
+            "",
+            f"Cheapest to costliest: {_chain(group, baselines, tolerance)}",
+            "",
+            "| App | Path | Instructions per request, median (range) | × raw connection | × no database |",
+            "|---|---|---|---|---|",
+        ]
         for c in group:
-            out.append(f"| `{c['app']}` | `{c['path']}` | {_spread_m(c['per_request'])} | {_ratio(c.get('vs_raw'))} "
-                       f"| {_ratio(c.get('vs_nodb'))} |")
+            out.append(
+                f"| `{c['app']}` | `{c['path']}` | {_spread_m(c['per_request'])} | {_ratio(c.get('vs_raw'))} "
+                f"| {_ratio(c.get('vs_nodb'))} |"
+            )
         out += [""]
     return out
 
 
 def agreement(doc: dict, other: dict) -> list[dict]:
     """Every instruction figure of both runs: the relative difference of the medians, within the tolerance or not."""
+
     def figures(d):
-        return {(c["app"], c["path"], c["concurrency"]): c["per_request"] for c in (d.get("instructions") or {}).get("cells", [])}
+        return {
+            (c["app"], c["path"], c["concurrency"]): c["per_request"]
+            for c in (d.get("instructions") or {}).get("cells", [])
+        }
 
     tolerance = (doc.get("instructions") or {}).get("tolerance", 0)
     theirs = figures(other)
-    return [{"key": key, "this": mine, "other": theirs[key], "difference": mine["median"] / theirs[key]["median"] - 1,
-             "agree": abs(mine["median"] / theirs[key]["median"] - 1) <= tolerance, "tolerance": tolerance}
-            for key, mine in figures(doc).items() if key in theirs]
+    return [
+        {
+            "key": key,
+            "this": mine,
+            "other": theirs[key],
+            "difference": mine["median"] / theirs[key]["median"] - 1,
+            "agree": abs(mine["median"] / theirs[key]["median"] - 1) <= tolerance,
+            "tolerance": tolerance,
+        }
+        for key, mine in figures(doc).items()
+        if key in theirs
+    ]
 
 
 def agreement_summary(rows: list[dict]) -> str:
@@ -135,9 +164,11 @@ def agreement_summary(rows: list[dict]) -> str:
         return "no instruction figure in common"
     worst = max(rows, key=lambda r: abs(r["difference"]))
     app, path, level = worst["key"]
-    return (f"{sum(r['agree'] for r in rows)} of {len(rows)} instruction figures agree within "
-            f"{rows[0]['tolerance'] * 100:g} %; "
-            f"the largest difference {abs(worst['difference']) * 100:.2f} % (`{app}` `{path}`, {level} client(s))")
+    return (
+        f"{sum(r['agree'] for r in rows)} of {len(rows)} instruction figures agree within "
+        f"{rows[0]['tolerance'] * 100:g} %; "
+        f"the largest difference {abs(worst['difference']) * 100:.2f} % (`{app}` `{path}`, {level} client(s))"
+    )
 
 
 def agreement_section(rows: list[dict]) -> list[str]:
@@ -146,6 +177,9 @@ def agreement_section(rows: list[dict]) -> list[str]:
     apart = [r for r in rows if not r["agree"]]
     if apart:
         out += ["| App | Path | Concurrency | This run | That run | Difference |", "|---|---|---|---|---|---|"]
-        out += [f"| `{r['key'][0]}` | `{r['key'][1]}` | {r['key'][2]} | {_spread_m(r['this'])} | {_spread_m(r['other'])} "
-                f"| {r['difference']:+.2%} |" for r in apart] + [""]
+        out += [
+            f"| `{r['key'][0]}` | `{r['key'][1]}` | {r['key'][2]} | {_spread_m(r['this'])} | {_spread_m(r['other'])} "
+            f"| {r['difference']:+.2%} |"
+            for r in apart
+        ] + [""]
     return out

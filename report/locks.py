@@ -62,6 +62,9 @@ def lock_state() -> dict | None:
         "file": name,
         "sha256": hashlib.sha256(content).hexdigest(),
         "pins": len(pinned),
-        "differ": {pkg: {"locked": version, "installed": found[pkg]} for pkg, version in pinned.items()
-                   if found[pkg] is None or Version(found[pkg]) != Version(version)},
+        "differ": {
+            pkg: {"locked": version, "installed": found[pkg]}
+            for pkg, version in pinned.items()
+            if found[pkg] is None or Version(found[pkg]) != Version(version)
+        },
     }

@@ -37,33 +37,61 @@ class Change:
 # the changes to dependency teardown, request-scoped state and middleware that the checks can see.
 NOTES_READ = {"fastapi": "0.141.1", "starlette": "1.3.1"}
 CHANGES = (
-    Change("starlette", "0.24.0", "middleware instances are created once, when the first request arrives "
-                                  "(a library that opens its engine in a middleware's `__init__` opens it then)"),
-    Change("fastapi", "0.74.0", "the code before and after `yield` in a dependency runs in the request's "
-                                "`contextvars` context, and `yield` dependencies can catch the endpoint's exceptions"),
-    Change("fastapi", "0.82.0", "the exit code of `yield` dependencies runs without the threadpool's capacity limiter, "
-                                "so closing a session can no longer deadlock behind requests waiting for a thread "
-                                "(FastAPI #3205, PR #5122)"),
-    Change("fastapi", "0.106.0", "the exit code of `yield` dependencies runs before the response is sent (it ran "
-                                 "after): a session closed or committed there is done before the client has the "
-                                 "answer, and an exception raised there reaches the exception handlers; \"using "
-                                 "resources from dependencies with yield in background tasks is no longer supported\", "
-                                 "and a `StreamingResponse` reads through a session already closed (SQLAlchemy 2 "
-                                 "reopens it, on a connection nobody returns)"),
-    Change("fastapi", "0.110.0", "a `yield` dependency that catches an exception must raise it again, as in plain "
-                                 "Python (a breaking change for dependencies that caught one and did not)"),
-    Change("fastapi", "0.118.0", "the exit code of `yield` dependencies runs after the response is sent again "
-                                 "(reverting 0.106): a session closed there is still open, its connection checked "
-                                 "out, when the client already has the answer, a commit placed there is not yet "
-                                 "visible when the client has it, and one failing there cannot change the status "
-                                 "code; a stream or a background task keeps the session, and its connection, until "
-                                 "it ends (\"the StreamingResponse would not be able to use that session while "
-                                 "streaming data because the session would have already been closed\", PR #14099)"),
-    Change("fastapi", "0.121.0", "`Depends(scope=...)`: `scope=\"function\"` runs a `yield` dependency's exit code "
-                                 "right after the endpoint returns, before the response; the default (`\"request\"`) "
-                                 "after it; a stream or background task served by a `scope=\"function\"` session "
-                                 "finds it closed, as on 0.106 to 0.117"),
-    Change("fastapi", "0.121.1", "fix: `Depends(func, scope=\"function\")` on parameterless (top-level) dependencies"),
+    Change(
+        "starlette",
+        "0.24.0",
+        "middleware instances are created once, when the first request arrives "
+        "(a library that opens its engine in a middleware's `__init__` opens it then)",
+    ),
+    Change(
+        "fastapi",
+        "0.74.0",
+        "the code before and after `yield` in a dependency runs in the request's "
+        "`contextvars` context, and `yield` dependencies can catch the endpoint's exceptions",
+    ),
+    Change(
+        "fastapi",
+        "0.82.0",
+        "the exit code of `yield` dependencies runs without the threadpool's capacity limiter, "
+        "so closing a session can no longer deadlock behind requests waiting for a thread "
+        "(FastAPI #3205, PR #5122)",
+    ),
+    Change(
+        "fastapi",
+        "0.106.0",
+        "the exit code of `yield` dependencies runs before the response is sent (it ran "
+        "after): a session closed or committed there is done before the client has the "
+        'answer, and an exception raised there reaches the exception handlers; "using '
+        'resources from dependencies with yield in background tasks is no longer supported", '
+        "and a `StreamingResponse` reads through a session already closed (SQLAlchemy 2 "
+        "reopens it, on a connection nobody returns)",
+    ),
+    Change(
+        "fastapi",
+        "0.110.0",
+        "a `yield` dependency that catches an exception must raise it again, as in plain "
+        "Python (a breaking change for dependencies that caught one and did not)",
+    ),
+    Change(
+        "fastapi",
+        "0.118.0",
+        "the exit code of `yield` dependencies runs after the response is sent again "
+        "(reverting 0.106): a session closed there is still open, its connection checked "
+        "out, when the client already has the answer, a commit placed there is not yet "
+        "visible when the client has it, and one failing there cannot change the status "
+        "code; a stream or a background task keeps the session, and its connection, until "
+        'it ends ("the StreamingResponse would not be able to use that session while '
+        'streaming data because the session would have already been closed", PR #14099)',
+    ),
+    Change(
+        "fastapi",
+        "0.121.0",
+        '`Depends(scope=...)`: `scope="function"` runs a `yield` dependency\'s exit code '
+        'right after the endpoint returns, before the response; the default (`"request"`) '
+        'after it; a stream or background task served by a `scope="function"` session '
+        "finds it closed, as on 0.106 to 0.117",
+    ),
+    Change("fastapi", "0.121.1", 'fix: `Depends(func, scope="function")` on parameterless (top-level) dependencies'),
 )
 
 
@@ -76,8 +104,10 @@ def _version(text) -> Version | None:
 
 def _dimensions(env: dict) -> dict[str, Version | None]:
     """Every version a cell states: Python's and each recorded package's."""
-    return {"python": _version(env.get("python")),
-            **{name: _version(v) for name, v in (env.get("packages") or {}).items()}}
+    return {
+        "python": _version(env.get("python")),
+        **{name: _version(v) for name, v in (env.get("packages") or {}).items()},
+    }
 
 
 def boundaries(verdicts: dict[str, str], envs: dict[str, dict]) -> list[tuple[str, Version, Version]]:
@@ -120,8 +150,12 @@ def _difference(strategy: str, check: dict, rows: dict, values: dict[str, str], 
     where, why = explain(boundaries(values, envs))
     if check.get("exclusive") and "No known" in why:
         why += " Its numbers are timings: a re-run of the cells tells noise from a change."
-    marks = [" ".join(filter(None, [MARKS[row["outcome"]], key_numbers(row.get("metrics") or {}, check.get("key", []))]))
-             if row else MARKS[None] for row in rows.values()]
+    marks = [
+        " ".join(filter(None, [MARKS[row["outcome"]], key_numbers(row.get("metrics") or {}, check.get("key", []))]))
+        if row
+        else MARKS[None]
+        for row in rows.values()
+    ]
     return [f"`{strategy}`", f"`{check['id']}`", *marks, cell(where), cell(why)]
 
 
@@ -141,8 +175,10 @@ def versions(cells: list[tuple[str, dict | None]]) -> list[str]:
     """One column per cell: Python, every recorded package, the lock, the run."""
     docs = [doc for _, doc in cells if doc]
     packages = list(dict.fromkeys(p for doc in docs for p in doc["environment"].get("packages") or {}))
+
     def row(label, get):
         return [label, *(cell(get(doc)) if doc else "not run" for _, doc in cells)]
+
     rows = [row("Python", lambda d: d["environment"].get("python"))]
     rows += [row(p, lambda d, p=p: (d["environment"].get("packages") or {}).get(p) or "—") for p in packages]
     rows += [
@@ -209,14 +245,24 @@ def render(cells: list[tuple[str, dict | None]], base: str = "matrix") -> str:
     else:
         out += ["No verdict differs between the cells." if len(names) > 1 else "Only one cell ran: nothing to compare."]
     if shifted:
-        out += ["", "## Same verdict, a key number turns 0 or not", "",
-                "A key number that is 0 in some cells and not in others while the verdict stays (counts that only "
-                "move, 9 or 10, are run-to-run noise as often as not and are left out, as are timing checks):", "",
-                *table(header, shifted)]
+        out += [
+            "",
+            "## Same verdict, a key number turns 0 or not",
+            "",
+            "A key number that is 0 in some cells and not in others while the verdict stays (counts that only "
+            "move, 9 or 10, are run-to-run noise as often as not and are left out, as are timing checks):",
+            "",
+            *table(header, shifted),
+        ]
     if unmeasured:
-        out += ["", "## Not measured in every cell", "",
-                "Rows measured in some cells but not in others (a library that does not install there, a feature "
-                "the FastAPI release lacks), so no difference can be read from them:", ""]
+        out += [
+            "",
+            "## Not measured in every cell",
+            "",
+            "Rows measured in some cells but not in others (a library that does not install there, a feature "
+            "the FastAPI release lacks), so no difference can be read from them:",
+            "",
+        ]
         by_cell: dict[tuple, list[str]] = {}
         for s, c, n, r in unmeasured:
             by_cell.setdefault((s, n, r["outcome"] if r else None, (r or {}).get("reason", "no row")), []).append(c)
@@ -228,11 +274,21 @@ def render(cells: list[tuple[str, dict | None]], base: str = "matrix") -> str:
             out.append(f"- `{s}` in {', '.join(f'`{n}`' for n in ns)}: {MARKS[o]} {which}: {cell(reason)}")
     missing = [name for name, doc in cells if not doc]
     if missing:
-        out += ["", "Not run: " + ", ".join(f"`{n}`" for n in missing)
-                + " (its Python is not on this machine, or the cell failed before writing results; see nox's output)."]
-    out += ["", "## Known behaviour changes", "",
-            "What the explanations above are drawn from (release notes read: "
-            + ", ".join(f"{n} up to {v}" for n, v in NOTES_READ.items()) + "):", ""]
+        out += [
+            "",
+            "Not run: "
+            + ", ".join(f"`{n}`" for n in missing)
+            + " (its Python is not on this machine, or the cell failed before writing results; see nox's output).",
+        ]
+    out += [
+        "",
+        "## Known behaviour changes",
+        "",
+        "What the explanations above are drawn from (release notes read: "
+        + ", ".join(f"{n} up to {v}" for n, v in NOTES_READ.items())
+        + "):",
+        "",
+    ]
     out += [f"- {c.package} {c.version}: {c.what}." for c in CHANGES]
     return "\n".join(out) + "\n"
 
@@ -240,8 +296,12 @@ def render(cells: list[tuple[str, dict | None]], base: str = "matrix") -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m report.matrix", description=__doc__.splitlines()[0])
     parser.add_argument("cells_dir", type=Path, help="the matrix's results directory (one subdirectory per cell)")
-    parser.add_argument("--cell", action="append", default=[], help="a cell's name, in the order to show (repeatable; "
-                                                                    "default: every subdirectory)")
+    parser.add_argument(
+        "--cell",
+        action="append",
+        default=[],
+        help="a cell's name, in the order to show (repeatable; default: every subdirectory)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/MATRIX.md"))
     args = parser.parse_args(argv)
     names = args.cell or sorted(p.name for p in args.cells_dir.iterdir() if (p / "results.json").exists())

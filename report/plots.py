@@ -40,12 +40,16 @@ def styles(tp: dict) -> dict[str, dict]:
     found, strategies, baselines = {}, 0, 0
     for app in tp["apps"]:
         if app["baseline"]:
-            found[app["id"]] = dict(color=BASELINE_COLOURS[baselines % 2], marker=BASELINE_MARKERS[baselines % 2],
-                                    linestyle="--")
+            found[app["id"]] = dict(
+                color=BASELINE_COLOURS[baselines % 2], marker=BASELINE_MARKERS[baselines % 2], linestyle="--"
+            )
             baselines += 1
         else:
-            found[app["id"]] = dict(color=COLOURS[strategies % len(COLOURS)], marker=MARKERS[strategies % len(MARKERS)],
-                                    linestyle=CYCLE_STYLES[strategies // len(COLOURS) % len(CYCLE_STYLES)])
+            found[app["id"]] = dict(
+                color=COLOURS[strategies % len(COLOURS)],
+                marker=MARKERS[strategies % len(MARKERS)],
+                linestyle=CYCLE_STYLES[strategies // len(COLOURS) % len(CYCLE_STYLES)],
+            )
             strategies += 1
     return found
 
@@ -59,7 +63,10 @@ def _throughput(ax, cells: list[dict], look: dict, baselines: set[str]) -> None:
     for (app, path), group in series(cells).items():
         x = [c["concurrency"] for c in group]
         y = [c["rps"]["median"] for c in group]
-        spread = [[c["rps"]["median"] - c["rps"]["q1"] for c in group], [c["rps"]["q3"] - c["rps"]["median"] for c in group]]
+        spread = [
+            [c["rps"]["median"] - c["rps"]["q1"] for c in group],
+            [c["rps"]["q3"] - c["rps"]["median"] for c in group],
+        ]
         ax.errorbar(x, y, yerr=spread, capsize=3, **_on(look[app], path, baselines, app))
     ax.set_xscale("log", base=2)
     levels = sorted({c["concurrency"] for c in cells})
@@ -127,8 +134,9 @@ def _throughput_figures(doc: dict, out: Path) -> list[Path]:
         for ax, kind in zip(axes[0], kinds):
             cells = [c for c in tp["cells"] if c["mode"] == mode and c["kind"] == kind]
             (_throughput if what == "throughput" else _latency)(ax, cells, look, baselines)
-            ax.set_title(KIND_TITLES[kind].split(":")[0] + f" ({', '.join(sorted({c['path'] for c in cells}))})",
-                         fontsize=9)
+            ax.set_title(
+                KIND_TITLES[kind].split(":")[0] + f" ({', '.join(sorted({c['path'] for c in cells}))})", fontsize=9
+            )
             ax.grid(True, which="both", alpha=0.3)
         fig.legend(handles=_legend(tp, look, what, mode), loc="outside right upper", fontsize=7)
         fig.suptitle(f"{what}: {MODES[mode]}", fontsize=9)
@@ -149,8 +157,9 @@ def _instruction_figure(doc: dict, out: Path) -> list[Path]:
     kinds = list(dict.fromkeys(kind for kind, _ in groups))
     levels = sorted({level for _, level in groups})
     tallest = max(map(len, groups.values()))
-    fig, axes = plt.subplots(len(levels), len(kinds), figsize=(6 * len(kinds), (0.3 * tallest + 1.2) * len(levels)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(levels), len(kinds), figsize=(6 * len(kinds), (0.3 * tallest + 1.2) * len(levels)), squeeze=False
+    )
     for (kind, level), group in groups.items():
         ax = axes[levels.index(level)][kinds.index(kind)]
         counts = [c["per_request"] for c in group]

@@ -7,21 +7,29 @@ from report.claims import CLAIMS, judge
 from report.markdown import KIND_NAMES, MARKS, MEASURED, cell, ready, table
 from report.results import by_pair, judged, verdict_metrics
 
+
 def lock(state: dict | None) -> str:
     """Which lock file pinned the environment, and whether the installed versions are its pins."""
     if not state:
         return "none (not installed from a lock file by nox)"
     differ = state.get("differ") or {}
     pins = state.get("pins")
-    agree = (f"{len(differ)} of its {pins} pins differ: " + ", ".join(
-        f"{name} {v['installed'] or 'missing'} installed, {v['locked']} locked" for name, v in differ.items())
-        if differ else f"its {pins} pins installed")
+    agree = (
+        f"{len(differ)} of its {pins} pins differ: "
+        + ", ".join(
+            f"{name} {v['installed'] or 'missing'} installed, {v['locked']} locked" for name, v in differ.items()
+        )
+        if differ
+        else f"its {pins} pins installed"
+    )
     return f"`{state['file']}` (sha256 {(state.get('sha256') or '')[:12]}), {agree}"
 
 
 def environment(env: dict, matrix_link: bool = False) -> list[str]:
     db = env.get("database") or {}
-    packages = ", ".join(f"{name} {version or 'not installed'}" for name, version in (env.get("packages") or {}).items())
+    packages = ", ".join(
+        f"{name} {version or 'not installed'}" for name, version in (env.get("packages") or {}).items()
+    )
     items = [
         ("Python", " ".join(filter(None, [env.get("python"), env.get("implementation")]))),
         ("Packages", packages),
@@ -65,11 +73,18 @@ def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]
         conditions = [pools(row.get("conditions"))] if declared else []
         body.append([label, MARKS[row.get("outcome")], *conditions, *(cell(metrics.get(n)) for n in names), cell(text)])
     bound = check.get("request_bound_s")
-    harness = (f"; and, as for every check, a request left unanswered for {bound:g} s (or not sent once the app had "
-               "stopped answering) fails it" if bound else "")
-    pool = (f"**Pool**: {', '.join(f'{k}={v:g}' for k, v in declared.items())}, the default of every queue pool the "
-            "app creates; the pools each app really ran with are in the table (⚠️ where an engine chose its own)."
-            if declared else None)
+    harness = (
+        f"; and, as for every check, a request left unanswered for {bound:g} s (or not sent once the app had "
+        "stopped answering) fails it"
+        if bound
+        else ""
+    )
+    pool = (
+        f"**Pool**: {', '.join(f'{k}={v:g}' for k, v in declared.items())}, the default of every queue pool the "
+        "app creates; the pools each app really ran with are in the table (⚠️ where an engine chose its own)."
+        if declared
+        else None
+    )
     return [
         f"## {check['title']} (`{check['id']}`)",
         "",
@@ -110,15 +125,24 @@ def matrix(strategies: list[dict], checks: list[dict], found: dict) -> list[str]
             if kind and not set(outcomes) & set(MEASURED):
                 unserved.append(s["id"])
                 continue
-            body.append([f"`{cell(s['id'])}`", str(outcomes.count("failed")), str(outcomes.count("error")),
-                         *(MARKS[o] for o in outcomes)])
+            body.append(
+                [
+                    f"`{cell(s['id'])}`",
+                    str(outcomes.count("failed")),
+                    str(outcomes.count("error")),
+                    *(MARKS[o] for o in outcomes),
+                ]
+            )
         names = [c.get("column") or c["id"] for c in columns]
         out += [f"### {title}", "", *table(["Strategy", "Failed", "Errors", *names], body), ""]
         out += [", ".join(f"**{n}** `{c['id']}`" for n, c in zip(names, columns)) + ".", ""]
         if unserved:
             out += [f"Measured on no {KIND_NAMES[kind]} endpoint: " + ", ".join(f"`{i}`" for i in unserved) + ".", ""]
-    return out + ["✅ passed, ❌ failed, ⚠️ error (could not measure), ➖ skipped, — not run. Each check's section "
-                  "below says what it measures and its rule.", ""]
+    return out + [
+        "✅ passed, ❌ failed, ⚠️ error (could not measure), ➖ skipped, — not run. Each check's section "
+        "below says what it measures and its rule.",
+        "",
+    ]
 
 
 def not_measured(strategies: list[dict], checks: list[dict], found: dict) -> list[str]:
@@ -167,12 +191,22 @@ def claims_section(doc: dict) -> list[str]:
         "measured and no row is missing or errored. **Untested**: nothing of the claim was measured, or nothing "
         "disagrees but the rest of the evidence is missing. Skipped rows (a check that does not apply, e.g. a "
         "server-only one on SQLite) and metrics a run does not record are left out, with one exception: where a "
-        "claim says a strategy cannot do something (\"unserved\"), the strategy's own declaration that it cannot "
+        'claim says a strategy cannot do something ("unserved"), the strategy\'s own declaration that it cannot '
         "serve the check's routes is the finding, quoted in its words. ✓ holds, ✗ does not, · not measured.",
         "",
-        *table(["#", "Claim", "Who", "Verdict", "Checks that disagree"],
-               [[str(n), f"“{cell(claim.quote)}”", cell(claim.who), VERDICTS[v.verdict],
-                 ", ".join(f"`{c}`" for c in v.disagree)] for n, (claim, v) in enumerate(verdicts, 1)]),
+        *table(
+            ["#", "Claim", "Who", "Verdict", "Checks that disagree"],
+            [
+                [
+                    str(n),
+                    f"“{cell(claim.quote)}”",
+                    cell(claim.who),
+                    VERDICTS[v.verdict],
+                    ", ".join(f"`{c}`" for c in v.disagree),
+                ]
+                for n, (claim, v) in enumerate(verdicts, 1)
+            ],
+        ),
         "",
     ]
     for n, (claim, v) in enumerate(verdicts, 1):
@@ -191,9 +225,14 @@ def render(doc: dict, extra: list[str] = (), matrix_link: bool = False) -> str:
     strategies, checks, rows = doc["strategies"], doc["checks"], doc["results"]
     found = by_pair(rows)
     out = ["# sessionbench: how FastAPI apps manage SQLAlchemy sessions", ""]
-    banner = [] if doc.get("complete") else [
-        "> **⚠️ INCOMPLETE run**: the run did not finish; only the rows written before it stopped are shown, "
-        "and cells marked — were not measured."]
+    banner = (
+        []
+        if doc.get("complete")
+        else [
+            "> **⚠️ INCOMPLETE run**: the run did not finish; only the rows written before it stopped are shown, "
+            "and cells marked — were not measured."
+        ]
+    )
     if doc.get("note"):
         banner += [">"] * bool(banner) + [f"> Note: {doc['note']}"]
     out += banner + [""] * bool(banner)

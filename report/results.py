@@ -24,10 +24,30 @@ from report.locks import installed, lock_state
 # 3: rows judged per kind of endpoint
 SCHEMA = 3
 OUTCOMES = ("passed", "failed", "error", "skipped")
-PACKAGES = ("fastapi", "starlette", "sqlalchemy", "pydantic", "httpx", "anyio", "aiosqlite", "psycopg", "asyncpg",
-            "asgi-lifespan", "pytest", "uvicorn",
-            "sqlmodel", "fastapi-sqlalchemy", "fastapi-async-sqlalchemy", "fastapi-sqla", "fastapi-utils", "fastsqla",
-            "advanced-alchemy", "fastcrud", "fastapi-users", "fastapi-users-db-sqlalchemy")
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "sqlalchemy",
+    "pydantic",
+    "httpx",
+    "anyio",
+    "aiosqlite",
+    "psycopg",
+    "asyncpg",
+    "asgi-lifespan",
+    "pytest",
+    "uvicorn",
+    "sqlmodel",
+    "fastapi-sqlalchemy",
+    "fastapi-async-sqlalchemy",
+    "fastapi-sqla",
+    "fastapi-utils",
+    "fastsqla",
+    "advanced-alchemy",
+    "fastcrud",
+    "fastapi-users",
+    "fastapi-users-db-sqlalchemy",
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,7 +76,7 @@ def environment(command: str, database: dict) -> dict:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "git_sha": _git_sha(),
-        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command,
     }
 
@@ -115,16 +135,23 @@ def combine(rows: list[dict]) -> dict:
     first = rows[0]
     kinds = {r["kind"]: {k: v for k, v in r.items() if k not in ("strategy", "check", "kind")} for r in rows}
     outcomes = {r["outcome"] for r in rows}
-    row = {"strategy": first["strategy"], "check": first["check"],
-           "outcome": next(o for o in PRECEDENCE if o in outcomes), "kinds": kinds}
+    row = {
+        "strategy": first["strategy"],
+        "check": first["check"],
+        "outcome": next(o for o in PRECEDENCE if o in outcomes),
+        "kinds": kinds,
+    }
     measured = [r for r in rows if "metrics" in r]
     if measured:
         row["metrics"] = _added([r["metrics"] for r in measured])
         row["evidence"] = " ".join(f"{r['kind']}: {r['evidence']}" for r in measured)
         if conditions := [r["conditions"] for r in measured if r.get("conditions")]:
             verdicts = [c["as_declared"] for c in conditions]
-            row["conditions"] = {**conditions[0], "engines": [e for c in conditions for e in c["engines"]],
-                                 "as_declared": None if None in verdicts else all(verdicts)}
+            row["conditions"] = {
+                **conditions[0],
+                "engines": [e for c in conditions for e in c["engines"]],
+                "as_declared": None if None in verdicts else all(verdicts),
+            }
     if reasons := [f"{r['kind']}: {r['reason']}" for r in rows if r.get("reason") and "metrics" not in r]:
         row["reason"] = "; ".join(reasons)
     if row["outcome"] == "skipped":
@@ -195,4 +222,3 @@ def load(path: Path) -> dict:
     if missing:
         raise ResultsError(f"{path}: missing {', '.join(sorted(missing))}; re-run `nox -s compare`")
     return doc
-

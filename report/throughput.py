@@ -63,7 +63,8 @@ def costs(cells: list[dict], baselines: set[str]) -> dict[str, dict]:
         if app in baselines or not ratios:
             continue
         found[app] = {
-            "path": path, "levels": [c["concurrency"] for c in group if c.get("vs_raw")],
+            "path": path,
+            "levels": [c["concurrency"] for c in group if c.get("vs_raw")],
             **{end: _geomean([r[end] for r in ratios]) for end in ("median", "low", "high")},
             "covers": max(0.0, 1 - sum(1 - r["confidence"] for r in ratios)),
         }
@@ -159,7 +160,7 @@ def _rate(value: float | None) -> str:
 
 
 def hold_section(tp: dict) -> list[str]:
-    """"Connection hold time": the in-process sequential hold per strategy and kind, and, when the server mode ran,
+    """ "Connection hold time": the in-process sequential hold per strategy and kind, and, when the server mode ran,
     the hold under load with the ceiling it implies against the req/s measured."""
     rows = tp.get("hold") or []
     loaded = [r for r in tp.get("hold_under_load") or [] if r["kind"] == "read"]
@@ -192,19 +193,30 @@ def hold_section(tp: dict) -> list[str]:
             f"below measures that, when the run had one).",
             "",
             f"| App | Endpoint | Path | Hold ms [{ci} CI] | × raw connection [{ci} CI] | SQL | After response | "
-            + " | ".join(f"Ceiling req/s, pool of {n}" for n in pools) + " |",
+            + " | ".join(f"Ceiling req/s, pool of {n}" for n in pools)
+            + " |",
             "|" + "---|" * (7 + len(pools)),
         ]
         for kind in HOLD_KINDS:
             for r in sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["hold_ms"]["median"]):
-                out.append(f"| `{r['app']}` | {HOLD_KINDS[kind]} | `{r['path']}` | {_ms(r['hold_ms'])} "
-                           f"| {interval(r.get('ratio_to_raw'))} | {_share(r['sql_share'])} "
-                           f"| {_share(r['after_response_share'])} | "
-                           + " | ".join(_rate(r["ceiling_rps"].get(n)) for n in pools) + " |")
-        notes = [f"`{r['app']}` {HOLD_KINDS[r['kind']]}: {r['errors']} of {r['requests']} requests failed"
-                 for r in rows if r["errors"]]
-        notes += [f"`{r['app']}` {HOLD_KINDS[r['kind']]}: up to {r['open_at_end']} connection(s) still checked out "
-                  f"when a batch ended (counted up to its end)" for r in rows if r["open_at_end"]]
+                out.append(
+                    f"| `{r['app']}` | {HOLD_KINDS[kind]} | `{r['path']}` | {_ms(r['hold_ms'])} "
+                    f"| {interval(r.get('ratio_to_raw'))} | {_share(r['sql_share'])} "
+                    f"| {_share(r['after_response_share'])} | "
+                    + " | ".join(_rate(r["ceiling_rps"].get(n)) for n in pools)
+                    + " |"
+                )
+        notes = [
+            f"`{r['app']}` {HOLD_KINDS[r['kind']]}: {r['errors']} of {r['requests']} requests failed"
+            for r in rows
+            if r["errors"]
+        ]
+        notes += [
+            f"`{r['app']}` {HOLD_KINDS[r['kind']]}: up to {r['open_at_end']} connection(s) still checked out "
+            f"when a batch ended (counted up to its end)"
+            for r in rows
+            if r["open_at_end"]
+        ]
         out += [""] + ([f"- {n}" for n in notes] + [""] if notes else [])
     if loaded:
         out += _hold_under_load(loaded, settings)
@@ -233,16 +245,24 @@ def _hold_under_load(rows: list[dict], settings: dict) -> list[str]:
         "",
     ]
     if above:
-        out += ["| App | Path | Concurrency | Pool capacity | Hold ms under load [CI] | Sequential hold ms (in-process) "
-                "| Mean connections out | Ceiling req/s | Measured req/s | ÷ ceiling | Within |", "|" + "---|" * 11]
+        out += [
+            "| App | Path | Concurrency | Pool capacity | Hold ms under load [CI] | Sequential hold ms (in-process) "
+            "| Mean connections out | Ceiling req/s | Measured req/s | ÷ ceiling | Within |",
+            "|" + "---|" * 11,
+        ]
         for r in sorted(above.values(), key=lambda r: (r["path"], r["hold_ms"]["median"])):
             quiet = f"{r['sequential_hold_ms']:.3f}" if r.get("sequential_hold_ms") is not None else ""
-            within = (f"{'yes' if r['within_ceiling'] else 'NO'} ({r['rounds_within']} of {r['rounds_checked']})"
-                      if r["within_ceiling"] is not None else "")
+            within = (
+                f"{'yes' if r['within_ceiling'] else 'NO'} ({r['rounds_within']} of {r['rounds_checked']})"
+                if r["within_ceiling"] is not None
+                else ""
+            )
             busy = f"{r['busy_connections']:.1f}" if r["busy_connections"] is not None else ""
             of = f"{r['of_ceiling']:.2f}" if r["of_ceiling"] is not None else ""
-            out.append(f"| `{r['app']}` | `{r['path']}` | {r['concurrency']} | {r['capacity']} | {_ms(r['hold_ms'])} "
-                       f"| {quiet} | {busy} | {_rate(r['ceiling_rps'])} | {r['rps']:.0f} | {of} | {within} |")
+            out.append(
+                f"| `{r['app']}` | `{r['path']}` | {r['concurrency']} | {r['capacity']} | {_ms(r['hold_ms'])} "
+                f"| {quiet} | {busy} | {_rate(r['ceiling_rps'])} | {r['rps']:.0f} | {of} | {within} |"
+            )
     else:
         out.append("No read cell was measured at a concurrency above its app's pool: no ceiling to check.")
     if unbounded:
@@ -282,14 +302,24 @@ def section(tp: dict) -> list[str]:
         out += [f"### {MODES[mode]}", "", f"Client: {tp['clients'].get(mode, 'unknown')}."]
         if mode == "server" and tp.get("server"):
             out += ["", f"Server: {tp['server']}."]
-        out += ["", f"![Throughput vs concurrency, {mode}]({pictures[mode, 'throughput']})",
-                f"![Latency percentiles, {mode}]({pictures[mode, 'latency']})", ""]
+        out += [
+            "",
+            f"![Throughput vs concurrency, {mode}]({pictures[mode, 'throughput']})",
+            f"![Latency percentiles, {mode}]({pictures[mode, 'latency']})",
+            "",
+        ]
         for kind, title in KIND_TITLES.items():
             of_kind = [c for c in here if c["kind"] == kind]
             if of_kind:
-                out += [f"#### {title}", "", "Slowest to fastest (geometric mean over levels of × raw connection "
-                        f"[geometric means of the interval ends]): {_ranking(of_kind, baselines)}", "",
-                        *_table(of_kind), ""]
+                out += [
+                    f"#### {title}",
+                    "",
+                    "Slowest to fastest (geometric mean over levels of × raw connection "
+                    f"[geometric means of the interval ends]): {_ranking(of_kind, baselines)}",
+                    "",
+                    *_table(of_kind),
+                    "",
+                ]
     out += hold_section(tp)
     if tp.get("session_cost"):
         out += _session_cost(tp["session_cost"])

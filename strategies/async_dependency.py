@@ -95,6 +95,11 @@ if SECOND_DATABASE_URL:
             yield session
 
     @app.post("/async/write2")
-    async def async_write2(key: str, fail: bool, delay: float, db: AsyncSession = Depends(get_db),
-                           second: AsyncSession = Depends(get_second_db)):
+    async def async_write2(
+        key: str,
+        fail: bool,
+        delay: float,
+        db: AsyncSession = Depends(get_db),
+        second: AsyncSession = Depends(get_second_db),
+    ):
         return await probes.write_both_async(db, second, key, fail, delay)

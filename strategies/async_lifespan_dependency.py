@@ -101,11 +101,17 @@ async def async_created(key: str, db: AsyncSession = Depends(get_db)):
 
 # An app with a second database (ASYNC_SECOND_DATABASE_URL): a session for each, from its own dependency.
 if SECOND_DATABASE_URL:
+
     async def get_second_db(request: Request):
         async with request.state.second_sessionmaker() as session:
             yield session
 
     @app.post("/async/write2")
-    async def async_write2(key: str, fail: bool, delay: float, db: AsyncSession = Depends(get_db),
-                           second: AsyncSession = Depends(get_second_db)):
+    async def async_write2(
+        key: str,
+        fail: bool,
+        delay: float,
+        db: AsyncSession = Depends(get_db),
+        second: AsyncSession = Depends(get_second_db),
+    ):
         return await probes.write_both_async(db, second, key, fail, delay)

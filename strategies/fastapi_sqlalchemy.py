@@ -36,8 +36,10 @@ from experiments import probes
 REQUIRES = ("fastapi-sqlalchemy>=0.2",)
 # Its middleware keeps one module-level sessionmaker and `db.session` reads one ContextVar: a second
 # DBSessionMiddleware replaces the first's sessionmaker, and no second session can be had in a request.
-ONE_DATABASE = ("fastapi-sqlalchemy holds one module-level sessionmaker (`_Session`) behind `db.session`; "
-                "a second DBSessionMiddleware replaces it")
+ONE_DATABASE = (
+    "fastapi-sqlalchemy holds one module-level sessionmaker (`_Session`) behind `db.session`; "
+    "a second DBSessionMiddleware replaces it"
+)
 UNSUPPORTED = {"/sync/write2": ONE_DATABASE, "/async/write2": ONE_DATABASE}
 
 app = FastAPI()

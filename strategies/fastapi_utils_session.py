@@ -31,8 +31,8 @@ only the `all` extra installs. fastapi-utils and its fork fastapi-restful (0.6.0
 2024-11).
 """
 
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Iterator
 
 from fastapi import BackgroundTasks, Depends, FastAPI
 from fastapi.responses import StreamingResponse
@@ -56,7 +56,7 @@ def get_db() -> Iterator[Session]:
     yield from _get_fastapi_sessionmaker().get_db()
 
 
-@lru_cache()
+@lru_cache
 def _get_fastapi_sessionmaker() -> FastAPISessionMaker:
     """This function could be replaced with a global variable if preferred"""
     database_url = DBSettings().database_url

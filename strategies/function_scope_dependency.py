@@ -140,16 +140,27 @@ async def async_created(key: str, db: Session = Depends(get_db, scope="function"
 
 # An app with a second database (SECOND_DATABASE_URL): a session for each, from its own dependency.
 if SECOND_DATABASE_URL:
+
     def get_second_db(request: Request):
         with request.state.second_sessionmaker() as session:
             yield session
 
     @app.post("/sync/write2")
-    def sync_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db, scope="function"),
-                    second: Session = Depends(get_second_db, scope="function")):
+    def sync_write2(
+        key: str,
+        fail: bool,
+        delay: float,
+        db: Session = Depends(get_db, scope="function"),
+        second: Session = Depends(get_second_db, scope="function"),
+    ):
         return probes.write_both(db, second, key, fail, delay)
 
     @app.post("/async/write2")
-    async def async_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db, scope="function"),
-                           second: Session = Depends(get_second_db, scope="function")):
+    async def async_write2(
+        key: str,
+        fail: bool,
+        delay: float,
+        db: Session = Depends(get_db, scope="function"),
+        second: Session = Depends(get_second_db, scope="function"),
+    ):
         return await probes.write_both_async(db, second, key, fail, delay)

@@ -46,8 +46,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from experiments import probes
 
-NO_DEF_ENDPOINTS = ("Polar's endpoints are all `async def` (513 of 513), given the middleware's AsyncSession; its one "
-                    "sync Session (pool size 1) is built for authlib's OAuth2 server only")
+NO_DEF_ENDPOINTS = (
+    "Polar's endpoints are all `async def` (513 of 513), given the middleware's AsyncSession; its one "
+    "sync Session (pool size 1) is built for authlib's OAuth2 server only"
+)
 UNSUPPORTED = {path: NO_DEF_ENDPOINTS for path in probes.ROUTES if path.startswith("/sync/")}
 
 DATABASE_POOL_SIZE = 5  # polar/config.py
@@ -90,8 +92,7 @@ async def get_db_session(request: Request) -> AsyncGenerator[AsyncSession]:
         session = request.state.async_session
     except AttributeError as e:
         raise RuntimeError(
-            "Session is not present in the request state. "
-            "Did you forget to add AsyncSessionMiddleware?"
+            "Session is not present in the request state. Did you forget to add AsyncSessionMiddleware?"
         ) from e
 
     try:

@@ -15,7 +15,7 @@ https://fastapi.tiangolo.com/advanced/events/#alternative-events-deprecated
 """
 
 import os
-from typing import AsyncIterable, Optional
+from collections.abc import AsyncIterable
 
 from fastapi import BackgroundTasks, Depends, FastAPI
 from fastapi.responses import StreamingResponse
@@ -29,7 +29,7 @@ SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app 
 
 app = FastAPI()
 
-_db_conn: Optional[Database]
+_db_conn: Database | None
 
 
 @app.on_event("startup")
@@ -41,7 +41,8 @@ def open_database_connection_pools():
 @app.on_event("shutdown")
 def close_database_connection_pools():
     global _db_conn
-    if _db_conn: _db_conn.dispose()
+    if _db_conn:
+        _db_conn.dispose()  # noqa: E701 (as sm-Fifteen wrote it in #726)
 
 
 async def get_db_conn() -> Database:
@@ -50,7 +51,7 @@ async def get_db_conn() -> Database:
 
 
 # This is the part that replaces sessionmaker
-async def get_db_sess(db_conn = Depends(get_db_conn)) -> AsyncIterable[Session]:
+async def get_db_sess(db_conn=Depends(get_db_conn)) -> AsyncIterable[Session]:
     sess = Session(bind=db_conn)
     try:
         yield sess
@@ -155,7 +156,7 @@ async def async_created(key: str, db_sess: Session = Depends(get_db_sess)):
 # An app with a second database ("I need to connect to at least 3"): the same three functions and
 # dependency for each database, its own global filled on startup and disposed on shutdown.
 if SECOND_DATABASE_URL:
-    _second_db_conn: Optional[Database]
+    _second_db_conn: Database | None
 
     @app.on_event("startup")
     def open_second_database_connection_pool():
@@ -165,13 +166,14 @@ if SECOND_DATABASE_URL:
     @app.on_event("shutdown")
     def close_second_database_connection_pool():
         global _second_db_conn
-        if _second_db_conn: _second_db_conn.dispose()
+        if _second_db_conn:
+            _second_db_conn.dispose()  # noqa: E701 (as sm-Fifteen wrote it in #726)
 
     async def get_second_db_conn() -> Database:
         assert _second_db_conn is not None
         return _second_db_conn
 
-    async def get_second_db_sess(db_conn = Depends(get_second_db_conn)) -> AsyncIterable[Session]:
+    async def get_second_db_sess(db_conn=Depends(get_second_db_conn)) -> AsyncIterable[Session]:
         sess = Session(bind=db_conn)
         try:
             yield sess
@@ -179,11 +181,21 @@ if SECOND_DATABASE_URL:
             sess.close()
 
     @app.post("/sync/write2")
-    def sync_write2(key: str, fail: bool, delay: float, db_sess: Session = Depends(get_db_sess),
-                    second: Session = Depends(get_second_db_sess)):
+    def sync_write2(
+        key: str,
+        fail: bool,
+        delay: float,
+        db_sess: Session = Depends(get_db_sess),
+        second: Session = Depends(get_second_db_sess),
+    ):
         return probes.write_both(db_sess, second, key, fail, delay)
 
     @app.post("/async/write2")
-    async def async_write2(key: str, fail: bool, delay: float, db_sess: Session = Depends(get_db_sess),
-                           second: Session = Depends(get_second_db_sess)):
+    async def async_write2(
+        key: str,
+        fail: bool,
+        delay: float,
+        db_sess: Session = Depends(get_db_sess),
+        second: Session = Depends(get_second_db_sess),
+    ):
         return await probes.write_both_async(db_sess, second, key, fail, delay)

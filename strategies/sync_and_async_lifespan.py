@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from experiments import probes
 
-
 SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
 ASYNC_SECOND_DATABASE_URL = os.environ.get("ASYNC_SECOND_DATABASE_URL")
 
@@ -35,8 +34,10 @@ async def lifespan(app: FastAPI):
         engines["second_sessionmaker"] = create_engine(SECOND_DATABASE_URL)
     if ASYNC_SECOND_DATABASE_URL:
         async_engines["async_second_sessionmaker"] = create_async_engine(ASYNC_SECOND_DATABASE_URL)
-    yield {**{name: sessionmaker(engine) for name, engine in engines.items()},
-           **{name: async_sessionmaker(engine, expire_on_commit=False) for name, engine in async_engines.items()}}
+    yield {
+        **{name: sessionmaker(engine) for name, engine in engines.items()},
+        **{name: async_sessionmaker(engine, expire_on_commit=False) for name, engine in async_engines.items()},
+    }
     for engine in engines.values():
         engine.dispose()
     for engine in async_engines.values():
@@ -152,21 +153,30 @@ async def async_created(key: str, db: AsyncSession = Depends(get_async_db)):
 
 # An app with a second database: a session of each kind for it, from its own dependency.
 if SECOND_DATABASE_URL:
+
     def get_second_db(request: Request):
         with request.state.second_sessionmaker() as session:
             yield session
 
     @app.post("/sync/write2")
-    def sync_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
-                    second: Session = Depends(get_second_db)):
+    def sync_write2(
+        key: str, fail: bool, delay: float, db: Session = Depends(get_db), second: Session = Depends(get_second_db)
+    ):
         return probes.write_both(db, second, key, fail, delay)
 
+
 if ASYNC_SECOND_DATABASE_URL:
+
     async def get_async_second_db(request: Request):
         async with request.state.async_second_sessionmaker() as session:
             yield session
 
     @app.post("/async/write2")
-    async def async_write2(key: str, fail: bool, delay: float, db: AsyncSession = Depends(get_async_db),
-                           second: AsyncSession = Depends(get_async_second_db)):
+    async def async_write2(
+        key: str,
+        fail: bool,
+        delay: float,
+        db: AsyncSession = Depends(get_async_db),
+        second: AsyncSession = Depends(get_async_second_db),
+    ):
         return await probes.write_both_async(db, second, key, fail, delay)

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from experiments import probes
 
-
 SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
 
 
@@ -141,16 +140,19 @@ async def async_created(key: str, db: Session = Depends(get_db)):
 
 # An app with a second database (SECOND_DATABASE_URL): a session for each, from its own dependency.
 if SECOND_DATABASE_URL:
+
     def get_second_db(request: Request):
         with request.state.second_sessionmaker() as session:
             yield session
 
     @app.post("/sync/write2")
-    def sync_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
-                    second: Session = Depends(get_second_db)):
+    def sync_write2(
+        key: str, fail: bool, delay: float, db: Session = Depends(get_db), second: Session = Depends(get_second_db)
+    ):
         return probes.write_both(db, second, key, fail, delay)
 
     @app.post("/async/write2")
-    async def async_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
-                           second: Session = Depends(get_second_db)):
+    async def async_write2(
+        key: str, fail: bool, delay: float, db: Session = Depends(get_db), second: Session = Depends(get_second_db)
+    ):
         return await probes.write_both_async(db, second, key, fail, delay)

@@ -129,11 +129,13 @@ if SECOND_DATABASE_URL:
             yield session
 
     @app.post("/sync/write2")
-    def sync_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
-                    second: Session = Depends(get_second_db)):
+    def sync_write2(
+        key: str, fail: bool, delay: float, db: Session = Depends(get_db), second: Session = Depends(get_second_db)
+    ):
         return probes.write_both(db, second, key, fail, delay)
 
     @app.post("/async/write2")
-    async def async_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
-                           second: Session = Depends(get_second_db)):
+    async def async_write2(
+        key: str, fail: bool, delay: float, db: Session = Depends(get_db), second: Session = Depends(get_second_db)
+    ):
         return await probes.write_both_async(db, second, key, fail, delay)

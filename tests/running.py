@@ -25,7 +25,16 @@ def compare(out: Path, *args: str, timeout: float = 600, env: dict | None = None
     """`python -m experiments --out OUT ARGS…`, as `nox -s compare` runs it (without the throughput part unless ARGS
     ask), with `env` added to the environment."""
     return subprocess.run(
-        [sys.executable, "-m", "experiments", "--out", str(out), "--throughput", "off", *args],  # checks only, unless asked
+        [
+            sys.executable,
+            "-m",
+            "experiments",
+            "--out",
+            str(out),
+            "--throughput",
+            "off",
+            *args,
+        ],  # checks only, unless asked
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -80,7 +89,7 @@ TEMPLATE_CANNOT_PASS = {
     "pool_exhaustion": "a `yield` session dependency holds its connection across threadpool hops (FastAPI #3205)",
     "event_loop_blocking": "a sync Session in an `async def` endpoint queries on the event loop",
     "multiple_databases": "it serves one database; the two-database routes are optional",
-    "streaming": "a stream reads through the session after `scope=\"function\"` closed it, on a connection nobody returns",
+    "streaming": 'a stream reads through the session after `scope="function"` closed it, on a connection nobody returns',
 }
 
 

@@ -63,14 +63,20 @@ def test_undeclared_routes_are_skipped_with_the_reason(fixture_strategies, tmp_p
     row = rows_by_pair(tmp_path)[("threadlocal_never_removed", "lost_writes")]
     assert row["outcome"] == "skipped"
     assert "/sync/write not served as `def` endpoints: not what this fixture is for" in row["reason"]
-    assert row["kinds"]["async"]["reason"] == "/async/write not served as `async def` endpoints: not what this fixture is for"
+    assert (
+        row["kinds"]["async"]["reason"]
+        == "/async/write not served as `async def` endpoints: not what this fixture is for"
+    )
 
 
 def test_a_check_judges_each_kind_of_endpoint_on_its_own_numbers(fixture_run):
     """The fixture's `def` endpoints get a session each, its `async def` ones share one: one verdict per kind."""
     row = fixture_run[("one_session_for_async_endpoints", "lost_writes")]
     assert row["kinds"]["def"]["outcome"] == "passed", row
-    assert row["kinds"]["async"]["outcome"] == "failed" and row["kinds"]["async"]["metrics"]["rows_from_failed_requests"] > 0
+    assert (
+        row["kinds"]["async"]["outcome"] == "failed"
+        and row["kinds"]["async"]["metrics"]["rows_from_failed_requests"] > 0
+    )
     assert row["outcome"] == "failed"  # the row as a whole: its worst kind
 
 

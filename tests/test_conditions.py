@@ -16,11 +16,11 @@ from tests.running import TEMPLATE, compare, rows_by_pair
 CREATE = '    engine = create_engine(os.environ["DATABASE_URL"])\n'
 ENGINES = {
     "through_sqlalchemy_engine": '    import sqlalchemy.engine\n\n    engine = sqlalchemy.engine.create_engine(os.environ["DATABASE_URL"])\n',
-    "through_engine_from_config": '    from sqlalchemy import engine_from_config\n\n'
-                                  '    engine = engine_from_config({"sqlalchemy.url": os.environ["DATABASE_URL"]})\n',
+    "through_engine_from_config": "    from sqlalchemy import engine_from_config\n\n"
+    '    engine = engine_from_config({"sqlalchemy.url": os.environ["DATABASE_URL"]})\n',
     "own_pool_size": '    engine = create_engine(os.environ["DATABASE_URL"], pool_size=20)\n',
-    "raises_threadpool_tokens": CREATE + '    import anyio.to_thread\n\n'
-                                '    anyio.to_thread.current_default_thread_limiter().total_tokens = 60\n',
+    "raises_threadpool_tokens": CREATE + "    import anyio.to_thread\n\n"
+    "    anyio.to_thread.current_default_thread_limiter().total_tokens = 60\n",
 }
 
 

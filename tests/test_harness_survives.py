@@ -30,7 +30,8 @@ HOSTILE = {
     "crashes": GOOD.replace(ASYNC_BODY, "    import os\n\n    os._exit(3)"),
     "hangs": GOOD.replace(ASYNC_BODY, "    import time\n\n    time.sleep(3600)"),  # blocks the event loop
     "hangs_in_a_thread": GOOD.replace(  # a `def` endpoint that never returns: the loop keeps running
-        "    return probes.tag(db, tag, delay, query)", "    import time\n\n    time.sleep(3600)"),
+        "    return probes.tag(db, tag, delay, query)", "    import time\n\n    time.sleep(3600)"
+    ),
     "hangs_at_import": "import time\n\ntime.sleep(3600)\n",
     "exits_at_import": "import os\n\nos._exit(7)\n",
     "needs_a_library": '"""needs a library"""\nREQUIRES = ("a-library-nobody-installed>=1.0",)\nimport a_library\n',
@@ -98,11 +99,14 @@ def test_broken_strategy_gets_a_one_line_error(hostile_run, strategy, check, say
     assert "\n" not in row["reason"]
 
 
-@pytest.mark.parametrize(("strategy", "says"), [
-    ("hangs_at_import", "hangs_at_import.py: import did not finish within 20 s (process killed)"),
-    ("exits_at_import", "exits_at_import.py: the process importing it exited with code 7"),
-    ("syntax_error", "syntax_error.py: import failed (line 1): SyntaxError"),
-])
+@pytest.mark.parametrize(
+    ("strategy", "says"),
+    [
+        ("hangs_at_import", "hangs_at_import.py: import did not finish within 20 s (process killed)"),
+        ("exits_at_import", "exits_at_import.py: the process importing it exited with code 7"),
+        ("syntax_error", "syntax_error.py: import failed (line 1): SyntaxError"),
+    ],
+)
 def test_a_module_that_cannot_be_imported_costs_one_preflight_not_a_timeout_per_check(hostile_run, strategy, says):
     _, rows, *_ = hostile_run
     found = [rows[(strategy, check)] for check in CHECKS]

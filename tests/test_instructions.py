@@ -26,8 +26,17 @@ from tests.running import ROOT, compare, processes_mentioning
 
 BENCH = ROOT / "tests" / "bench_strategies"
 TWIN, AGAIN, SLEEPS, WORKS, BROKEN = "awake_twin", "awake_twin_again", "slowed_5ms", "busy_work", "broken"
-SMALL = ["--no-checks", "--throughput", "off", "--instruction-kinds", "nodb", "--instruction-levels", "1",
-         "--instruction-requests", "5"]
+SMALL = [
+    "--no-checks",
+    "--throughput",
+    "off",
+    "--instruction-kinds",
+    "nodb",
+    "--instruction-levels",
+    "1",
+    "--instruction-requests",
+    "5",
+]
 
 
 def _require_valgrind() -> None:
@@ -45,8 +54,17 @@ def counted(tmp_path_factory):
         shutil.copy(BENCH / f"{name}.py", strategies)
     shutil.copy(BENCH / f"{TWIN}.py", strategies / f"{AGAIN}.py")
     (strategies / f"{BROKEN}.py").write_text("import a_module_that_does_not_exist\n")
-    done = compare(out, "--strategies-dir", str(strategies), *SMALL, "--instructions", "full", "--instruction-repeats", "2",
-                   timeout=400)
+    done = compare(
+        out,
+        "--strategies-dir",
+        str(strategies),
+        *SMALL,
+        "--instructions",
+        "full",
+        "--instruction-repeats",
+        "2",
+        timeout=400,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert not processes_mentioning(str(out)), "a valgrind process outlived the run"
     return json.loads((out / "results.json").read_text()), out
@@ -63,7 +81,14 @@ def test_every_app_is_counted_with_a_spread_and_ratios_but_a_broken_one(counted)
     (error,) = part["errors"]
     assert error["app"] == BROKEN and "a_module_that_does_not_exist" in error["reason"], part["errors"]
     assert error["reason"].startswith("import preflight: "), error
-    assert {c["app"] for c in part["cells"]} == {TWIN, AGAIN, SLEEPS, WORKS, "baseline:no_database", "baseline:raw_connection"}
+    assert {c["app"] for c in part["cells"]} == {
+        TWIN,
+        AGAIN,
+        SLEEPS,
+        WORKS,
+        "baseline:no_database",
+        "baseline:raw_connection",
+    }
     for c in part["cells"]:
         spread = c["per_request"]
         assert c["repeats"] == 2 and 0 < spread["min"] <= spread["median"] <= spread["max"], c
@@ -100,8 +125,20 @@ def test_report_has_the_section_and_its_plot(counted):
 
 
 def _quick(out, **kwargs):
-    cmd = [sys.executable, "-m", "experiments", "--out", str(out), "--strategies-dir", str(BENCH), "--strategy", TWIN,
-           *SMALL, "--instructions", "quick"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments",
+        "--out",
+        str(out),
+        "--strategies-dir",
+        str(BENCH),
+        "--strategy",
+        TWIN,
+        *SMALL,
+        "--instructions",
+        "quick",
+    ]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 

@@ -55,10 +55,15 @@ def _row(strategy, check, outcome, i):
 def _doc(i: int, name: str) -> dict:
     python, fastapi, starlette, sqla = CELLS[name]
     return {
-        "schema": SCHEMA, "complete": True,
-        "environment": {"python": python, "packages": {"fastapi": fastapi, "starlette": starlette, "fastapi-sqla": sqla},
-                        "lock": {"file": f"locks/matrix/{name}.txt", "sha256": "ab" * 32, "pins": 50, "differ": {}},
-                        "git_sha": "a7c6598", "started_at": "2025-01-02T03:04:05+00:00"},
+        "schema": SCHEMA,
+        "complete": True,
+        "environment": {
+            "python": python,
+            "packages": {"fastapi": fastapi, "starlette": starlette, "fastapi-sqla": sqla},
+            "lock": {"file": f"locks/matrix/{name}.txt", "sha256": "ab" * 32, "pins": 50, "differ": {}},
+            "git_sha": "a7c6598",
+            "started_at": "2025-01-02T03:04:05+00:00",
+        },
         "strategies": [{"id": s} for s in dict.fromkeys(s for s, _ in OUTCOMES)],
         "checks": CHECKS,
         "results": [_row(s, c, outcomes[i], i) for (s, c), outcomes in OUTCOMES.items()],
@@ -104,13 +109,15 @@ def test_rows_missing_in_some_cells_are_listed_not_compared(cells):
     page = matrix.render(cells)
     assert "| `fastapi_sqla` |" not in page
     assert "- `fastapi_sqla` in `py3.11-latest`, `py3.12-latest`: ➖ `isolation_async`: needs fastapi-sqla>=4.0" in page
-    assert ("Of the strategy × check pairs measured in every cell, 3 have the same verdict everywhere, 1 the same "
-            "verdict with a key number that is 0 in some cells and not in others, 3 a different verdict.") in page
+    assert (
+        "Of the strategy × check pairs measured in every cell, 3 have the same verdict everywhere, 1 the same "
+        "verdict with a key number that is 0 in some cells and not in others, 3 a different verdict."
+    ) in page
 
 
 def test_same_verdict_with_a_number_turning_zero_is_shown_but_not_count_noise_or_timings(cells):
     page = matrix.render(cells)
-    shifted = page[page.index("## Same verdict, a key number turns 0 or not"):]
+    shifted = page[page.index("## Same verdict, a key number turns 0 or not") :]
     row = _line(shifted, "| `lifespan_dependency` | `cleanup_timing` |")
     assert "✅ checked_out_at_response=0 | ✅ checked_out_at_response=20 |" in row and "fastapi 0.118.0" in row
     assert "| `middleware` | `cleanup_timing` |" not in page  # 9 or 10, never 0
@@ -129,28 +136,36 @@ def test_boundary_past_the_release_notes_read_says_so():
     found = [("fastapi", Version("0.141.1"), Version("0.165.0"))]
     assert matrix.explain(found, changes=()) == (
         "fastapi 0.141.1 → 0.165.0",
-        "No known behaviour change lies on this boundary (release notes read up to fastapi 0.141.1).")
+        "No known behaviour change lies on this boundary (release notes read up to fastapi 0.141.1).",
+    )
 
 
 def test_equal_versions_with_different_verdicts_are_no_step():
     envs = {"a": {"python": "3.11.7"}, "b": {"python": "3.11.7"}, "c": {"python": "3.12.1"}}
     assert matrix.boundaries({"a": "passed", "b": "failed", "c": "failed"}, envs) == []
     assert matrix.boundaries({"a": "passed", "b": "passed", "c": "failed"}, envs) == [
-        ("python", Version("3.11.7"), Version("3.12.1"))]
+        ("python", Version("3.11.7"), Version("3.12.1"))
+    ]
 
 
 def test_cli_writes_the_page_with_links_to_the_cells(cells, tmp_path):
     for name, doc in cells:
         if doc:
-            results = ResultsFile(tmp_path / "matrix" / name / "results.json", doc["environment"], doc["strategies"],
-                                  doc["checks"])
+            results = ResultsFile(
+                tmp_path / "matrix" / name / "results.json", doc["environment"], doc["strategies"], doc["checks"]
+            )
             for row in doc["results"]:
                 results.add(row)
             results.finish(complete=True)
     out = tmp_path / "MATRIX.md"
     args = [arg for name, _ in cells for arg in ("--cell", name)]
-    proc = subprocess.run([sys.executable, "-m", "report.matrix", tmp_path / "matrix", *args, "--out", out],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "report.matrix", tmp_path / "matrix", *args, "--out", out],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == matrix.render(cells)
 

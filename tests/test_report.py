@@ -17,8 +17,8 @@ import pytest
 from experiments.checks import NEEDS_SERVER, registry
 from experiments.harness import discovery
 from report import answers, claims, plots
-from report.render import not_measured, render
 from report.locks import LOCK_VARIABLE, lock_state
+from report.render import not_measured, render
 from report.results import SCHEMA, ResultsError, ResultsFile, by_pair, combine, judged, load
 from tests.running import ROOT
 
@@ -42,66 +42,165 @@ def doc() -> dict:
             "git_sha": "a7c6598",
             "started_at": "2025-01-02T03:04:05+00:00",
             "command": "nox -s compare",
-            "lock": {"file": "locks/default.txt", "sha256": "0123456789abcdef" * 4, "pins": 45,
-                     "differ": {"fastapi": {"locked": "0.121.1", "installed": "0.121.0"}}},
+            "lock": {
+                "file": "locks/default.txt",
+                "sha256": "0123456789abcdef" * 4,
+                "pins": 45,
+                "differ": {"fastapi": {"locked": "0.121.1", "installed": "0.121.0"}},
+            },
         },
         "strategies": [
-            {"id": "global_scoped_session", "label": "A global thread-local scoped_session",
-             "module": "strategies.global_scoped_session", "file": "strategies/global_scoped_session.py"},
-            {"id": "yield_dependency", "label": "A session per request from a yield dependency",
-             "module": "strategies.yield_dependency", "file": "strategies/yield_dependency.py"},
-            {"id": "lifespan_dependency", "label": "`AsyncSession` `yield` dependency, engine in lifespan",
-             "module": "strategies.lifespan_dependency", "file": "strategies/lifespan_dependency.py",
-             "requires": ["a-library>=1.0"], "versions": {"a-library": "1.2"},
-             "import_warnings": ["DeprecationWarning: old API (lib.py:3)"],
-             "pattern": {"def": "def get_db(request: Request):\n    with request.state.sessionmaker() as session:\n"
-                                "        yield session"}},
+            {
+                "id": "global_scoped_session",
+                "label": "A global thread-local scoped_session",
+                "module": "strategies.global_scoped_session",
+                "file": "strategies/global_scoped_session.py",
+            },
+            {
+                "id": "yield_dependency",
+                "label": "A session per request from a yield dependency",
+                "module": "strategies.yield_dependency",
+                "file": "strategies/yield_dependency.py",
+            },
+            {
+                "id": "lifespan_dependency",
+                "label": "`AsyncSession` `yield` dependency, engine in lifespan",
+                "module": "strategies.lifespan_dependency",
+                "file": "strategies/lifespan_dependency.py",
+                "requires": ["a-library>=1.0"],
+                "versions": {"a-library": "1.2"},
+                "import_warnings": ["DeprecationWarning: old API (lib.py:3)"],
+                "pattern": {
+                    "def": "def get_db(request: Request):\n    with request.state.sessionmaker() as session:\n"
+                    "        yield session"
+                },
+            },
         ],
         "checks": [
-            {"id": "isolation_async", "title": "Concurrent `async def` requests each get their own session",
-             "measures": "50 concurrent tag-sleep-read requests", "why": "coroutines are not threads",
-             "rule": "passed when foreign_tag_seen = 0", "key": ["foreign_tag_seen"], "routes": ["/async/tag"],
-             "timeout_s": 60.0, "column": "concurrent isolation", "kinds": ["async"]},
-            {"id": "same_session_in_request", "title": "A dependency and its endpoint share one session",
-             "measures": "20 concurrent requests", "why": "a request can span threads",
-             "rule": "passed when mismatched = 0", "key": ["mismatched"], "routes": ["/same"], "timeout_s": 60.0,
-             "pool": {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0}, "request_bound_s": 10.0,
-             "column": "one session", "kinds": ["def", "async"]},
+            {
+                "id": "isolation_async",
+                "title": "Concurrent `async def` requests each get their own session",
+                "measures": "50 concurrent tag-sleep-read requests",
+                "why": "coroutines are not threads",
+                "rule": "passed when foreign_tag_seen = 0",
+                "key": ["foreign_tag_seen"],
+                "routes": ["/async/tag"],
+                "timeout_s": 60.0,
+                "column": "concurrent isolation",
+                "kinds": ["async"],
+            },
+            {
+                "id": "same_session_in_request",
+                "title": "A dependency and its endpoint share one session",
+                "measures": "20 concurrent requests",
+                "why": "a request can span threads",
+                "rule": "passed when mismatched = 0",
+                "key": ["mismatched"],
+                "routes": ["/same"],
+                "timeout_s": 60.0,
+                "pool": {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0},
+                "request_bound_s": 10.0,
+                "column": "one session",
+                "kinds": ["def", "async"],
+            },
         ],
         "results": [
-            {"strategy": "global_scoped_session", "check": "isolation_async", "outcome": "failed",
-             "metrics": {"requests": 50, "foreign_tag_seen": 49, "distinct_sessions": 1},
-             "evidence": "49 of 50 requests read back another request's tag | one session.", "duration_s": 0.8},
-            {"strategy": "global_scoped_session", "check": "same_session_in_request", "outcome": "error",
-             "reason": "IllegalStateChangeError at session.py:12: already closing", "duration_s": 0.1},
-            {"strategy": "yield_dependency", "check": "isolation_async", "outcome": "passed",
-             "metrics": {"requests": 50, "foreign_tag_seen": 0, "ratio": 1.23456},
-             "evidence": "0 of 50 requests read back another request's tag.", "duration_s": 0.7},
-            {"strategy": "yield_dependency", "check": "same_session_in_request", "outcome": "skipped",
-             "reason": "/same not served: no dependency takes the session", "duration_s": 0.0},
-            {"strategy": "lifespan_dependency", "check": "isolation_async", "outcome": "passed",
-             "metrics": {"requests": 50, "foreign_tag_seen": 0}, "evidence": "0 of 50.", "duration_s": 0.7},
-            combine([
-                {"strategy": "lifespan_dependency", "check": "same_session_in_request", "kind": "def",
-                 "outcome": "passed", "metrics": {"mismatched": 0}, "evidence": "0 of 20.", "duration_s": 0.3,
-                 "conditions": {"pool": {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0}, "as_declared": False,
-                                "engines": [{"driver": "sqlite", "database": "a.db", "class": "QueuePool",
-                                             "pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0,
-                                             "as_declared": True},
-                                            {"driver": "sqlite", "database": "b.db", "class": "QueuePool",
-                                             "pool_size": 20, "max_overflow": 0, "pool_timeout": 1.0,
-                                             "as_declared": False}]}},
-                {"strategy": "lifespan_dependency", "check": "same_session_in_request", "kind": "async",
-                 "outcome": "skipped", "reason": "/same not served as `async def` endpoints: served by a `def` "
-                 "endpoint", "duration_s": 0.1}]),
+            {
+                "strategy": "global_scoped_session",
+                "check": "isolation_async",
+                "outcome": "failed",
+                "metrics": {"requests": 50, "foreign_tag_seen": 49, "distinct_sessions": 1},
+                "evidence": "49 of 50 requests read back another request's tag | one session.",
+                "duration_s": 0.8,
+            },
+            {
+                "strategy": "global_scoped_session",
+                "check": "same_session_in_request",
+                "outcome": "error",
+                "reason": "IllegalStateChangeError at session.py:12: already closing",
+                "duration_s": 0.1,
+            },
+            {
+                "strategy": "yield_dependency",
+                "check": "isolation_async",
+                "outcome": "passed",
+                "metrics": {"requests": 50, "foreign_tag_seen": 0, "ratio": 1.23456},
+                "evidence": "0 of 50 requests read back another request's tag.",
+                "duration_s": 0.7,
+            },
+            {
+                "strategy": "yield_dependency",
+                "check": "same_session_in_request",
+                "outcome": "skipped",
+                "reason": "/same not served: no dependency takes the session",
+                "duration_s": 0.0,
+            },
+            {
+                "strategy": "lifespan_dependency",
+                "check": "isolation_async",
+                "outcome": "passed",
+                "metrics": {"requests": 50, "foreign_tag_seen": 0},
+                "evidence": "0 of 50.",
+                "duration_s": 0.7,
+            },
+            combine(
+                [
+                    {
+                        "strategy": "lifespan_dependency",
+                        "check": "same_session_in_request",
+                        "kind": "def",
+                        "outcome": "passed",
+                        "metrics": {"mismatched": 0},
+                        "evidence": "0 of 20.",
+                        "duration_s": 0.3,
+                        "conditions": {
+                            "pool": {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0},
+                            "as_declared": False,
+                            "engines": [
+                                {
+                                    "driver": "sqlite",
+                                    "database": "a.db",
+                                    "class": "QueuePool",
+                                    "pool_size": 5,
+                                    "max_overflow": 0,
+                                    "pool_timeout": 1.0,
+                                    "as_declared": True,
+                                },
+                                {
+                                    "driver": "sqlite",
+                                    "database": "b.db",
+                                    "class": "QueuePool",
+                                    "pool_size": 20,
+                                    "max_overflow": 0,
+                                    "pool_timeout": 1.0,
+                                    "as_declared": False,
+                                },
+                            ],
+                        },
+                    },
+                    {
+                        "strategy": "lifespan_dependency",
+                        "check": "same_session_in_request",
+                        "kind": "async",
+                        "outcome": "skipped",
+                        "reason": "/same not served as `async def` endpoints: served by a `def` endpoint",
+                        "duration_s": 0.1,
+                    },
+                ]
+            ),
         ],
         "throughput": throughput_part(["global_scoped_session", "yield_dependency", "lifespan_dependency"]),
     }
 
 
 def _ratio(median: float) -> dict:
-    return {"median": median, "low": median * 0.9, "high": median * 1.1, "confidence": 0.9688,
-            "indistinguishable": median * 0.9 <= 1 <= median * 1.1}
+    return {
+        "median": median,
+        "low": median * 0.9,
+        "high": median * 1.1,
+        "confidence": 0.9688,
+        "indistinguishable": median * 0.9 <= 1 <= median * 1.1,
+    }
 
 
 def throughput_part(strategies: list[str]) -> dict:
@@ -113,18 +212,34 @@ def throughput_part(strategies: list[str]) -> dict:
             for i, app in enumerate(baselines + strategies):
                 ratio = {"baseline:no_database": 1.5, "baseline:raw_connection": 1.0}.get(app, 0.9 - 0.05 * (i - 2))
                 rps = 1000 * ratio
-                cell = {"mode": "inprocess", "app": app, "kind": kind, "path": path, "concurrency": level, "rounds": 5,
-                        "rps": {"median": rps, "q1": rps * 0.95, "q3": rps * 1.05, "min": rps * 0.9, "max": rps * 1.1},
-                        "p50_ms": level / ratio, "p90_ms": 2 * level / ratio, "p99_ms": 3 * level / ratio,
-                        "errors": 0, "client_cpu": 0.9}
+                cell = {
+                    "mode": "inprocess",
+                    "app": app,
+                    "kind": kind,
+                    "path": path,
+                    "concurrency": level,
+                    "rounds": 5,
+                    "rps": {"median": rps, "q1": rps * 0.95, "q3": rps * 1.05, "min": rps * 0.9, "max": rps * 1.1},
+                    "p50_ms": level / ratio,
+                    "p90_ms": 2 * level / ratio,
+                    "p99_ms": 3 * level / ratio,
+                    "errors": 0,
+                    "client_cpu": 0.9,
+                }
                 if app != "baseline:raw_connection":
                     cell["vs_raw"] = _ratio(ratio)
                 if app != "baseline:no_database":
                     cell["vs_nodb"] = _ratio(ratio / 1.5)
                 cells.append(cell)
     return {
-        "plan": {"levels": [1, 8], "rounds": 5, "seconds": 0.08, "warmup_s": 0.02, "modes": ["inprocess"],
-                 "benchmark_rounds": 10},
+        "plan": {
+            "levels": [1, 8],
+            "rounds": 5,
+            "seconds": 0.08,
+            "warmup_s": 0.02,
+            "modes": ["inprocess"],
+            "benchmark_rounds": 10,
+        },
         "apps": [{"id": a, "label": a, "baseline": a in baselines} for a in baselines + strategies],
         "clients": {"inprocess": "httpx.AsyncClient over ASGITransport"},
         "server": None,
@@ -151,10 +266,20 @@ def test_render_complete_run_has_no_banner(doc):
 
 def _wide(n_strategies: int = 15, n_checks: int = 15) -> dict:
     """A run of the size the report must stay readable at: every outcome somewhere, long metric walls."""
-    strategies = [{"id": f"strategy_number_{i}", "label": f"S{i}", "file": f"strategies/s{i}.py"}
-                  for i in range(n_strategies)]
-    checks = [{"id": f"check_about_thing_{j}", "title": f"Check {j}", "measures": "m", "why": "w", "rule": "r",
-               "key": ["bad_things", "other_things"]} for j in range(n_checks)]
+    strategies = [
+        {"id": f"strategy_number_{i}", "label": f"S{i}", "file": f"strategies/s{i}.py"} for i in range(n_strategies)
+    ]
+    checks = [
+        {
+            "id": f"check_about_thing_{j}",
+            "title": f"Check {j}",
+            "measures": "m",
+            "why": "w",
+            "rule": "r",
+            "key": ["bad_things", "other_things"],
+        }
+        for j in range(n_checks)
+    ]
     outcomes = ("passed", "failed", "error", "skipped")
     results = []
     for i, strategy in enumerate(strategies):
@@ -162,13 +287,22 @@ def _wide(n_strategies: int = 15, n_checks: int = 15) -> dict:
             outcome = "passed" if i < 2 else outcomes[(i + j) % 4]
             row = {"strategy": strategy["id"], "check": check["id"], "outcome": outcome}
             if outcome in ("passed", "failed"):
-                row |= {"metrics": {"bad_things": (outcome == "failed") * (i + j), "other_things": 3, "more": [1, 2]},
-                        "evidence": "a long sentence | with a pipe " * 5}
+                row |= {
+                    "metrics": {"bad_things": (outcome == "failed") * (i + j), "other_things": 3, "more": [1, 2]},
+                    "evidence": "a long sentence | with a pipe " * 5,
+                }
             else:
                 row["reason"] = f"reason {j % 3}"
             results.append(row)
-    return {"schema": SCHEMA, "complete": True, "environment": {}, "strategies": strategies, "checks": checks,
-            "results": results, "throughput": throughput_part([s["id"] for s in strategies])}
+    return {
+        "schema": SCHEMA,
+        "complete": True,
+        "environment": {},
+        "strategies": strategies,
+        "checks": checks,
+        "results": results,
+        "throughput": throughput_part([s["id"] for s in strategies]),
+    }
 
 
 def _section(text: str, title: str) -> list[str]:
@@ -204,13 +338,22 @@ def _kinds_doc() -> dict:
         {"id": "reload", "title": "Reload", "rule": "passed when growth = 0", "key": ["growth"], "kinds": []},
     ]
     ids = ["sync_only", "both_kinds", "blocks_loop", "leaks"]
-    strategies = [{"id": i, "label": f"label of {i}", "file": f"strategies/{i}.py",
-                   "pattern": {"def": f"def get_db():  # {i}\n    yield session", "async": f"async def get_db():  # {i}"}}
-                  for i in ids]
+    strategies = [
+        {
+            "id": i,
+            "label": f"label of {i}",
+            "file": f"strategies/{i}.py",
+            "pattern": {"def": f"def get_db():  # {i}\n    yield session", "async": f"async def get_db():  # {i}"},
+        }
+        for i in ids
+    ]
 
     def part(outcome: str, key: str, value: int = 0) -> dict:
-        return {"outcome": outcome, "metrics": {key: value}, "evidence": "e"} if outcome != "skipped" else {
-            "outcome": "skipped", "reason": "not served"}
+        return (
+            {"outcome": outcome, "metrics": {key: value}, "evidence": "e"}
+            if outcome != "skipped"
+            else {"outcome": "skipped", "reason": "not served"}
+        )
 
     def row(strategy: str, check: str, **kinds: dict) -> dict:
         return combine([{"strategy": strategy, "check": check, "kind": k, **p} for k, p in kinds.items()])
@@ -228,11 +371,26 @@ def _kinds_doc() -> dict:
         row("leaks", "pool_burst", **{"def": part("passed", "errors")}),
         row("leaks", "loop_lag", **{"async": part("passed", "lag")}),
         row("leaks", "writes", **{"def": part("passed", "lost"), "async": part("failed", "lost", 3)}),
-        *({"strategy": i, "check": "reload", "outcome": "failed" if i == "leaks" else "passed",
-           "metrics": {"growth": 15 if i == "leaks" else 0}, "evidence": "e"} for i in ids),
+        *(
+            {
+                "strategy": i,
+                "check": "reload",
+                "outcome": "failed" if i == "leaks" else "passed",
+                "metrics": {"growth": 15 if i == "leaks" else 0},
+                "evidence": "e",
+            }
+            for i in ids
+        ),
     ]
-    return {"schema": SCHEMA, "complete": True, "environment": {}, "strategies": strategies, "checks": checks,
-            "results": results, "throughput": throughput_part(ids)}
+    return {
+        "schema": SCHEMA,
+        "complete": True,
+        "environment": {},
+        "strategies": strategies,
+        "checks": checks,
+        "results": results,
+        "throughput": throughput_part(ids),
+    }
 
 
 def _answer(text: str, app: str) -> list[str]:
@@ -262,7 +420,7 @@ def test_each_kind_of_app_gets_the_strategies_that_pass_every_check_concerning_i
 def test_an_answer_quotes_the_lines_that_make_the_difference():
     text = render(_kinds_doc())
     both = _answer(text, "both")
-    quoted = both[both.index("  ```python") + 1:both.index("  ```")]
+    quoted = both[both.index("  ```python") + 1 : both.index("  ```")]
     assert quoted == ["  def get_db():  # both_kinds", "      yield session", "", "  async def get_db():  # both_kinds"]
     assert "```python" not in "\n".join(_section(text, "## What to use")[:3])
 
@@ -273,8 +431,20 @@ def test_a_check_most_strategies_fail_on_one_kind_is_named_a_hazard_with_the_row
         if row["check"] == "loop_lag" and row["strategy"] != "both_kinds":
             row["kinds"]["async"] = {"outcome": "failed", "metrics": {"lag": 500}, "evidence": "e"}
     doc["strategies"].append({"id": "also_blocks", "label": "l", "file": "f"})
-    doc["results"].append(combine([{"strategy": "also_blocks", "check": "loop_lag", "kind": "async",
-                                    "outcome": "failed", "metrics": {"lag": 500}, "evidence": "e"}]))
+    doc["results"].append(
+        combine(
+            [
+                {
+                    "strategy": "also_blocks",
+                    "check": "loop_lag",
+                    "kind": "async",
+                    "outcome": "failed",
+                    "metrics": {"lag": 500},
+                    "evidence": "e",
+                }
+            ]
+        )
+    )
     lines = answers.hazards(doc, by_pair(doc["results"]))
     assert len([line for line in lines if line.startswith("- ")]) == 1
     assert "On `async def` endpoints, 4 of the 5 strategies measured fail `loop_lag`" in lines[-2]
@@ -300,11 +470,13 @@ def test_no_clean_strategy_and_no_throughput_are_said():
     assert "No strategy passes every check that concerns this kind of app in this run." in lines
     assert any("not measured in this run (`--throughput off`)" in line for line in lines)
     app = doc["strategies"][0]["id"]
-    doc["instructions"] = {"cells": [{"app": app, "kind": "read", "concurrency": 1,
-                                      "vs_raw": {"median": 1.25, "min": 1.24, "max": 1.26}}]}
+    doc["instructions"] = {
+        "cells": [{"app": app, "kind": "read", "concurrency": 1, "vs_raw": {"median": 1.25, "min": 1.24, "max": 1.26}}]
+    }
     lines = answers.section(doc, by_pair(doc["results"]))
-    assert any(line.startswith(f"- `{app}`:") and "instructions × raw connection 1.25 (1.24–1.26)" in line
-               for line in lines)
+    assert any(
+        line.startswith(f"- `{app}`:") and "instructions × raw connection 1.25 (1.24–1.26)" in line for line in lines
+    )
     assert any("**Instructions × raw connection** (read route, 1 client)" in line for line in lines)
 
 
@@ -313,8 +485,12 @@ def test_a_strategy_not_installed_here_is_not_called_clean():
     doc = _wide(3, 2)
     absent = doc["strategies"][0]
     absent["preflight"] = "skipped"
-    doc["results"] = [r if r["strategy"] != absent["id"] else
-                      {**r, "outcome": "skipped", "reason": "needs a-library>=1 (installed here: none)"} for r in doc["results"]]
+    doc["results"] = [
+        r
+        if r["strategy"] != absent["id"]
+        else {**r, "outcome": "skipped", "reason": "needs a-library>=1 (installed here: none)"}
+        for r in doc["results"]
+    ]
     lines = answers.section(doc, by_pair(doc["results"]))
     assert not any(f"`{absent['id']}`" in line for line in lines if line.startswith(("- **`", "- ≈ **`")))
     assert f"Not measured in this environment: `{absent['id']}` (skipped); the reasons are under the verdicts." in lines
@@ -327,8 +503,12 @@ def test_rows_per_kind_combine_into_one_judged_by_the_worst():
     def part(kind, outcome, **metrics):
         return {"strategy": "s", "check": "c", "kind": kind, "outcome": outcome, "metrics": metrics, "evidence": kind}
 
-    row = combine([part("def", "passed", lost=0, wall_s=1.5, blocked=False),
-                   part("async", "failed", lost=3, wall_s=0.5, blocked=True)])
+    row = combine(
+        [
+            part("def", "passed", lost=0, wall_s=1.5, blocked=False),
+            part("async", "failed", lost=3, wall_s=0.5, blocked=True),
+        ]
+    )
     assert row["outcome"] == "failed" and row["metrics"] == {"lost": 3, "wall_s": 1.5, "blocked": True}
     assert row["evidence"] == "def: def async: async" and judged(row, "async")["metrics"]["lost"] == 3
     skipped = {"strategy": "s", "check": "c", "kind": "async", "outcome": "skipped", "reason": "no route"}
@@ -337,8 +517,9 @@ def test_rows_per_kind_combine_into_one_judged_by_the_worst():
     assert combine([{**skipped, "kind": "def", "unsupported": True}, {**skipped, "unsupported": True}])["unsupported"]
 
 
-@pytest.mark.parametrize("first_line", ["`AsyncSession` `yield` dependency", "Engine in lifespan, `yield`",
-                                        "  plain words  "])
+@pytest.mark.parametrize(
+    "first_line", ["`AsyncSession` `yield` dependency", "Engine in lifespan, `yield`", "  plain words  "]
+)
 def test_labels_keep_their_backticks(tmp_path, first_line):
     module = tmp_path / "some_strategy.py"
     module.write_text(f'"""{first_line}\n\nMore words.\n"""\n')
@@ -414,8 +595,9 @@ def _row(strategy, check, outcome, **metrics):
 
 
 # What the claim says about s1, and what s2 (its alternative) must show for s1's row to single the claim out.
-CLAIM = claims.Claim("q", "who", says=(claims.Expect("s1", "c1", "failed"),),
-                     contrast=(claims.Expect("s2", "c1", "passed"),))
+CLAIM = claims.Claim(
+    "q", "who", says=(claims.Expect("s1", "c1", "failed"),), contrast=(claims.Expect("s2", "c1", "passed"),)
+)
 
 
 @pytest.mark.parametrize(
@@ -437,13 +619,19 @@ def test_judge(outcomes, verdict, disagree):
     got = claims.judge(CLAIM, rows)
     assert (got.verdict, got.disagree) == (verdict, disagree)
     assert [f.holds for f in got.says + got.contrast] == [
-        {"failed": True, "passed": False}.get(outcomes[0]), {"passed": True, "failed": False}.get(outcomes[1])]
+        {"failed": True, "passed": False}.get(outcomes[0]),
+        {"passed": True, "failed": False}.get(outcomes[1]),
+    ]
     assert got.says[0].text.startswith(f"`s1` × `c1`: {outcomes[0] or 'not run'}")
 
 
 def test_skipped_rows_do_not_block_support_but_missing_ones_do():
-    claim = claims.Claim("q", "who", says=(claims.Expect("s1", "c1", "failed"), claims.Expect("s1", "c2", "failed")),
-                         contrast=(claims.Expect("s2", "c1", "passed"),))
+    claim = claims.Claim(
+        "q",
+        "who",
+        says=(claims.Expect("s1", "c1", "failed"), claims.Expect("s1", "c2", "failed")),
+        contrast=(claims.Expect("s2", "c1", "passed"),),
+    )
     rows = [_row("s1", "c1", "failed"), _row("s2", "c1", "passed")]
     assert claims.judge(claim, rows + [_row("s1", "c2", "skipped")]).verdict == "supported"
     assert claims.judge(claim, rows + [_row("s1", "c2", "error")]).verdict == "untested"
@@ -476,13 +664,21 @@ def test_a_rule_that_is_neither_outcome_nor_metric_is_refused():
 
 @pytest.mark.parametrize(
     "same, metric, values, holds",
-    [(True, None, ("passed", "passed"), True), (True, None, ("passed", "failed"), False),
-     (False, None, ("passed", "failed"), True), (True, "m", (0.0, 1.0), False), (False, "m", (0.0, 1.0), True)],
+    [
+        (True, None, ("passed", "passed"), True),
+        (True, None, ("passed", "failed"), False),
+        (False, None, ("passed", "failed"), True),
+        (True, "m", (0.0, 1.0), False),
+        (False, "m", (0.0, 1.0), True),
+    ],
 )
 def test_compare(same, metric, values, holds):
     compare = claims.Compare("c1", ("s1", "s2"), same=same, metric=metric)
-    rows = ([_row(s, "c1", v) for s, v in zip(("s1", "s2"), values)] if metric is None
-            else [_row(s, "c1", "passed", m=v) for s, v in zip(("s1", "s2"), values)])
+    rows = (
+        [_row(s, "c1", v) for s, v in zip(("s1", "s2"), values)]
+        if metric is None
+        else [_row(s, "c1", "passed", m=v) for s, v in zip(("s1", "s2"), values)]
+    )
     assert compare.evaluate(by_pair(rows), {}).holds is holds
 
 
@@ -490,13 +686,19 @@ def test_a_declared_unserved_skip_is_the_finding_only_where_the_claim_says_so():
     """A route the strategy declared it cannot serve (`unsupported` on the row) bears on "cannot" claims; an optional
     route left out, or a check needing a server, bears on nothing."""
     expect = claims.Expect("lib", "multiple_databases", "failed or unserved")
-    declared = {**_row("lib", "multiple_databases", "skipped"), "unsupported": True,
-                "reason": "/sync/write2 not served: one global sessionmaker, bound to DATABASE_URL"}
+    declared = {
+        **_row("lib", "multiple_databases", "skipped"),
+        "unsupported": True,
+        "reason": "/sync/write2 not served: one global sessionmaker, bound to DATABASE_URL",
+    }
     needs_server = {**_row("lib", "multiple_databases", "skipped"), "reason": NEEDS_SERVER}
     assert expect.evaluate(by_pair([declared]), {}).holds is True
     assert expect.evaluate(by_pair([needs_server]), {}).holds is None
-    left_out = {**_row("lib", "multiple_databases", "skipped"), "unsupported": False,
-                "reason": "/sync/write2 not served: an optional route (two databases), left out"}
+    left_out = {
+        **_row("lib", "multiple_databases", "skipped"),
+        "unsupported": False,
+        "reason": "/sync/write2 not served: an optional route (two databases), left out",
+    }
     assert expect.evaluate(by_pair([left_out]), {}).holds is None
     assert claims.Expect("lib", "multiple_databases", "passed").evaluate(by_pair([declared]), {}).holds is None
 
@@ -516,8 +718,10 @@ def test_async_shutdown_claim_is_not_supported_when_sync_engines_leave_connectio
     left = {(s, "shutdown"): {"connections_after_shutdown": 5, "exit_trouble_lines": 0} for s in module_level}
     both_fail = claims.judge(claim, _rows({(s, "shutdown"): "failed" for s in module_level}, left))
     assert (both_fail.verdict, both_fail.disagree) == ("partly", ["shutdown"])
-    sync_pass = {**{(s, "shutdown"): "failed" for s in module_level[:2]},
-                 **{(s, "shutdown"): "passed" for s in module_level[2:]}}
+    sync_pass = {
+        **{(s, "shutdown"): "failed" for s in module_level[:2]},
+        **{(s, "shutdown"): "passed" for s in module_level[2:]},
+    }
     assert claims.judge(claim, _rows(sync_pass, left)).verdict == "supported"
 
 
@@ -526,10 +730,12 @@ def test_contextmanager_and_middleware_differ_where_they_differ():
     pair = ("yield_dependency", "middleware")
     outcomes = {(s, c): "passed" for s in pair for c in claims.EVERY_CHECK}
     outcomes[("middleware", "sessions_nobody_needed")] = "failed"
-    metrics = {("yield_dependency", "sessions_nobody_needed"): {"sessions_per_request": 0.0},
-               ("middleware", "sessions_nobody_needed"): {"sessions_per_request": 1.0},
-               ("yield_dependency", "cleanup_timing"): {"responses_sent_before_cleanup": 20},
-               ("middleware", "cleanup_timing"): {"responses_sent_before_cleanup": 0}}
+    metrics = {
+        ("yield_dependency", "sessions_nobody_needed"): {"sessions_per_request": 0.0},
+        ("middleware", "sessions_nobody_needed"): {"sessions_per_request": 1.0},
+        ("yield_dependency", "cleanup_timing"): {"responses_sent_before_cleanup": 20},
+        ("middleware", "cleanup_timing"): {"responses_sent_before_cleanup": 0},
+    }
     got = claims.judge(claim, _rows(outcomes, metrics))
     assert (got.verdict, got.disagree) == ("partly", ["sessions_nobody_needed", "cleanup_timing"])
     assert any("sessions_per_request 0 vs 1" in f.text for f in got.says)
@@ -557,8 +763,9 @@ def test_every_claim_is_quoted_attributed_and_tested_or_said_untested():
 
 
 def _cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "report", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "report", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_cli_writes_report(doc, tmp_path):

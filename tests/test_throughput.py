@@ -26,9 +26,21 @@ from tests.running import ROOT, TEMPLATE, compare, processes_mentioning
 SLOWED = ROOT / "tests" / "bench_strategies" / "slowed_5ms.py"
 GOOD, SLOW, BROKEN = "session_per_request", "slowed_5ms", "broken"
 BASELINES = {"baseline:no_database", "baseline:raw_connection"}
-SHORT = ["--no-checks", "--throughput", "quick", "--levels", "1,8", "--rounds", "2", "--seconds", "0.1",
-         "--session-cost-rounds", "3",
-         "--instructions", "off"]  # counted in tests/test_instructions.py
+SHORT = [
+    "--no-checks",
+    "--throughput",
+    "quick",
+    "--levels",
+    "1,8",
+    "--rounds",
+    "2",
+    "--seconds",
+    "0.1",
+    "--session-cost-rounds",
+    "3",
+    "--instructions",
+    "off",
+]  # counted in tests/test_instructions.py
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +186,9 @@ def test_interval_is_the_kth_lowest_to_kth_highest_round(rounds, k, confidence):
 def test_ratios_are_taken_round_by_round():
     sample = {"rps": 0, "p50_ms": 1, "p90_ms": 1, "p99_ms": 1, "errors": 0, "client_cpu_s": 1, "elapsed_s": 1}
     rounds = {"baseline:raw_connection": [100, 200], "baseline:no_database": [400, 800], "s": [50, 100]}
-    samples = {("inprocess", app, "nodb", "/nodb", 8): [{**sample, "rps": r} for r in rps] for app, rps in rounds.items()}
+    samples = {
+        ("inprocess", app, "nodb", "/nodb", 8): [{**sample, "rps": r} for r in rps] for app, rps in rounds.items()
+    }
     (cell,) = [c for c in summarize(samples, ("inprocess",)) if c["app"] == "s"]
     assert cell["vs_raw"] == {"median": 0.5, "low": 0.5, "high": 0.5, "confidence": 0.5, "indistinguishable": False}
     assert cell["vs_nodb"]["median"] == 0.125
@@ -209,16 +223,27 @@ def test_a_batch_is_its_median_request_and_shares_of_the_whole():
 
 
 def _hold_sample(ms: float, sql=0.2, after=0.0) -> dict:
-    return {"requests": 20, "errors": 0, "hold_ms": ms, "mean_hold_ms": ms, "sql_share": sql,
-            "after_response_share": after, "checkouts_per_request": 1.0, "open_at_end": 0}
+    return {
+        "requests": 20,
+        "errors": 0,
+        "hold_ms": ms,
+        "mean_hold_ms": ms,
+        "sql_share": sql,
+        "after_response_share": after,
+        "checkouts_per_request": 1.0,
+        "open_at_end": 0,
+    }
 
 
 def test_hold_rows_take_the_ratio_to_raw_round_by_round():
     raw = "baseline:raw_connection"
     samples = {
         (raw, "def", "/sync/tag"): {0: _hold_sample(0.1), 1: _hold_sample(0.2), 2: _hold_sample(0.4)},
-        ("s", "def", "/sync/tag"): {0: _hold_sample(0.4, after=0.5), 1: _hold_sample(0.8, after=0.3),
-                                    2: _hold_sample(0.8, after=0.4)},
+        ("s", "def", "/sync/tag"): {
+            0: _hold_sample(0.4, after=0.5),
+            1: _hold_sample(0.8, after=0.3),
+            2: _hold_sample(0.8, after=0.4),
+        },
         ("s", "async", "/async/tag"): {0: _hold_sample(1.0)},  # no raw connection on this path: no ratio
     }
     rows = summarize_hold(samples, [raw, "s"])
@@ -233,9 +258,14 @@ def test_hold_rows_take_the_ratio_to_raw_round_by_round():
 
 
 def _reading(t: float, requests: int, **pools) -> dict:
-    return {"t": t, "requests": requests,
-            "pools": {k: {"pool": "QueuePool", "capacity": cap, "area": area, "checkouts": n, "out": 0}
-                      for k, (cap, area, n) in pools.items()}}
+    return {
+        "t": t,
+        "requests": requests,
+        "pools": {
+            k: {"pool": "QueuePool", "capacity": cap, "area": area, "checkouts": n, "out": 0}
+            for k, (cap, area, n) in pools.items()
+        },
+    }
 
 
 def test_a_window_under_load_gives_hold_capacity_and_ceiling():
@@ -255,8 +285,15 @@ def test_a_window_under_load_gives_hold_capacity_and_ceiling():
 
 def test_within_ceiling_is_judged_round_by_round_with_the_tolerance():
     def sample(rps, ceiling):
-        window = {"window_s": 1.0, "requests": 100, "connection_s": 1.5, "hold_ms": 15.0, "capacity": 15,
-                  "ceiling_rps": ceiling, "pools": []}
+        window = {
+            "window_s": 1.0,
+            "requests": 100,
+            "connection_s": 1.5,
+            "hold_ms": 15.0,
+            "capacity": 15,
+            "ceiling_rps": ceiling,
+            "pools": [],
+        }
         return {"rps": rps, "hold": window}
 
     tolerance = 1 + sweep.CEILING_TOLERANCE
@@ -326,7 +363,9 @@ def test_the_recorder_sees_where_each_scope_returns_its_connection(tmp_path):
 
     async def main():
         async with serve(recorder, set()) as served:
-            return {path: await recorder.measure(served.client, path, requests=5) for path in ("/after", "/before", "/none")}
+            return {
+                path: await recorder.measure(served.client, path, requests=5) for path in ("/after", "/before", "/none")
+            }
 
     found = anyio.run(main)
     assert found["/after"]["hold_ms"] > 0 and found["/before"]["hold_ms"] > 0
@@ -373,20 +412,48 @@ def test_hold_under_load_is_recorded_in_server_mode(server):
 
 def test_the_hold_tables_are_rendered_from_the_doc_alone():
     raw = "baseline:raw_connection"
-    holds = summarize_hold({(raw, "def", "/sync/tag"): {0: _hold_sample(0.1)},
-                            ("s", "def", "/sync/tag"): {0: _hold_sample(0.5, after=0.25)}}, [raw, "s"])
-    window = {"window_s": 1.0, "requests": 100, "connection_s": 2.0, "hold_ms": 20.0, "capacity": 15,
-              "ceiling_rps": 750.0, "pools": []}
-    loaded = summarize_under_load({("server", "s", "read", "/sync/tag", level): [{"rps": 100.0, "hold": window}] * 2
-                                   for level in (8, 32, 64)}, holds)
-    tp = {"plan": {"levels": [8], "rounds": 1, "seconds": 0.1, "hold_requests": 20}, "apps": [], "cells": [],
-          "errors": [], "load_average": {"before": [0, 0, 0], "after": [0, 0, 0]}, "duration_s": 1, "clients": {},
-          "hold_settings": {"warmup": 3, "pools": [5, 20], "tolerance": 0.05, "duration_s": 0.1},
-          "hold": holds, "hold_under_load": loaded}
+    holds = summarize_hold(
+        {
+            (raw, "def", "/sync/tag"): {0: _hold_sample(0.1)},
+            ("s", "def", "/sync/tag"): {0: _hold_sample(0.5, after=0.25)},
+        },
+        [raw, "s"],
+    )
+    window = {
+        "window_s": 1.0,
+        "requests": 100,
+        "connection_s": 2.0,
+        "hold_ms": 20.0,
+        "capacity": 15,
+        "ceiling_rps": 750.0,
+        "pools": [],
+    }
+    loaded = summarize_under_load(
+        {("server", "s", "read", "/sync/tag", level): [{"rps": 100.0, "hold": window}] * 2 for level in (8, 32, 64)},
+        holds,
+    )
+    tp = {
+        "plan": {"levels": [8], "rounds": 1, "seconds": 0.1, "hold_requests": 20},
+        "apps": [],
+        "cells": [],
+        "errors": [],
+        "load_average": {"before": [0, 0, 0], "after": [0, 0, 0]},
+        "duration_s": 1,
+        "clients": {},
+        "hold_settings": {"warmup": 3, "pools": [5, 20], "tolerance": 0.05, "duration_s": 0.1},
+        "hold": holds,
+        "hold_under_load": loaded,
+    }
     text = "\n".join(throughput_section(tp))
     assert "### Connection hold time" in text and "Little's law" in text
-    assert "| `s` | `def` | `/sync/tag` | 0.500 [0.500, 0.500] | 5.00 [5.00, 5.00] | 20 % | 25 % | 10,000 | 40,000 |" in text
+    assert (
+        "| `s` | `def` | `/sync/tag` | 0.500 [0.500, 0.500] | 5.00 [5.00, 5.00] | 20 % | 25 % | 10,000 | 40,000 |"
+        in text
+    )
     # only the highest concurrency above the pool (15) is shown
-    assert "| `s` | `/sync/tag` | 64 | 15 | 20.000 [20.000, 20.000] | 0.500 | 2.0 | 750 | 100 | 0.13 | yes (2 of 2) |" in text
+    assert (
+        "| `s` | `/sync/tag` | 64 | 15 | 20.000 [20.000, 20.000] | 0.500 | 2.0 | 750 | 100 | 0.13 | yes (2 of 2) |"
+        in text
+    )
     assert "| `s` | `/sync/tag` | 32 |" not in text
     assert throughput_section(tp) == throughput_section(copy.deepcopy(tp))

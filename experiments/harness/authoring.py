@@ -33,8 +33,10 @@ def new(name: str, directory: Path = discovery.DEFAULT_DIR) -> int:
         print(f"error: {target} exists already; pick another name or edit it", file=sys.stderr)
         return 2
     target.write_text(TEMPLATE.read_text())
-    print(f"wrote {target}: give it a label (first docstring line), replace get_db with your pattern, then\n"
-          f"  nox -s check -- {target}\n  nox -s compare -- --strategy {name}")
+    print(
+        f"wrote {target}: give it a label (first docstring line), replace get_db with your pattern, then\n"
+        f"  nox -s check -- {target}\n  nox -s compare -- --strategy {name}"
+    )
     return 0
 
 
@@ -57,9 +59,15 @@ def check(path: Path) -> int:
     for route, method in ROUTES.items():
         kind = kinds.get(route)
         unjudged = "" if kind in path_kinds(route) else "; no check judges it as that kind (see probes.PATH_KINDS)"
-        state = (f"served by {'an `async def`' if kind == 'async' else 'a `def`'} endpoint{unjudged}" if route in served
-                 else f"unsupported: {declared[route]}" if route in declared
-                 else f"optional ({OPTIONAL[route]}): not served" if route in OPTIONAL else "MISSING")
+        state = (
+            f"served by {'an `async def`' if kind == 'async' else 'a `def`'} endpoint{unjudged}"
+            if route in served
+            else f"unsupported: {declared[route]}"
+            if route in declared
+            else f"optional ({OPTIONAL[route]}): not served"
+            if route in OPTIONAL
+            else "MISSING"
+        )
         print(f"{method:<5} {route:<13} {state}")
     missing = discovery.missing_routes(module, tuple(ROUTES))
     if missing:
@@ -70,7 +78,9 @@ def check(path: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.harness.authoring", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.harness.authoring", description=__doc__.splitlines()[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("new", help="copy the template to strategies/NAME.py").add_argument("name")
     commands.add_parser("check", help="validate a strategy module's contract").add_argument("path", type=Path)

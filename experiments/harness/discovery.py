@@ -14,9 +14,9 @@ import importlib.util
 import inspect
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import sqlalchemy.orm
 from starlette.routing import Mount
@@ -103,8 +103,13 @@ def discover(directory: Path = DEFAULT_DIR) -> list[Strategy]:
 def at(path: Path) -> Strategy:
     """The strategy defined by one module file."""
     path = Path(path).resolve()
-    return Strategy(id=path.stem, path=path, module=_module_name(path), label=_label(path),
-                    requires=tuple(map(str, declared(path, "REQUIRES"))))
+    return Strategy(
+        id=path.stem,
+        path=path,
+        module=_module_name(path),
+        label=_label(path),
+        requires=tuple(map(str, declared(path, "REQUIRES"))),
+    )
 
 
 def select(found: list[Strategy], names: list[str] | None) -> list[Strategy]:
@@ -165,7 +170,9 @@ def load(strategy: Strategy):
             f"{strategy.file}: import failed{_where(exc, strategy.path)}: {type(exc).__name__}: {msg}; {fix}"
         ) from None
     if not hasattr(module, "app"):
-        raise ContractError(f"{strategy.file}: defines no `app`; expose the FastAPI application as a module-level `app`")
+        raise ContractError(
+            f"{strategy.file}: defines no `app`; expose the FastAPI application as a module-level `app`"
+        )
     return module
 
 
@@ -192,8 +199,11 @@ def _flattened(routes) -> Iterator:
     if iter_route_contexts is not None:  # public from FastAPI 0.137.2
         return iter_route_contexts(routes)
     # Before 0.137 the list is flat already; 0.137.0-0.137.1 have only this private way into an included router.
-    return (getattr(context, "starlette_route", None) or context for route in routes
-            for context in getattr(route, "effective_route_contexts", lambda: [route])())
+    return (
+        getattr(context, "starlette_route", None) or context
+        for route in routes
+        for context in getattr(route, "effective_route_contexts", lambda: [route])()
+    )
 
 
 def probe_routes(app) -> dict[str, tuple[str, object]]:
@@ -206,8 +216,12 @@ def probe_routes(app) -> dict[str, tuple[str, object]]:
     for path, route in walk(app):
         methods = getattr(route, "methods", None) or set()
         for probe, method in ROUTES.items():
-            if path.endswith(probe) and method in methods and "{" not in path and (
-                    probe not in found or path == probe != found[probe][0]):
+            if (
+                path.endswith(probe)
+                and method in methods
+                and "{" not in path
+                and (probe not in found or path == probe != found[probe][0])
+            ):
                 found[probe] = (path, route)
     return found
 
@@ -224,7 +238,7 @@ def served_routes(app, kind: str | None = None) -> set[str]:
 
 
 def _kind(route) -> str:
-    """"async" for an `async def` endpoint (or a callable object whose `__call__` is one), else "def"."""
+    """ "async" for an `async def` endpoint (or a callable object whose `__call__` is one), else "def"."""
     call = getattr(route, "endpoint", None)
     is_async = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(getattr(call, "__call__", None))
     return "async" if is_async else "def"
@@ -257,15 +271,20 @@ def pattern(module) -> dict[str, str]:
         for call in dict.fromkeys(c for c in [*app_wide, *reversed(calls)] if _defined_in(c, module)):
             lines += [*inspect.getsource(call).rstrip().splitlines(), ""]
         if lines:
-            found[kind] = "\n".join(lines[:PATTERN_LINES]).rstrip() + ("\n# …" if len(lines) > PATTERN_LINES + 1 else "")
+            found[kind] = "\n".join(lines[:PATTERN_LINES]).rstrip() + (
+                "\n# …" if len(lines) > PATTERN_LINES + 1 else ""
+            )
     return found
 
 
 def _app_wide(app, module) -> list:
     """An application's lifespan or startup and shutdown handlers, and its middleware (classes and callables)."""
     router = getattr(app, "router", None)
-    found = [*_lifespans(getattr(router, "lifespan_context", None), module), *getattr(router, "on_startup", []),
-             *getattr(router, "on_shutdown", [])]
+    found = [
+        *_lifespans(getattr(router, "lifespan_context", None), module),
+        *getattr(router, "on_startup", []),
+        *getattr(router, "on_shutdown", []),
+    ]
     for m in getattr(app, "user_middleware", []):
         found += [m.cls, *(v for v in getattr(m, "kwargs", {}).values() if callable(v))]
     return found

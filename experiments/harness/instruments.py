@@ -17,10 +17,10 @@ import gc
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlalchemy import event
@@ -199,9 +199,9 @@ def pool_defaults(monkeypatch: pytest.MonkeyPatch, **pool) -> None:
         raise ValueError(f"pool settings {sorted(unknown)} are not among {sorted(_POOL_ARGS)}")
     init = QueuePool.__init__  # AsyncAdaptedQueuePool inherits it; create_engine reads its signature, so keep it
     names = init.__code__.co_varnames[1 : init.__code__.co_argcount]  # creator, pool_size, max_overflow, ...
-    defaults = dict(zip(names[-len(init.__defaults__):], init.__defaults__))
+    defaults = dict(zip(names[-len(init.__defaults__) :], init.__defaults__))
     defaults |= {_POOL_ARGS[name]: value for name, value in pool.items()}
-    monkeypatch.setattr(init, "__defaults__", tuple(defaults[n] for n in names[-len(init.__defaults__):]))
+    monkeypatch.setattr(init, "__defaults__", tuple(defaults[n] for n in names[-len(init.__defaults__) :]))
 
 
 def describe_pool(pool: Pool) -> dict:
@@ -240,11 +240,20 @@ class EnginesUsed:
         for engine in self._engines():
             pool = describe_pool(engine.pool)
             database = Path(engine.url.database).name if engine.url.database else None
-            engines.append({"driver": engine.url.drivername, "database": database, **pool,
-                            "as_declared": as_declared(pool, self.declared)})
+            engines.append(
+                {
+                    "driver": engine.url.drivername,
+                    "database": database,
+                    **pool,
+                    "as_declared": as_declared(pool, self.declared),
+                }
+            )
         verdicts = [e["as_declared"] for e in engines]
-        return {"pool": self.declared, "engines": engines,  # as_declared: None when nothing was declared or used
-                "as_declared": all(verdicts) if self.declared and engines else None}
+        return {
+            "pool": self.declared,
+            "engines": engines,  # as_declared: None when nothing was declared or used
+            "as_declared": all(verdicts) if self.declared and engines else None,
+        }
 
     def state(self) -> str:
         """`sqlite x.db: 15 of 15 connections checked out (QueuePool)`, per engine, now."""
@@ -252,7 +261,9 @@ class EnginesUsed:
         for engine in self._engines():
             pool = engine.pool
             limit = f" of {pool.size() + pool._max_overflow}" if isinstance(pool, QueuePool) else ""
-            found.append(f"{self._name(engine)}: {pool.checkedout()}{limit} connections checked out ({type(pool).__name__})")
+            found.append(
+                f"{self._name(engine)}: {pool.checkedout()}{limit} connections checked out ({type(pool).__name__})"
+            )
         return "; ".join(found)
 
 
@@ -277,6 +288,7 @@ def mismatch(conditions: dict) -> str:
     off = [e for e in conditions["engines"] if e["as_declared"] is False]
     return "; ".join(
         f"{e['driver']} {e['database'] or ''} ran {e['class']}("
-        + ", ".join(f"{k}={e[k]:g}" for k in ("pool_size", "max_overflow", "pool_timeout") if k in e) + ")"
+        + ", ".join(f"{k}={e[k]:g}" for k in ("pool_size", "max_overflow", "pool_timeout") if k in e)
+        + ")"
         for e in off
     )

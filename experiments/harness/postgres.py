@@ -19,11 +19,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -88,7 +88,6 @@ class Cluster:
             url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
         )
 
-
     def activity(self, name: str, opened_before: datetime | None = None) -> dict:
         """What the server itself counts for database `name`, read fresh (not from a cached stats snapshot).
 
@@ -136,8 +135,21 @@ def throwaway_cluster() -> Iterator[Cluster]:
     try:
         if runas is not None:
             os.chown(directory, runas.pw_uid, runas.pw_gid)
-        _run(runas, directory, [bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust",
-                                "--encoding=UTF8", "--locale=C", "--no-sync"])
+        _run(
+            runas,
+            directory,
+            [
+                bindir / "initdb",
+                "-D",
+                data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        )
         port = free_port()
         with open(data / "postgresql.conf", "a") as conf:
             conf.write(
@@ -150,8 +162,12 @@ def throwaway_cluster() -> Iterator[Cluster]:
                 "synchronous_commit = off\n"
                 "max_connections = 200\n"
             )
-        _run(runas, directory, [bindir / "pg_ctl", "start", "-w", "-t", str(START_TIMEOUT_S), "-s",
-                                "-D", data, "-l", log], log=log)
+        _run(
+            runas,
+            directory,
+            [bindir / "pg_ctl", "start", "-w", "-t", str(START_TIMEOUT_S), "-s", "-D", data, "-l", log],
+            log=log,
+        )
         admin_url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
         yield Cluster(admin_url=admin_url, version=_server_version(admin_url), directory=directory)
     finally:
@@ -196,8 +212,9 @@ def _masked(url: str) -> str:
 
 def _engine(url: str, **kwargs):
     # named so that the instruments tell the harness's connections from the app's
-    return create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}, logging_name="sessionbench-harness",
-                         **kwargs)
+    return create_engine(
+        url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}, logging_name="sessionbench-harness", **kwargs
+    )
 
 
 def _server_version(admin_url: str) -> str:
@@ -229,8 +246,14 @@ def _unprivileged_user() -> pwd.struct_passwd | None:
         ) from None
 
 
-def _run(runas: pwd.struct_passwd | None, cwd: Path, argv: list, log: Path | None = None,
-         check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(
+    runas: pwd.struct_passwd | None,
+    cwd: Path,
+    argv: list,
+    log: Path | None = None,
+    check: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
     """Run a PostgreSQL tool as `runas`, in a session of its own (Ctrl-C in the terminal reaches only us)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     user_kwargs = {}
@@ -239,14 +262,24 @@ def _run(runas: pwd.struct_passwd | None, cwd: Path, argv: list, log: Path | Non
         env.update(HOME=runas.pw_dir, USER=runas.pw_name, LOGNAME=runas.pw_name)
     argv = [str(a) for a in argv]
     # The postmaster that pg_ctl forks sends its output to the log file, so these pipes close when pg_ctl exits.
-    done = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          start_new_session=True, timeout=timeout, **user_kwargs)
+    done = subprocess.run(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        timeout=timeout,
+        **user_kwargs,
+    )
     if check and done.returncode != 0:
         detail = (done.stdout + done.stderr).strip()
         if log is not None and log.exists():
             detail += "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        raise RuntimeError(f"{Path(argv[0]).name} {argv[1] if len(argv) > 1 else ''} failed "
-                           f"(exit {done.returncode}):\n{detail}")
+        raise RuntimeError(
+            f"{Path(argv[0]).name} {argv[1] if len(argv) > 1 else ''} failed (exit {done.returncode}):\n{detail}"
+        )
     return done
 
 
@@ -255,8 +288,13 @@ def _stop(runas: pwd.struct_passwd | None, bindir: Path, data: Path) -> None:
     postmaster = _postmaster_pid(data)
     if postmaster is not None or (data / "postmaster.pid").exists():
         try:
-            _run(runas, data.parent, [bindir / "pg_ctl", "stop", "-m", "immediate", "-w", "-t", "10", "-s",
-                                      "-D", data], check=False, timeout=30)
+            _run(
+                runas,
+                data.parent,
+                [bindir / "pg_ctl", "stop", "-m", "immediate", "-w", "-t", "10", "-s", "-D", data],
+                check=False,
+                timeout=30,
+            )
         except (OSError, subprocess.SubprocessError):
             pass
     # pg_ctl may have failed, timed out, or been interrupted before the pid file was written:

@@ -26,8 +26,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from experiments.harness import discovery
-from experiments.harness.processes import FORKS, exit_reason, kill_group, signals_interrupt
 from experiments.harness.discovery import Strategy
+from experiments.harness.processes import FORKS, exit_reason, kill_group, signals_interrupt
 from report.locks import pins, python_markers
 
 TIMEOUT_S = 20.0  # a heavy library imports in 2-3 s here; a module still importing after this is stuck
@@ -51,14 +51,21 @@ class Preflight:
 
     def describe(self) -> dict:
         """The strategy as stored in the results file: the module, what it needs, and what it got."""
-        return {**self.strategy.describe(), "requires": list(self.strategy.requires), "versions": self.versions,
-                "preflight": self.outcome, **({"import_warnings": list(self.warnings)} if self.warnings else {}),
-                **({"pattern": self.pattern} if self.pattern else {})}
+        return {
+            **self.strategy.describe(),
+            "requires": list(self.strategy.requires),
+            "versions": self.versions,
+            "preflight": self.outcome,
+            **({"import_warnings": list(self.warnings)} if self.warnings else {}),
+            **({"pattern": self.pattern} if self.pattern else {}),
+        }
 
 
 def failed(preflights: list[Preflight]) -> list[dict]:
     """`{"app", "reason"}` per strategy that could not be imported: the cost side lists these next to its own errors."""
-    return [{"app": p.strategy.id, "reason": f"import preflight: {p.reason}"} for p in preflights if p.outcome == "error"]
+    return [
+        {"app": p.strategy.id, "reason": f"import preflight: {p.reason}"} for p in preflights if p.outcome == "error"
+    ]
 
 
 def _installed(name: str) -> str | None:
@@ -149,21 +156,31 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
     The process is added to `live` while it runs, so that an interrupted run can kill it."""
     unmet, versions = requirements(strategy)
     if unmet:
-        return Preflight(strategy, "skipped", f"needs {'; '.join(unmet)}: {where_measured(strategy.requires)}", versions)
+        return Preflight(
+            strategy, "skipped", f"needs {'; '.join(unmet)}: {where_measured(strategy.requires)}", versions
+        )
     logs.mkdir(parents=True, exist_ok=True)
     log, result = logs / f"{strategy.id}-preflight.log", logs / f".{strategy.id}-preflight.json"
     result.unlink(missing_ok=True)
     scratch = tempfile.TemporaryDirectory(prefix="sessionbench-preflight-")
-    proc = FORKS.Process(target=_import_in_child, args=(str(strategy.path), str(result), str(log), scratch.name),
-                         name=f"{strategy.id}-preflight")
+    proc = FORKS.Process(
+        target=_import_in_child,
+        args=(str(strategy.path), str(result), str(log), scratch.name),
+        name=f"{strategy.id}-preflight",
+    )
     proc.start()
     live = set() if live is None else live
     live.add(proc)
     try:
         proc.join(timeout_s)
         if proc.exitcode is None:
-            return Preflight(strategy, "error", f"{strategy.file}: import did not finish within {timeout_s:g} s "
-                             "(process killed); the module must import without blocking", versions)
+            return Preflight(
+                strategy,
+                "error",
+                f"{strategy.file}: import did not finish within {timeout_s:g} s "
+                "(process killed); the module must import without blocking",
+                versions,
+            )
     finally:
         kill_group(proc)
         live.discard(proc)
@@ -171,8 +188,12 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
     body = json.loads(result.read_text()) if result.exists() else None
     result.unlink(missing_ok=True)
     if body is None:
-        return Preflight(strategy, "error", f"{strategy.file}: the process importing it {exit_reason(proc.exitcode)}; "
-                         f"see {log}", versions)
+        return Preflight(
+            strategy,
+            "error",
+            f"{strategy.file}: the process importing it {exit_reason(proc.exitcode)}; see {log}",
+            versions,
+        )
     if "error" in body:
         return Preflight(strategy, "error", body["error"], versions, tuple(body["warnings"]))
     return Preflight(strategy, "ready", None, versions, tuple(body["warnings"]), body["pattern"])

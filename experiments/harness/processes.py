@@ -13,9 +13,9 @@ import os
 import pkgutil
 import signal
 import subprocess
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 from experiments.harness.discovery import ROOT
 
@@ -83,7 +83,26 @@ def exit_reason(code: int) -> str:
 # Check and preflight processes are forked from a server that has already imported the heavy libraries: a fresh
 # process per strategy × check, without paying ~1.5 s of imports for each of them.
 FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["fastapi", "sqlalchemy.orm", "sqlalchemy.ext.asyncio", "httpx", "anyio", "pytest",
-                               "asgi_lifespan", "pydantic", "psycopg", "asyncpg", "aiosqlite", "uvicorn",
-                               "anyio.pytest_plugin", "conftest", *(f"experiments.{m.name}" for m in pkgutil.iter_modules(
-                                   [str(ROOT / "experiments")]) if m.name.startswith("test_"))])
+FORKS.set_forkserver_preload(
+    [
+        "fastapi",
+        "sqlalchemy.orm",
+        "sqlalchemy.ext.asyncio",
+        "httpx",
+        "anyio",
+        "pytest",
+        "asgi_lifespan",
+        "pydantic",
+        "psycopg",
+        "asyncpg",
+        "aiosqlite",
+        "uvicorn",
+        "anyio.pytest_plugin",
+        "conftest",
+        *(
+            f"experiments.{m.name}"
+            for m in pkgutil.iter_modules([str(ROOT / "experiments")])
+            if m.name.startswith("test_")
+        ),
+    ]
+)

@@ -16,11 +16,12 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from experiments.checks import MODULES, NEEDS_SERVER, Check
 from experiments.harness.discovery import ROOT, Strategy
@@ -91,7 +92,7 @@ class Run:
         while True:  # a process that ends early (unanswered requests end it) leaves its other kinds to the next
             kinds = [arg for k in left for arg in ("--kind", k)]
             timed_out, code = self._process(name, [*args, *kinds], log, timeout, nice)
-            fresh = [json.loads(line) for line in rows.read_text().splitlines()][len(found):] if rows.exists() else []
+            fresh = [json.loads(line) for line in rows.read_text().splitlines()][len(found) :] if rows.exists() else []
             found += fresh
             left = [k for k in left if k not in {r.get("kind") for r in found}]
             if not (fresh and left):
@@ -182,8 +183,13 @@ def matrix(doc: dict) -> str:
 
 def _unmeasured(preflight: Preflight, check: Check) -> dict:
     """The row of a strategy that preflight found not ready: every check shares its one reason."""
-    return {"strategy": preflight.strategy.id, "check": check.id, "outcome": preflight.outcome,
-            "reason": preflight.reason, "duration_s": 0.0}
+    return {
+        "strategy": preflight.strategy.id,
+        "check": check.id,
+        "outcome": preflight.outcome,
+        "reason": preflight.reason,
+        "duration_s": 0.0,
+    }
 
 
 def _interrupted(exc: Interrupted, done: int, pairs: int, beside: Beside | None, starting: bool) -> str:
@@ -195,8 +201,13 @@ def _interrupted(exc: Interrupted, done: int, pairs: int, beside: Beside | None,
     return f"interrupted by {exc} " + (", ".join(parts) or "before any measurement")
 
 
-def run(run: Run, preflights: list[Preflight], checks: list[Check], results: ResultsFile,
-        shared: Callable[[], Beside | None] | None = None) -> bool:
+def run(
+    run: Run,
+    preflights: list[Preflight],
+    checks: list[Check],
+    results: ResultsFile,
+    shared: Callable[[], Beside | None] | None = None,
+) -> bool:
     """Measure every pair of a ready strategy, adding rows as they come; False when interrupted.
 
     A strategy that preflight found not ready gets its rows at once, with its reason.
@@ -214,7 +225,10 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
     pairs = [(s, c) for s in strategies for c in checks]
     # (pairs, at once, niceness): checks that share the machine yield the CPU to what runs beside them (their numbers
     # are counts, not timings), or work started by `shared()`, the instruction count, would hold up the run's end.
-    phases = [([p for p in pairs if p[1].exclusive], CORES, 0), ([p for p in pairs if not p[1].exclusive], run.jobs, SHARED_NICE)]
+    phases = [
+        ([p for p in pairs if p[1].exclusive], CORES, 0),
+        ([p for p in pairs if not p[1].exclusive], run.jobs, SHARED_NICE),
+    ]
     done, started, beside, starting = 0, time.monotonic(), None, False
 
     def note(exc: Interrupted) -> str:  # reads the counts as they are at the interruption
@@ -234,8 +248,10 @@ def run(run: Run, preflights: list[Preflight], checks: list[Check], results: Res
                             row, done = future.result(), done + 1
                             results.add(row)
                             check = next(c for c in checks if c.id == row["check"])
-                            run.say(f"[{done:>3}/{len(pairs)} {time.monotonic() - started:5.0f}s] "
-                                    f"{row['strategy']} × {check.id}: {summary(row, check)}")
+                            run.say(
+                                f"[{done:>3}/{len(pairs)} {time.monotonic() - started:5.0f}s] "
+                                f"{row['strategy']} × {check.id}: {summary(row, check)}"
+                            )
                     except BaseException:
                         pool.shutdown(wait=False, cancel_futures=True)
                         run.kill_all()

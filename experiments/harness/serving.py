@@ -10,10 +10,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 import anyio
@@ -27,10 +27,11 @@ from experiments.harness.postgres import Cluster
 from experiments.harness.watch import BoundedTransport, Watch
 from experiments.probes import SEED_ROW_ID, Base, Note
 
-
 # probes.PAUSE_S's query on PostgreSQL; SQLite connections get a Python function instead (instruments.register_pause)
-PG_PAUSE = ("CREATE FUNCTION sessionbench_pause(seconds float8) RETURNS integer LANGUAGE sql "
-            "AS 'SELECT 1 FROM pg_sleep(seconds)'")
+PG_PAUSE = (
+    "CREATE FUNCTION sessionbench_pause(seconds float8) RETURNS integer LANGUAGE sql "
+    "AS 'SELECT 1 FROM pg_sleep(seconds)'"
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Database:
         """The same URLs named for an app's second database (set only where a check created one)."""
         return {"SECOND_DATABASE_URL": self.url, "ASYNC_SECOND_DATABASE_URL": self.async_url}
 
-    def second(self) -> "Database":
+    def second(self) -> Database:
         """A second fresh database next to this one (same server, or same folder), with the probe table and seed row."""
         if self.server is None:
             return Database.sqlite(self.path.with_name(f"{self.path.stem}-second{self.path.suffix}"))
@@ -102,7 +103,7 @@ class Database:
         finally:
             engine.dispose()
 
-    def _create_schema(self, on_connect: str | None = None, functions: tuple[str, ...] = ()) -> "Database":
+    def _create_schema(self, on_connect: str | None = None, functions: tuple[str, ...] = ()) -> Database:
         engine = create_engine(self.url, logging_name=HARNESS)
         if on_connect:
             event.listen(engine, "connect", lambda conn, _: conn.execute(on_connect))
@@ -120,7 +121,7 @@ class Database:
         return self
 
     @classmethod
-    def sqlite(cls, path: Path) -> "Database":
+    def sqlite(cls, path: Path) -> Database:
         """A new SQLite file in WAL mode (readers never block writers), with the schema and seed row."""
         path = Path(path)
         for leftover in path.parent.glob(path.name + "*"):
@@ -130,7 +131,7 @@ class Database:
         return db._create_schema(on_connect="PRAGMA journal_mode=WAL")
 
     @classmethod
-    def postgresql(cls, server: Cluster, name: str) -> "Database":
+    def postgresql(cls, server: Cluster, name: str) -> Database:
         """A new database on the server (psycopg and asyncpg URLs), with the schema and seed row."""
         return cls(*server.fresh_database(name), server=server, name=name)._create_schema(functions=(PG_PAUSE,))
 

@@ -118,8 +118,23 @@ async def uvicorn_reload(strategy: Strategy, environ: dict[str, str], workdir: P
     source = package / strategy.path.name
     shutil.copy(strategy.path, source)
     port, log = free_port(), workdir / "uvicorn.log"
-    argv = [sys.executable, "-m", "uvicorn", f"{RELOAD_PACKAGE}.{source.stem}:app", "--app-dir", str(app_dir),
-            "--reload", "--reload-dir", str(app_dir), "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"{RELOAD_PACKAGE}.{source.stem}:app",
+        "--app-dir",
+        str(app_dir),
+        "--reload",
+        "--reload-dir",
+        str(app_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "info",
+    ]
     with open(log, "w") as out:
         proc = subprocess.Popen(argv, cwd=workdir, env=_environ(environ), stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
@@ -138,11 +153,21 @@ EXIT_TROUBLE = re.compile(
 )
 
 
-def run_to_exit(strategy: Strategy, environ: dict[str, str], routes: list[str], admin_url: str | None,
-                timeout_s: float) -> tuple[dict, list[str]]:
+def run_to_exit(
+    strategy: Strategy, environ: dict[str, str], routes: list[str], admin_url: str | None, timeout_s: float
+) -> tuple[dict, list[str]]:
     """Serve, shut down and exit in a child interpreter: (what it measured before exiting, its exit trouble lines)."""
-    argv = [sys.executable, "-X", "dev", "-m", "experiments.harness.standalone", str(strategy.path), "--module", strategy.module,
-            *(arg for route in routes for arg in ("--route", route))]
+    argv = [
+        sys.executable,
+        "-X",
+        "dev",
+        "-m",
+        "experiments.harness.standalone",
+        str(strategy.path),
+        "--module",
+        strategy.module,
+        *(arg for route in routes for arg in ("--route", route)),
+    ]
     if admin_url:
         argv += ["--admin-url", admin_url]
     proc = subprocess.Popen(argv, cwd=ROOT, env=_environ(environ), stdin=subprocess.DEVNULL,

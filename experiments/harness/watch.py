@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import anyio
 import httpx
@@ -61,10 +61,14 @@ class Watch:
         if not (self.unanswered or self.not_sent):
             return ""
         first = self.unanswered[0]
-        later = f"; {self.not_sent} later requests were not sent (the app had stopped answering)" if self.not_sent else ""
-        return (f"{len(self.unanswered)} requests got no answer within {self.bound_s:g} s (first: request "
-                f"{first['number']} of the check, {first['request']}, {first['at_s']:.1f} s in; {first['state'] or 'no engine connected'}; event loop "
-                f"{first['loop']}){later}.")
+        later = (
+            f"; {self.not_sent} later requests were not sent (the app had stopped answering)" if self.not_sent else ""
+        )
+        return (
+            f"{len(self.unanswered)} requests got no answer within {self.bound_s:g} s (first: request "
+            f"{first['number']} of the check, {first['request']}, {first['at_s']:.1f} s in; {first['state'] or 'no engine connected'}; event loop "
+            f"{first['loop']}){later}."
+        )
 
     def loop_state(self) -> str:
         late = time.monotonic() - self._last_tick - TICK_S
@@ -81,10 +85,17 @@ class Watch:
             silent = time.monotonic() - self._last_tick
             if silent > self.loop_blocked_s and self.on_blocked is not None:
                 flying = list(self.in_flight.values())
-                what = (f"{len(flying)} requests in flight ({', '.join(sorted(set(flying)))})" if flying
-                        else f"no request in flight (while {self.phase})")
-                self.on_blocked(f"the event loop was blocked for {silent:.0f} s with {what}; "
-                                f"{self.state() or 'no engine connected'}", silent, len(flying))
+                what = (
+                    f"{len(flying)} requests in flight ({', '.join(sorted(set(flying)))})"
+                    if flying
+                    else f"no request in flight (while {self.phase})"
+                )
+                self.on_blocked(
+                    f"the event loop was blocked for {silent:.0f} s with {what}; "
+                    f"{self.state() or 'no engine connected'}",
+                    silent,
+                    len(flying),
+                )
                 return
 
 
@@ -121,8 +132,15 @@ class BoundedTransport(httpx.AsyncBaseTransport):
             await done.wait()
         if not done.is_set():
             watch._in_a_row += 1
-            watch.unanswered.append({"request": what, "number": number, "at_s": time.monotonic() - self.started,
-                                     "state": watch.state(), "loop": watch.loop_state()})
+            watch.unanswered.append(
+                {
+                    "request": what,
+                    "number": number,
+                    "at_s": time.monotonic() - self.started,
+                    "state": watch.state(),
+                    "loop": watch.loop_state(),
+                }
+            )
             return self._stand_in(request, f"no answer within {watch.bound_s:g} s")
         watch._in_a_row = 0
         if "error" in box:

@@ -43,8 +43,9 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
-def attribute(requests: list[tuple[float, float, float]], holds: list[tuple[float, float]],
-              sql: list[tuple[float, float]]) -> list[dict]:
+def attribute(
+    requests: list[tuple[float, float, float]], holds: list[tuple[float, float]], sql: list[tuple[float, float]]
+) -> list[dict]:
     """Per request, seconds of connection checked out, of SQL, and of connection checked out after its response.
 
     `requests` are (start, sent, end) in order, one in flight at a time: request i owns [start_i, start_i+1) (the
@@ -55,11 +56,13 @@ def attribute(requests: list[tuple[float, float, float]], holds: list[tuple[floa
     found = []
     for i, (start, sent, end) in enumerate(requests):
         until = requests[i + 1][0] if i + 1 < len(requests) else end
-        found.append({
-            "hold_s": sum(_overlap(a, b, start, until) for a, b in holds),
-            "sql_s": sum(_overlap(a, b, start, until) for a, b in sql),
-            "after_s": sum(_overlap(a, b, min(sent, until), until) for a, b in holds),
-        })
+        found.append(
+            {
+                "hold_s": sum(_overlap(a, b, start, until) for a, b in holds),
+                "sql_s": sum(_overlap(a, b, start, until) for a, b in sql),
+                "after_s": sum(_overlap(a, b, min(sent, until), until) for a, b in holds),
+            }
+        )
     return found
 
 
@@ -67,8 +70,14 @@ def _share(part: float, whole: float) -> float | None:
     return part / whole if whole > 0 else None
 
 
-def batch(requests: list[tuple[float, float, float]], holds: list[tuple[float, float]], sql: list[tuple[float, float]],
-          statuses: list[int | None], checkouts: int, open_at_end: int) -> dict:
+def batch(
+    requests: list[tuple[float, float, float]],
+    holds: list[tuple[float, float]],
+    sql: list[tuple[float, float]],
+    statuses: list[int | None],
+    checkouts: int,
+    open_at_end: int,
+) -> dict:
     """One batch's sample: the median per-request hold in ms, and the shares of the batch's whole hold time that
     were SQL and after the response (None when no connection was checked out)."""
     per = attribute(requests, holds, sql)
@@ -133,9 +142,13 @@ class Recorder:
             self.sql.append((started, time.perf_counter()))
 
     def _listeners(self) -> list:
-        return [(Pool, "checkout", self._checkout), (Pool, "checkin", self._checkin), (Pool, "detach", self._checkin),
-                (Engine, "before_cursor_execute", self._before_execute),
-                (Engine, "after_cursor_execute", self._after_execute)]
+        return [
+            (Pool, "checkout", self._checkout),
+            (Pool, "checkin", self._checkin),
+            (Pool, "detach", self._checkin),
+            (Engine, "before_cursor_execute", self._before_execute),
+            (Engine, "after_cursor_execute", self._after_execute),
+        ]
 
     def _listen(self) -> None:
         # Listening on Engine sets Engine._has_events for good; put it back after, so later requests skip dispatch.
@@ -214,7 +227,7 @@ class LoadMeter:
         self.out: dict = {}  # connection record -> its pool's entry, while checked out
         self.requests = 0
 
-    def install(self) -> "LoadMeter":
+    def install(self) -> LoadMeter:
         event.listen(Pool, "checkout", self._checkout)
         event.listen(Pool, "checkin", self._checkin)
         event.listen(Pool, "detach", self._checkin)
@@ -230,8 +243,14 @@ class LoadMeter:
         with self.lock:
             entry = self.pools.get(id(pool))
             if entry is None:
-                entry = self.pools[id(pool)] = {"pool": type(pool).__name__, "capacity": capacity(pool), "out": 0,
-                                                "last": now, "area": 0.0, "checkouts": 0}
+                entry = self.pools[id(pool)] = {
+                    "pool": type(pool).__name__,
+                    "capacity": capacity(pool),
+                    "out": 0,
+                    "last": now,
+                    "area": 0.0,
+                    "checkouts": 0,
+                }
             self._advance(entry, now)
             entry["out"] += 1
             entry["checkouts"] += 1
@@ -260,8 +279,10 @@ class LoadMeter:
         with self.lock:
             for entry in self.pools.values():
                 self._advance(entry, now)
-            pools = {str(key): {k: e[k] for k in ("pool", "capacity", "area", "checkouts", "out")}
-                     for key, e in self.pools.items()}
+            pools = {
+                str(key): {k: e[k] for k in ("pool", "capacity", "area", "checkouts", "out")}
+                for key, e in self.pools.items()
+            }
         return {"t": now, "requests": self.requests, "pools": pools}
 
 
@@ -278,9 +299,16 @@ def window(before: dict, after: dict) -> dict:
         then = before["pools"].get(key, {"area": 0.0, "checkouts": 0})
         area, checkouts = now["area"] - then["area"], now["checkouts"] - then["checkouts"]
         if checkouts or area > 0:
-            pools.append({"pool": now["pool"], "capacity": now["capacity"], "checkouts": checkouts,
-                          "connection_s": round(area, 6), "busy": area / seconds if seconds > 0 else None,
-                          "hold_ms": area / requests * 1000 if requests else None})
+            pools.append(
+                {
+                    "pool": now["pool"],
+                    "capacity": now["capacity"],
+                    "checkouts": checkouts,
+                    "connection_s": round(area, 6),
+                    "busy": area / seconds if seconds > 0 else None,
+                    "hold_ms": area / requests * 1000 if requests else None,
+                }
+            )
     held = sum(p["connection_s"] for p in pools)
     known = bool(pools) and all(p["capacity"] is not None for p in pools)
     bounded = known and requests > 0 and held > 0

@@ -46,8 +46,8 @@ import pytest
 from experiments.harness import discovery
 from experiments.harness.processes import finishing_on_interrupt, kill_group
 from experiments.harness.serving import Database, serve
-from experiments.throughput.baselines import DIR as BASELINES_DIR
 from experiments.throughput import stats
+from experiments.throughput.baselines import DIR as BASELINES_DIR
 from experiments.throughput.sweep import KINDS
 
 
@@ -64,10 +64,26 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(kinds=("read",), levels=(1,), repeats=2, requests=10, jobs=1, repeats_apart=False,
-                  beside_throughput=True, warmup=5),
-    "full": Plan(kinds=tuple(KINDS), levels=(1, 8), repeats=3, requests=32, jobs=2, repeats_apart=True,
-                 beside_throughput=False, warmup=10),
+    "quick": Plan(
+        kinds=("read",),
+        levels=(1,),
+        repeats=2,
+        requests=10,
+        jobs=1,
+        repeats_apart=False,
+        beside_throughput=True,
+        warmup=5,
+    ),
+    "full": Plan(
+        kinds=tuple(KINDS),
+        levels=(1, 8),
+        repeats=3,
+        requests=32,
+        jobs=2,
+        repeats_apart=True,
+        beside_throughput=False,
+        warmup=10,
+    ),
 }
 # The warm-up requests go right before each counted batch, on its path and level: the batch then sees the state of a
 # steady load (worker threads started and not yet retired by anyio's 10 s idle limit, which valgrind's slowness
@@ -94,12 +110,32 @@ def _cases(apps: list[list[str]], plan: dict, repeats: list[int]) -> list[dict]:
     cases = []
     for app, file in apps:
         for level in plan["levels"]:
-            cases.append({"app": app, "file": file, "level": level, "kind": None, "path": None, "requests": 0,
-                          "id": _id(app, level, repeats[0], "empty")})
+            cases.append(
+                {
+                    "app": app,
+                    "file": file,
+                    "level": level,
+                    "kind": None,
+                    "path": None,
+                    "requests": 0,
+                    "id": _id(app, level, repeats[0], "empty"),
+                }
+            )
             for repeat in repeats:
-                cases += [{"app": app, "file": file, "level": level, "kind": kind, "path": path,
-                           "requests": plan["requests"], "warmup": plan["warmup"], "id": _id(app, level, repeat, path)}
-                          for kind in plan["kinds"] for path in KINDS[kind][0]]
+                cases += [
+                    {
+                        "app": app,
+                        "file": file,
+                        "level": level,
+                        "kind": kind,
+                        "path": path,
+                        "requests": plan["requests"],
+                        "warmup": plan["warmup"],
+                        "id": _id(app, level, repeat, path),
+                    }
+                    for kind in plan["kinds"]
+                    for path in KINDS[kind][0]
+                ]
     return cases
 
 
@@ -145,7 +181,9 @@ class Apps:
 
     def _start(self, app: str, file: Path) -> Served:
         name = re.sub(r"\W", "_", f"sb_instr_{os.getpid()}_{app}").lower()[:63]  # two processes may count one app
-        database = Database.postgresql(self.db_server, name) if self.db_server else Database.sqlite(self.tmp / f"{name}.db")
+        database = (
+            Database.postgresql(self.db_server, name) if self.db_server else Database.sqlite(self.tmp / f"{name}.db")
+        )
         with ExitStack() as stack:
             patch = stack.enter_context(pytest.MonkeyPatch.context())
             for key, value in database.environ.items():
@@ -156,7 +194,11 @@ class Apps:
             served = stack.enter_context(portal.wrap_async_context_manager(serve(module.app, routes)))
             # a strategy is counted on its preferred path of each kind (as in the throughput sweep), a baseline on all
             every = file.parent == BASELINES_DIR
-            paths = {p for candidates, _, _ in KINDS.values() for p in [c for c in candidates if c in routes][: None if every else 1]}
+            paths = {
+                p
+                for candidates, _, _ in KINDS.values()
+                for p in [c for c in candidates if c in routes][: None if every else 1]
+            }
             return Served(app, portal, served.client, paths, stack.pop_all())
 
     def close(self) -> None:
@@ -206,13 +248,18 @@ def test_instructions(codspeed_benchmark, apps, case):
 
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("instructions per request, under valgrind (see README: Throughput and latency)")
-    group.add_argument("--instructions", choices=["quick", "full", "off"],
-                       help="quick (the read route, sequential, one process at a time beside the quick throughput "
-                       "pass; the default), full (every route, 1 and 8 clients, two processes at once, after the sweep; "
-                       "the default with --throughput full) or off")
+    group.add_argument(
+        "--instructions",
+        choices=["quick", "full", "off"],
+        help="quick (the read route, sequential, one process at a time beside the quick throughput "
+        "pass; the default), full (every route, 1 and 8 clients, two processes at once, after the sweep; "
+        "the default with --throughput full) or off",
+    )
     group.add_argument("--instruction-requests", type=_positive, help="requests per counted batch")
     group.add_argument("--instruction-repeats", type=_positive, help="counted batches per app, path and level")
-    group.add_argument("--instruction-levels", type=lambda s: tuple(map(_positive, s.split(","))), help="clients, e.g. 1,8")
+    group.add_argument(
+        "--instruction-levels", type=lambda s: tuple(map(_positive, s.split(","))), help="clients, e.g. 1,8"
+    )
     group.add_argument("--instruction-kinds", type=_kinds, help="route kinds, e.g. read,write,nodb")
 
 
@@ -225,7 +272,9 @@ def _positive(text: str) -> int:
 def _kinds(text: str) -> tuple[str, ...]:
     kinds = tuple(text.split(","))
     if unknown := [k for k in kinds if k not in KINDS]:
-        raise argparse.ArgumentTypeError(f"unknown route kind {', '.join(map(repr, unknown))}; known: {', '.join(KINDS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown route kind {', '.join(map(repr, unknown))}; known: {', '.join(KINDS)}"
+        )
     return kinds
 
 
@@ -233,8 +282,12 @@ def plan(args) -> Plan | None:
     chosen = args.instructions or args.throughput
     if chosen == "off":
         return None
-    names = {"requests": "instruction_requests", "repeats": "instruction_repeats", "levels": "instruction_levels",
-             "kinds": "instruction_kinds"}
+    names = {
+        "requests": "instruction_requests",
+        "repeats": "instruction_repeats",
+        "levels": "instruction_levels",
+        "kinds": "instruction_kinds",
+    }
     overrides = {k: getattr(args, a) for k, a in names.items() if getattr(args, a)}
     return Plan(**{**asdict(PLANS[chosen]), **overrides})
 
@@ -252,7 +305,9 @@ def _no_aslr() -> list[str]:
     """setarch's prefix that turns address-space randomisation off, where the kernel lets it; else nothing."""
     argv = ["setarch", os.uname().machine, "--addr-no-randomize"]
     try:
-        ok = shutil.which("setarch") and subprocess.run([*argv, "true"], capture_output=True, timeout=10).returncode == 0
+        ok = (
+            shutil.which("setarch") and subprocess.run([*argv, "true"], capture_output=True, timeout=10).returncode == 0
+        )
     except (OSError, subprocess.SubprocessError):
         ok = False
     return argv if ok else []
@@ -325,8 +380,10 @@ class Count:
         for thread in self.threads:
             thread.start()
         if self.threads:
-            self.say(f"instructions: {len(self.apps)} apps counted under valgrind in {len(self.processes)} process(es), "
-                     f"{len(self.threads)} at a time")
+            self.say(
+                f"instructions: {len(self.apps)} apps counted under valgrind in {len(self.processes)} process(es), "
+                f"{len(self.threads)} at a time"
+            )
 
     def _run(self, todo) -> None:
         while True:
@@ -336,7 +393,11 @@ class Count:
                     return
                 process.proc = self._start(process)
             batches = self._batches(process)
-            limit = START_S + PER_APP_S * len(process.apps) + PER_REQUEST_S * batches * (self.plan.requests + self.plan.warmup)
+            limit = (
+                START_S
+                + PER_APP_S * len(process.apps)
+                + PER_REQUEST_S * batches * (self.plan.requests + self.plan.warmup)
+            )
             try:
                 process.proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
@@ -357,9 +418,19 @@ class Count:
     def _start(self, process: Process) -> subprocess.Popen:
         work = self.work / process.log.stem
         work.mkdir(parents=True)
-        run = {"apps": [[a.id, str(a.strategy.path)] for a in process.apps], "plan": asdict(self.plan), "repeats": process.repeats}
-        env = {**os.environ, **CONDITIONS, "CODSPEED_ENV": "1", "CODSPEED_PROFILE_FOLDER": str(work),
-               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "SESSIONBENCH_INSTRUCTIONS": json.dumps(run)}
+        run = {
+            "apps": [[a.id, str(a.strategy.path)] for a in process.apps],
+            "plan": asdict(self.plan),
+            "repeats": process.repeats,
+        }
+        env = {
+            **os.environ,
+            **CONDITIONS,
+            "CODSPEED_ENV": "1",
+            "CODSPEED_PROFILE_FOLDER": str(work),
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "SESSIONBENCH_INSTRUCTIONS": json.dumps(run),
+        }
         env.pop("CODSPEED_RUNNER_MODE", None)
         # -vv: pytest's summary keeps a failure's whole reason (the errors' source) instead of cutting it at 80 columns
         cmd = [*self.no_aslr, "valgrind", "--tool=callgrind", "--instr-atstart=no",
@@ -367,7 +438,9 @@ class Count:
                "-p", "no:cacheprovider", "-p", "pytest_codspeed.plugin", "--codspeed", "--basetemp", str(work / "tmp"),
                "--db", self.server.admin_url if self.server else "sqlite"]  # fmt: skip
         with open(process.log, "w") as f:
-            return subprocess.Popen(cmd, cwd=discovery.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+            return subprocess.Popen(
+                cmd, cwd=discovery.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def result(self) -> dict:
         """Wait for every process and read the counts: the `instructions` part of the results."""
@@ -383,8 +456,14 @@ class Count:
         shutil.rmtree(self.work, ignore_errors=True)
         duration = round(time.monotonic() - self.started, 1)
         self.say(f"instructions: counted in {duration:g} s")
-        return {**part, "conditions": _conditions(self.no_aslr), "tolerance": TOLERANCE,
-                "cells": summarize(counts, self.plan, self.apps), "errors": errors, "duration_s": duration}
+        return {
+            **part,
+            "conditions": _conditions(self.no_aslr),
+            "tolerance": TOLERANCE,
+            "cells": summarize(counts, self.plan, self.apps),
+            "errors": errors,
+            "duration_s": duration,
+        }
 
     def close(self) -> None:
         with self._lock:
@@ -397,6 +476,7 @@ class Count:
 def attach(results, count: Count, alongside: str | None = None, unimported: list[dict] = ()) -> bool:
     """Wait for `count` and add the `instructions` part to the results, with the strategies the import preflight
     could not import (`unimported`) among its errors; False when interrupted (Ctrl-C or SIGTERM)."""
+
     def stopped(exc) -> str:
         counted = count.progress() or "counting instructions"  # before close(): the batches counted until now
         count.close()
@@ -416,22 +496,30 @@ def _errors(processes: list[Process], counts: dict, plan: Plan) -> list[dict]:
     """One entry per app some process left uncounted: the test's failure, a timeout, or how the process ended."""
     errors = {}
     for p in processes:
-        failures = [line for line in p.log.read_text(errors="replace").splitlines() if line.startswith(("FAILED", "ERROR"))]
+        failures = [
+            line for line in p.log.read_text(errors="replace").splitlines() if line.startswith(("FAILED", "ERROR"))
+        ]
         for app in p.apps:
             if not p.timed_out and any(c["id"] in counts for c in _cases([[app.id, ""]], asdict(plan), p.repeats)):
                 continue
             why = next((line.split(" - ", 1)[-1] for line in failures if f"[{app.id}-" in line), None)
-            how = "timed out under valgrind (process killed)" if p.timed_out else why or f"no count (exit {p.proc.returncode})"
+            how = (
+                "timed out under valgrind (process killed)"
+                if p.timed_out
+                else why or f"no count (exit {p.proc.returncode})"
+            )
             errors.setdefault(app.id, {"app": app.id, "reason": f"{how}; see {p.log}"})
     return list(errors.values())
 
 
 def _conditions(no_aslr: list[str]) -> dict:
     valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
-    return {"valgrind": f"{valgrind} callgrind, collection on only around each batch",
-            "counter": f"pytest-codspeed {version('pytest-codspeed')} (garbage collection off during a batch)",
-            "PYTHONHASHSEED": CONDITIONS["PYTHONHASHSEED"],
-            "ASLR": "off (setarch -R)" if no_aslr else "on (setarch could not turn it off)"}
+    return {
+        "valgrind": f"{valgrind} callgrind, collection on only around each batch",
+        "counter": f"pytest-codspeed {version('pytest-codspeed')} (garbage collection off during a batch)",
+        "PYTHONHASHSEED": CONDITIONS["PYTHONHASHSEED"],
+        "ASLR": "off (setarch -R)" if no_aslr else "on (setarch could not turn it off)",
+    }
 
 
 def summarize(counts: dict, plan: Plan, apps) -> list[dict]:
@@ -452,9 +540,16 @@ def summarize(counts: dict, plan: Plan, apps) -> list[dict]:
                 per.setdefault(key, {})[repeat] = (counts[case["id"]] - zero) / case["requests"]
     cells = []
     for (app, kind, path, level), by_repeat in per.items():
-        cell = {"app": app, "kind": kind, "path": path, "concurrency": level, "repeats": len(by_repeat),
-                "per_request": stats.value_range(list(by_repeat.values())),
-                "per_repeat": [by_repeat[r] for r in sorted(by_repeat)], "empty_batch": stats.value_range(empty[app, level])}
+        cell = {
+            "app": app,
+            "kind": kind,
+            "path": path,
+            "concurrency": level,
+            "repeats": len(by_repeat),
+            "per_request": stats.value_range(list(by_repeat.values())),
+            "per_repeat": [by_repeat[r] for r in sorted(by_repeat)],
+            "empty_batch": stats.value_range(empty[app, level]),
+        }
         cell |= stats.vs_baselines(app, by_repeat, lambda base: per.get((base, kind, path, level)), stats.value_range)
         cells.append(cell)
     return cells

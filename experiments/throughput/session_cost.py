@@ -38,7 +38,13 @@ REPEATS = 3
 ROUNDS = int(os.environ.get("SESSIONBENCH_COST_ROUNDS", "10"))  # benchmark rounds per app, path and repeat
 # Machine load drifts over seconds: every app is benchmarked once per repeat, the apps in turn, so that each
 # difference to the baseline is taken between runs close in time, and its spread over repeats is known.
-CASES = [(r, app, file, path, query) for r in range(REPEATS) for app, file in APPS for path in TAG_PATHS for query in (False, True)]
+CASES = [
+    (r, app, file, path, query)
+    for r in range(REPEATS)
+    for app, file in APPS
+    for path in TAG_PATHS
+    for query in (False, True)
+]
 
 
 @pytest.mark.filterwarnings("default")
@@ -57,7 +63,10 @@ def test_request_cost(benchmark, db_server, tmp_path, monkeypatch, repeat, app, 
         pytest.skip(f"{path} is not measured for {app}")
     url = f"{path}?tag=bench&delay=0&query={str(query).lower()}"
     benchmark.extra_info.update(repeat=repeat, app=app, path=path, query=query, requests_per_round=BATCH)
-    with anyio.from_thread.start_blocking_portal() as portal, portal.wrap_async_context_manager(serve(module.app, routes)) as served:
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(serve(module.app, routes)) as served,
+    ):
 
         async def requests():
             for _ in range(BATCH):
@@ -77,12 +86,17 @@ def run(apps, server, out: Path, rounds: int, say) -> list[dict]:
         "-W", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning",
     ]  # fmt: skip
     work.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "COLUMNS": "400",  # the summary keeps each failure's reason whole
-           "SESSIONBENCH_COST_APPS": json.dumps([[a.id, str(a.strategy.path)] for a in apps]),
-           "SESSIONBENCH_COST_ROUNDS": str(rounds)}
+    env = {
+        **os.environ,
+        "COLUMNS": "400",  # the summary keeps each failure's reason whole
+        "SESSIONBENCH_COST_APPS": json.dumps([[a.id, str(a.strategy.path)] for a in apps]),
+        "SESSIONBENCH_COST_ROUNDS": str(rounds),
+    }
     (out / "benchmark.json").unlink(missing_ok=True)
     with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, cwd=discovery.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=discovery.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             proc.wait(timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -96,7 +110,9 @@ def run(apps, server, out: Path, rounds: int, say) -> list[dict]:
     failures = [line for line in log.read_text(errors="replace").splitlines() if line.startswith(("FAILED", "ERROR"))]
     for app in apps:
         if not any(r["app"] == app.id for r in rows):
-            why = next((line.split(" - ", 1)[-1] for line in failures if f"-{app.id}-/" in line), None)  # [0-app-/path-q]
+            why = next(
+                (line.split(" - ", 1)[-1] for line in failures if f"-{app.id}-/" in line), None
+            )  # [0-app-/path-q]
             reason = why or ("timed out" if proc.returncode < 0 else "no benchmark recorded")
             rows.append({"app": app.id, "error": f"{reason}; see {log}"})
             say(f"  session cost × {app.id}: ERROR: {reason}")
@@ -119,7 +135,7 @@ def _rows(benchmarks: list[dict]) -> list[dict]:
         row[name] = stats.value_range(list(by_repeat.values()))
         reference = medians.get((baselines.NO_DB, path, "session_only"))
         if name == "session_only" and reference and app != baselines.NO_DB:
-            row["over_no_database"] = stats.value_range([v - reference[r] for r, v in by_repeat.items() if r in reference])
+            row["over_no_database"] = stats.value_range(
+                [v - reference[r] for r, v in by_repeat.items() if r in reference]
+            )
     return list(rows.values())
-
-

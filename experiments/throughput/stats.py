@@ -34,8 +34,13 @@ def median_interval(values: list[float], confidence: float = 0.95) -> dict:
     while k + 1 <= n // 2 and covers(k + 1) >= confidence:
         k += 1
     low, high = ordered[k - 1], ordered[n - k]
-    return {"median": statistics.median(values), "low": low, "high": high, "confidence": round(covers(k), 4),
-            "indistinguishable": low <= 1 <= high}
+    return {
+        "median": statistics.median(values),
+        "low": low,
+        "high": high,
+        "confidence": round(covers(k), 4),
+        "indistinguishable": low <= 1 <= high,
+    }
 
 
 def interval(values: list[float]) -> dict:

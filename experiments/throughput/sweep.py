@@ -48,8 +48,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from experiments.harness import discovery, preflight
-from experiments.harness.processes import exit_reason, finishing_on_interrupt, kill_group
 from experiments.harness.postgres import Cluster, free_port
+from experiments.harness.processes import exit_reason, finishing_on_interrupt, kill_group
 from experiments.harness.serving import Database
 from experiments.throughput import baselines, hold, session_cost, stats
 from experiments.throughput.baselines import NO_DB, RAW
@@ -102,8 +102,9 @@ class Plan:
 PLANS = {
     # The quick plan leaves the per-request cost to the instruction count beside it: no session-cost benchmark.
     "quick": Plan(levels=(8,), rounds=5, seconds=0.05, warmup_s=0.02, modes=("inprocess",), benchmark_rounds=0),
-    "full": Plan(levels=(1, 8, 32, 64), rounds=7, seconds=0.2, warmup_s=0.05, modes=("inprocess", "server"),
-                 benchmark_rounds=30),
+    "full": Plan(
+        levels=(1, 8, 32, 64), rounds=7, seconds=0.2, warmup_s=0.05, modes=("inprocess", "server"), benchmark_rounds=30
+    ),
 }
 
 
@@ -113,30 +114,51 @@ class Failed(Exception):
 
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("throughput (see README: Throughput and latency)")
-    group.add_argument("--throughput", choices=["quick", "full", "off"], default="quick",
-                       help="quick (default: in-process, 8 clients, 5 rounds, ~1 min), full (both modes, 4 levels, 7 rounds, "
-                       "~25 min) or off")
-    group.add_argument("--quick", dest="throughput", action="store_const", const="quick", help="same as --throughput quick")
+    group.add_argument(
+        "--throughput",
+        choices=["quick", "full", "off"],
+        default="quick",
+        help="quick (default: in-process, 8 clients, 5 rounds, ~1 min), full (both modes, 4 levels, 7 rounds, "
+        "~25 min) or off",
+    )
+    group.add_argument(
+        "--quick", dest="throughput", action="store_const", const="quick", help="same as --throughput quick"
+    )
     group.add_argument("--no-checks", action="store_true", help="measure throughput only, run no correctness check")
-    group.add_argument("--levels", type=lambda s: tuple(int(x) for x in s.split(",")), help="concurrency levels, e.g. 1,8,32")
+    group.add_argument(
+        "--levels", type=lambda s: tuple(int(x) for x in s.split(",")), help="concurrency levels, e.g. 1,8,32"
+    )
     group.add_argument("--rounds", type=int, help="rounds per cell")
     group.add_argument("--seconds", type=float, help="seconds per measurement")
     group.add_argument("--modes", type=lambda s: tuple(s.split(",")), help="inprocess,server")
-    group.add_argument("--session-cost-rounds", dest="benchmark_rounds", type=int,
-                       help="pytest-benchmark rounds of the per-request session cost (quick: none, full: 30)")
-    group.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
-                       help="client for server mode: wrk when installed (auto), or the Python one")
-    group.add_argument("--hold-requests", dest="hold_requests", type=int,
-                       help="connection hold time: sequential in-process requests per app, tag path and round "
-                       "(default 20; 0 turns it off)")
+    group.add_argument(
+        "--session-cost-rounds",
+        dest="benchmark_rounds",
+        type=int,
+        help="pytest-benchmark rounds of the per-request session cost (quick: none, full: 30)",
+    )
+    group.add_argument(
+        "--loadgen",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="client for server mode: wrk when installed (auto), or the Python one",
+    )
+    group.add_argument(
+        "--hold-requests",
+        dest="hold_requests",
+        type=int,
+        help="connection hold time: sequential in-process requests per app, tag path and round "
+        "(default 20; 0 turns it off)",
+    )
 
 
 def plan(args) -> Plan | None:
     if args.throughput == "off":
         return None
     chosen = PLANS[args.throughput]
-    overrides = {k: getattr(args, k) for k in ("levels", "rounds", "seconds", "modes", "benchmark_rounds")
-                 if getattr(args, k)}
+    overrides = {
+        k: getattr(args, k) for k in ("levels", "rounds", "seconds", "modes", "benchmark_rounds") if getattr(args, k)
+    }
     if getattr(args, "hold_requests", None) is not None:
         overrides["hold_requests"] = args.hold_requests
     return Plan(**{**asdict(chosen), **overrides})
@@ -170,8 +192,16 @@ class Worker:
     def __init__(self, argv: list[str], env: dict, log: Path):
         self.log = log
         with open(log, "a") as err:  # a restarted process appends to its predecessor's log
-            self.proc = subprocess.Popen(argv, cwd=discovery.ROOT, env=env, stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=discovery.ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+            )
         self._lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -257,8 +287,14 @@ class Target:
 
     def measure(self, method: str, url: str, level: int, plan: Plan, prefix: str) -> dict:
         if self.port is None:
-            command = {"method": method, "url": url, "concurrency": level, "seconds": plan.seconds,
-                       "warmup_s": plan.warmup_s, "key_prefix": prefix}
+            command = {
+                "method": method,
+                "url": url,
+                "concurrency": level,
+                "seconds": plan.seconds,
+                "warmup_s": plan.warmup_s,
+                "key_prefix": prefix,
+            }
             return self.worker.ask(command, plan.seconds + plan.warmup_s + INPROCESS_SLACK_S)
         if self.worker.proc.poll() is not None:
             raise Failed(f"the server exited with code {self.worker.proc.returncode}{_tail(self.log)}")
@@ -314,8 +350,15 @@ def wrk_client(script: Path):
 
 def python_client(worker: Worker):
     def measure(base_url: str, method: str, url: str, level: int, plan: Plan, prefix: str) -> dict:
-        command = {"base_url": base_url, "method": method, "url": url, "concurrency": level, "seconds": plan.seconds,
-                   "warmup_s": plan.warmup_s, "key_prefix": prefix}
+        command = {
+            "base_url": base_url,
+            "method": method,
+            "url": url,
+            "concurrency": level,
+            "seconds": plan.seconds,
+            "warmup_s": plan.warmup_s,
+            "key_prefix": prefix,
+        }
         try:
             return worker.ask(command, plan.seconds + plan.warmup_s + SLACK_S)
         except Failed as exc:
@@ -331,7 +374,12 @@ def summarize(samples: dict, modes: tuple[str, ...]) -> list[dict]:
         rps = [s["rps"] for s in rounds]
         q1, q3 = stats.quartiles(rps)
         cell = {
-            "mode": mode, "app": app, "kind": kind, "path": path, "concurrency": level, "rounds": len(rounds),
+            "mode": mode,
+            "app": app,
+            "kind": kind,
+            "path": path,
+            "concurrency": level,
+            "rounds": len(rounds),
             "rps": {"median": statistics.median(rps), "q1": q1, "q3": q3, "min": min(rps), "max": max(rps)},
             **{f"p{q}_ms": statistics.median(s[f"p{q}_ms"] for s in rounds) for q in (50, 90, 99)},
             "errors": sum(s["errors"] for s in rounds),
@@ -339,9 +387,12 @@ def summarize(samples: dict, modes: tuple[str, ...]) -> list[dict]:
         }
         if "server_cpu_s" in rounds[0]:
             cell["server_cpu"] = statistics.median(s["server_cpu_s"] / s["elapsed_s"] for s in rounds)
-        cell |= stats.vs_baselines(app, dict(enumerate(s["rps"] for s in rounds)),
-                                   lambda base: _rps_by_round(samples.get((mode, base, kind, path, level))),
-                                   stats.median_interval)
+        cell |= stats.vs_baselines(
+            app,
+            dict(enumerate(s["rps"] for s in rounds)),
+            lambda base: _rps_by_round(samples.get((mode, base, kind, path, level))),
+            stats.median_interval,
+        )
         cells.append(cell)
     order = {m: i for i, m in enumerate(modes)}
     return sorted(cells, key=lambda c: (order[c["mode"]], list(KINDS).index(c["kind"])))
@@ -365,17 +416,23 @@ def summarize_hold(samples: dict, order: list[str]) -> list[dict]:
         spread = stats.interval([s["hold_ms"] for s in rounds])
         raw = {r: s["hold_ms"] for r, s in samples.get((RAW, kind, path), {}).items()} if app != RAW else None
         ratios = stats.paired_ratios({r: s["hold_ms"] for r, s in by_round.items()}, raw)
-        rows.append({
-            "app": app, "kind": kind, "path": path, "rounds": len(rounds),
-            "requests": sum(s["requests"] for s in rounds), "errors": sum(s["errors"] for s in rounds),
-            "hold_ms": spread,
-            "ratio_to_raw": stats.median_interval(ratios) if ratios else None,
-            "sql_share": stats.median_or_none(s["sql_share"] for s in rounds),
-            "after_response_share": stats.median_or_none(s["after_response_share"] for s in rounds),
-            "checkouts_per_request": statistics.median(s["checkouts_per_request"] for s in rounds),
-            "open_at_end": max(s["open_at_end"] for s in rounds),
-            "ceiling_rps": hold.ceilings(spread["median"]),
-        })
+        rows.append(
+            {
+                "app": app,
+                "kind": kind,
+                "path": path,
+                "rounds": len(rounds),
+                "requests": sum(s["requests"] for s in rounds),
+                "errors": sum(s["errors"] for s in rounds),
+                "hold_ms": spread,
+                "ratio_to_raw": stats.median_interval(ratios) if ratios else None,
+                "sql_share": stats.median_or_none(s["sql_share"] for s in rounds),
+                "after_response_share": stats.median_or_none(s["after_response_share"] for s in rounds),
+                "checkouts_per_request": statistics.median(s["checkouts_per_request"] for s in rounds),
+                "open_at_end": max(s["open_at_end"] for s in rounds),
+                "ceiling_rps": hold.ceilings(spread["median"]),
+            }
+        )
     kinds, position = list(discovery.PATTERN_ROUTES), {a: i for i, a in enumerate(order)}
     return sorted(rows, key=lambda r: (kinds.index(r["kind"]), position.get(r["app"], len(position)), r["path"]))
 
@@ -395,20 +452,29 @@ def summarize_under_load(samples: dict, sequential: list[dict]) -> list[dict]:
         capacity = max(set(capacities), key=capacities.count)  # the same every round, unless a pool came and went
         bounded = [(rps, h["ceiling_rps"]) for rps, h in readings if h["ceiling_rps"]]
         within = [rps <= ceiling * (1 + CEILING_TOLERANCE) for rps, ceiling in bounded]
-        rows.append({
-            "app": app, "kind": kind, "path": path, "concurrency": level, "rounds": len(rounds),
-            "capacity": capacity, "above_pool": capacity is not None and level > capacity,
-            "hold_ms": stats.interval([h["hold_ms"] for _, h in readings if h["hold_ms"] is not None]),
-            "sequential_hold_ms": quiet.get((app, path)),
-            "busy_connections": stats.median_or_none(h["connection_s"] / h["window_s"] for _, h in readings
-                                                     if h["window_s"] > 0),
-            "ceiling_rps": stats.median_or_none(c for _, c in bounded),
-            "rps": statistics.median(rps for rps, _ in readings),
-            "of_ceiling": stats.median_or_none(rps / c for rps, c in bounded),
-            "rounds_within": sum(within), "rounds_checked": len(within),
-            "within_ceiling": all(within) if within else None,
-            "tolerance": CEILING_TOLERANCE,
-        })
+        rows.append(
+            {
+                "app": app,
+                "kind": kind,
+                "path": path,
+                "concurrency": level,
+                "rounds": len(rounds),
+                "capacity": capacity,
+                "above_pool": capacity is not None and level > capacity,
+                "hold_ms": stats.interval([h["hold_ms"] for _, h in readings if h["hold_ms"] is not None]),
+                "sequential_hold_ms": quiet.get((app, path)),
+                "busy_connections": stats.median_or_none(
+                    h["connection_s"] / h["window_s"] for _, h in readings if h["window_s"] > 0
+                ),
+                "ceiling_rps": stats.median_or_none(c for _, c in bounded),
+                "rps": statistics.median(rps for rps, _ in readings),
+                "of_ceiling": stats.median_or_none(rps / c for rps, c in bounded),
+                "rounds_within": sum(within),
+                "rounds_checked": len(within),
+                "within_ceiling": all(within) if within else None,
+                "tolerance": CEILING_TOLERANCE,
+            }
+        )
     return sorted(rows, key=lambda r: (list(KINDS).index(r["kind"]), r["app"], r["path"], r["concurrency"]))
 
 
@@ -447,10 +513,22 @@ class Sweep:
                 continue
             log = self.logs / f"{mode}-{app.id.replace(':', '-')}.log"
             if mode == "inprocess":
-                target = Target(app, [sys.executable, "-m", "experiments.throughput.traffic", "inprocess", str(app.strategy.path)], env, log)
+                target = Target(
+                    app,
+                    [sys.executable, "-m", "experiments.throughput.traffic", "inprocess", str(app.strategy.path)],
+                    env,
+                    log,
+                )
             else:
                 port = free_port()
-                argv = [sys.executable, "-m", "experiments.throughput.traffic", "serve", str(app.strategy.path), str(port)]
+                argv = [
+                    sys.executable,
+                    "-m",
+                    "experiments.throughput.traffic",
+                    "serve",
+                    str(app.strategy.path),
+                    str(port),
+                ]
                 target = Target(app, argv, env, log, port, client)
             stack.callback(target.close)
             started.append(target)
@@ -471,10 +549,16 @@ class Sweep:
             version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10).stdout.split("[")[0]
             self.clients["server"] = f"{version.strip()} (-t1), in its own process"
             return wrk_client(script)
-        worker = Worker([sys.executable, "-m", "experiments.throughput.traffic", "remote"], dict(os.environ), self.logs / "loadgen.log")
+        worker = Worker(
+            [sys.executable, "-m", "experiments.throughput.traffic", "remote"],
+            dict(os.environ),
+            self.logs / "loadgen.log",
+        )
         stack.callback(worker.close)
         worker.answer(START_TIMEOUT_S)
-        self.clients["server"] = "Python httpx load generator (experiments.throughput.traffic remote), in its own process"
+        self.clients["server"] = (
+            "Python httpx load generator (experiments.throughput.traffic remote), in its own process"
+        )
         return python_client(worker)
 
     def _cells(self, targets: list[Target]) -> list[tuple[Target, str, str, str]]:
@@ -489,8 +573,10 @@ class Sweep:
             with ExitStack() as stack:
                 targets = self._start(mode, stack, scratch)
                 cells = self._cells(targets)
-                self.say(f"  {mode}: {len(targets)} apps ready, {len(cells)} app × route pairs, "
-                         f"{len(self.plan.levels)} levels, {self.plan.rounds} rounds (+1 warm-up)")
+                self.say(
+                    f"  {mode}: {len(targets)} apps ready, {len(cells)} app × route pairs, "
+                    f"{len(self.plan.levels)} levels, {self.plan.rounds} rounds (+1 warm-up)"
+                )
                 failed: set = set()  # apps, and (app, path, level) cells, that broke: not measured again
                 for round in range(-1, self.plan.rounds):  # round -1 warms every app and route up, and is dropped
                     self._round(mode, round, cells, failed)
@@ -502,7 +588,11 @@ class Sweep:
         paths = list(dict.fromkeys((kind, method, path) for _, kind, method, path in cells))
         for kind, method, path in paths:
             for level in levels:
-                here = [t for t, k, _, p in cells if (k, p) == (kind, path) and not {t.app.id, (t.app.id, path, level)} & failed]
+                here = [
+                    t
+                    for t, k, _, p in cells
+                    if (k, p) == (kind, path) and not {t.app.id, (t.app.id, path, level)} & failed
+                ]
                 random.Random(f"{mode}-{round}-{path}-{level}").shuffle(here)
                 for target in here:
                     prefix = f"{mode[0]}{round}c{level}{path.replace('/', '')}"  # unique keys across cells
@@ -577,12 +667,18 @@ def run(plan: Plan, strategies: list[discovery.Strategy], server: Cluster | None
         "server": _server_description() if "server" in plan.modes else None,
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "cells": summarize(samples, plan.modes),
-        "hold_settings": {"warmup": hold.WARMUP, "pools": list(hold.POOLS), "tolerance": CEILING_TOLERANCE,
-                          "duration_s": round(sweep.hold_s, 1)},
+        "hold_settings": {
+            "warmup": hold.WARMUP,
+            "pools": list(hold.POOLS),
+            "tolerance": CEILING_TOLERANCE,
+            "duration_s": round(sweep.hold_s, 1),
+        },
         "hold": holds,
         "hold_under_load": summarize_under_load(samples, holds),
         "errors": sweep.errors,
-        "session_cost": session_cost.run(chosen, server, out, plan.benchmark_rounds, say) if plan.benchmark_rounds else [],
+        "session_cost": session_cost.run(chosen, server, out, plan.benchmark_rounds, say)
+        if plan.benchmark_rounds
+        else [],
         "duration_s": round(time.monotonic() - started, 1),
     }
 

@@ -71,8 +71,9 @@ async def _loop(client: httpx.AsyncClient, method: str, url: str, concurrency: i
     return latencies, errors
 
 
-async def measure(client: httpx.AsyncClient, method: str, url: str, concurrency: int, seconds: float,
-                  warmup_s: float, key_prefix: str) -> dict:
+async def measure(
+    client: httpx.AsyncClient, method: str, url: str, concurrency: int, seconds: float, warmup_s: float, key_prefix: str
+) -> dict:
     """Warm up, then load for `seconds`: requests/s and latency percentiles of the successful requests.
 
     `{key}` in the URL becomes a unique key per request (the write route needs one).
@@ -161,10 +162,15 @@ def serve_over_http(file: str, port: int) -> None:
     meter = hold.LoadMeter().install()
     threading.Thread(target=_snapshots, args=(meter, out), daemon=True, name="sessionbench-hold").start()
     # where each probe path is served (under a prefix in apps that mount their API): the load generator asks there
-    print(json.dumps({"ready": sorted(discovery.served_routes(module.app)), "served_at": discovery.served_at(module.app)}),
-          file=out)
-    uvicorn.run(meter.wrap(module.app), host="127.0.0.1", port=port, lifespan="on", log_level="warning",
-                access_log=False)
+    print(
+        json.dumps(
+            {"ready": sorted(discovery.served_routes(module.app)), "served_at": discovery.served_at(module.app)}
+        ),
+        file=out,
+    )
+    uvicorn.run(
+        meter.wrap(module.app), host="127.0.0.1", port=port, lifespan="on", log_level="warning", access_log=False
+    )
 
 
 def _snapshots(meter: hold.LoadMeter, out) -> None:

@@ -21,8 +21,9 @@ SessionLocal = sessionmaker(create_engine(os.environ["DATABASE_URL"]))
 AsyncSessionLocal = async_sessionmaker(create_async_engine(os.environ["ASYNC_DATABASE_URL"]))
 FLAGGED_BY = ("objects_after_commit",)
 app = FastAPI()
-UNSUPPORTED = {path: "not what this fixture is for" for path in probes.ROUTES
-               if path not in ("/sync/created", "/async/created")}
+UNSUPPORTED = {
+    path: "not what this fixture is for" for path in probes.ROUTES if path not in ("/sync/created", "/async/created")
+}
 
 
 def get_db():

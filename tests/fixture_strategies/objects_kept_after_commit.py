@@ -19,8 +19,9 @@ SessionLocal = sessionmaker(create_engine(os.environ["DATABASE_URL"]), expire_on
 AsyncSessionLocal = async_sessionmaker(create_async_engine(os.environ["ASYNC_DATABASE_URL"]), expire_on_commit=False)
 GOOD_FOR = ("objects_after_commit",)
 app = FastAPI()
-UNSUPPORTED = {path: "not what this fixture is for" for path in probes.ROUTES
-               if path not in ("/sync/created", "/async/created")}
+UNSUPPORTED = {
+    path: "not what this fixture is for" for path in probes.ROUTES if path not in ("/sync/created", "/async/created")
+}
 
 
 def get_db():

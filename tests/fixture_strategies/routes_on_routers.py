@@ -26,9 +26,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from experiments import probes
 
 REQUIRES = ("fastapi>=0.121",)  # Depends(scope=...)
-GOOD_FOR = ("isolation_async", "isolation_threadpool", "carryover_sequential", "same_session_in_request",
-            "lost_writes", "reload_server", "reload_in_process", "shutdown", "cleanup_on_error", "cleanup_timing",
-            "background_tasks", "sessions_nobody_needed", "testability", "rollback_tests", "objects_after_commit")
+GOOD_FOR = (
+    "isolation_async",
+    "isolation_threadpool",
+    "carryover_sequential",
+    "same_session_in_request",
+    "lost_writes",
+    "reload_server",
+    "reload_in_process",
+    "shutdown",
+    "cleanup_on_error",
+    "cleanup_timing",
+    "background_tasks",
+    "sessions_nobody_needed",
+    "testability",
+    "rollback_tests",
+    "objects_after_commit",
+)
 
 
 @asynccontextmanager

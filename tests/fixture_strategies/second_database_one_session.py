@@ -20,8 +20,19 @@ FLAGGED_BY = ("multiple_databases",)
 app = FastAPI()
 UNSUPPORTED = {
     path: "not what this fixture is for"
-    for path in ("/sync/tag", "/async/tag", "/same", "/sync/write", "/async/write", "/nodb", "/sync/model", "/sync/user",
-                 "/sync/conflict", "/async/conflict", "/sync/write2")
+    for path in (
+        "/sync/tag",
+        "/async/tag",
+        "/same",
+        "/sync/write",
+        "/async/write",
+        "/nodb",
+        "/sync/model",
+        "/sync/user",
+        "/sync/conflict",
+        "/async/conflict",
+        "/sync/write2",
+    )
 }
 
 

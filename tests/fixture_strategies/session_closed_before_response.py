@@ -22,9 +22,11 @@ REQUIRES = ("fastapi>=0.121",)  # Depends(scope=...)
 SessionLocal = sessionmaker(create_engine(os.environ["DATABASE_URL"]), close_resets_only=False)
 FLAGGED_BY = ("streaming", "background_tasks")
 app = FastAPI()
-UNSUPPORTED = {path: "not what this fixture is for" for path in probes.ROUTES
-               if path not in ("/sync/tag", "/async/tag", "/sync/stream", "/async/stream", "/sync/background",
-                               "/async/background")}
+UNSUPPORTED = {
+    path: "not what this fixture is for"
+    for path in probes.ROUTES
+    if path not in ("/sync/tag", "/async/tag", "/sync/stream", "/async/stream", "/sync/background", "/async/background")
+}
 
 
 def get_db():

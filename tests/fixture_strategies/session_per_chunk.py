@@ -19,8 +19,11 @@ from experiments import probes
 SessionLocal = sessionmaker(create_engine(os.environ["DATABASE_URL"]))
 GOOD_FOR = ("streaming",)
 app = FastAPI()
-UNSUPPORTED = {path: "not what this fixture is for" for path in probes.ROUTES
-               if path not in ("/sync/tag", "/async/tag", "/sync/stream", "/async/stream")}
+UNSUPPORTED = {
+    path: "not what this fixture is for"
+    for path in probes.ROUTES
+    if path not in ("/sync/tag", "/async/tag", "/sync/stream", "/async/stream")
+}
 
 
 class SessionPerRead:

@@ -19,8 +19,16 @@ from experiments import probes
 FLAGGED_BY = ("carryover_sequential",)
 UNSUPPORTED = {
     path: "not what this fixture is for"
-    for path in ("/sync/tag", "/same", "/sync/write", "/async/write", "/sync/model", "/sync/user", "/sync/conflict",
-                 "/async/conflict")
+    for path in (
+        "/sync/tag",
+        "/same",
+        "/sync/write",
+        "/async/write",
+        "/sync/model",
+        "/sync/user",
+        "/sync/conflict",
+        "/async/conflict",
+    )
 }
 
 engine = create_async_engine(os.environ["ASYNC_DATABASE_URL"])

@@ -18,8 +18,16 @@ GOOD_FOR = ("carryover_sequential",)
 app = FastAPI()
 UNSUPPORTED = {
     path: "not what this fixture is for"
-    for path in ("/same", "/sync/write", "/async/write", "/nodb", "/sync/model", "/sync/user", "/sync/conflict",
-                 "/async/conflict")
+    for path in (
+        "/same",
+        "/sync/write",
+        "/async/write",
+        "/nodb",
+        "/sync/model",
+        "/sync/user",
+        "/sync/conflict",
+        "/async/conflict",
+    )
 }
 
 

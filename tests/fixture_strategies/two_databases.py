@@ -19,8 +19,18 @@ SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")
 app = FastAPI()
 UNSUPPORTED = {
     path: "not what this fixture is for"
-    for path in ("/sync/tag", "/async/tag", "/same", "/sync/write", "/async/write", "/nodb", "/sync/model", "/sync/user",
-                 "/sync/conflict", "/async/conflict")
+    for path in (
+        "/sync/tag",
+        "/async/tag",
+        "/same",
+        "/sync/write",
+        "/async/write",
+        "/nodb",
+        "/sync/model",
+        "/sync/user",
+        "/sync/conflict",
+        "/async/conflict",
+    )
 }
 
 
@@ -37,11 +47,13 @@ if SECOND_DATABASE_URL:
             yield session
 
     @app.post("/sync/write2")
-    def sync_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
-                    second: Session = Depends(get_second_db)):
+    def sync_write2(
+        key: str, fail: bool, delay: float, db: Session = Depends(get_db), second: Session = Depends(get_second_db)
+    ):
         return probes.write_both(db, second, key, fail, delay)
 
     @app.post("/async/write2")
-    async def async_write2(key: str, fail: bool, delay: float, db: Session = Depends(get_db),
-                           second: Session = Depends(get_second_db)):
+    async def async_write2(
+        key: str, fail: bool, delay: float, db: Session = Depends(get_db), second: Session = Depends(get_second_db)
+    ):
         return await probes.write_both_async(db, second, key, fail, delay)
