@@ -150,6 +150,16 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def reference(session: nox.Session) -> None:
+    """Regenerate docs/reference/: the default comparison's REPORT.md and plots, then the same on a throwaway
+    PostgreSQL cluster in docs/reference/postgresql/ (~15 min). Commit what changed, with the run's environment."""
+    install(session, DEFAULT_LOCK)
+    session.run("python", "-m", "experiments", "--out", "docs/reference", *quiet(), *session.posargs)
+    session.run("python", "-m", "experiments", "--db", "postgresql", "--out", "docs/reference/postgresql", *quiet(),
+                *session.posargs)
+
+
+@nox.session
 def report(session: nox.Session) -> None:
     """Re-render results/REPORT.md from results/results.json without measuring again.
 
