@@ -92,7 +92,7 @@ BATCH_TIMEOUT_S = 120  # under valgrind a request takes ~0.1 s; a batch this lat
 START_S, PER_APP_S, PER_REQUEST_S = 90, 30, 0.5  # a process's hard timeout, generous for a loaded machine
 CONDITIONS = {"PYTHONHASHSEED": "0"}
 # The largest relative difference between two runs' figures this harness vouches for: below it a difference is not
-# settled. Measured (README, Throughput): two full runs differed by at most 1.3 % on 74 figures; issue 13's bar: 2 %.
+# settled. Measured (docs/reference-runs.md): two full runs differed by at most 1.3 % on 74 figures; issue 13's bar: 2 %.
 TOLERANCE = 0.02
 
 
@@ -247,13 +247,13 @@ def test_instructions(codspeed_benchmark, apps, case):
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("instructions per request, under valgrind (see README: Throughput and latency)")
+    group = parser.add_argument_group("instructions per request, under valgrind (see docs/cost.md)")
     group.add_argument(
         "--instructions",
         choices=["quick", "full", "off"],
         help="quick (the read route, sequential, one process at a time beside the quick throughput "
-        "pass; the default), full (every route, 1 and 8 clients, two processes at once, after the sweep; "
-        "the default with --throughput full) or off",
+        "pass), full (every route, 1 and 8 clients, two processes at once, after the sweep; "
+        "the default with --throughput full) or off (the default otherwise)",
     )
     group.add_argument("--instruction-requests", type=_positive, help="requests per counted batch")
     group.add_argument("--instruction-repeats", type=_positive, help="counted batches per app, path and level")
@@ -279,7 +279,8 @@ def _kinds(text: str) -> tuple[str, ...]:
 
 
 def plan(args) -> Plan | None:
-    chosen = args.instructions or args.throughput
+    # Counted by default only with the full sweep: beside the quick pass it held up `nox -s compare` by 1.5 minutes.
+    chosen = args.instructions or ("full" if args.throughput == "full" else "off")
     if chosen == "off":
         return None
     names = {

@@ -100,8 +100,8 @@ class Plan:
 
 
 PLANS = {
-    # The quick plan leaves the per-request cost to the instruction count beside it: no session-cost benchmark.
-    "quick": Plan(levels=(8,), rounds=5, seconds=0.05, warmup_s=0.02, modes=("inprocess",), benchmark_rounds=0),
+    # The quick plan: one level, no session-cost benchmark (`--instructions quick` counts the CPU per request beside it).
+    "quick": Plan(levels=(8,), rounds=4, seconds=0.05, warmup_s=0.02, modes=("inprocess",), benchmark_rounds=0),
     "full": Plan(
         levels=(1, 8, 32, 64), rounds=7, seconds=0.2, warmup_s=0.05, modes=("inprocess", "server"), benchmark_rounds=30
     ),
@@ -113,12 +113,12 @@ class Failed(Exception):
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("throughput (see README: Throughput and latency)")
+    group = parser.add_argument_group("throughput (see docs/cost.md)")
     group.add_argument(
         "--throughput",
         choices=["quick", "full", "off"],
         default="quick",
-        help="quick (default: in-process, 8 clients, 5 rounds, ~1 min), full (both modes, 4 levels, 7 rounds, "
+        help="quick (default: in-process, 8 clients, 4 rounds, ~1 min), full (both modes, 4 levels, 7 rounds, "
         "~25 min) or off",
     )
     group.add_argument(
