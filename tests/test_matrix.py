@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -179,3 +181,17 @@ def test_a_skipped_library_row_names_the_pinned_environments_that_install_it():
     fastsqla = where_measured(("fastsqla>=0.9",))
     assert "py3.12-latest" in fastsqla and "py3.11" not in fastsqla, fastsqla
     assert "add it to pyproject.toml" in where_measured(("a-library-nobody-installed>=1",))
+
+
+def test_cells_run_apart_merge_into_the_same_page(cells, tmp_path):
+    """CI runs each cell as a job of its own (.github/workflows/matrix.yml) and merges the cells' directories."""
+    together, merged = tmp_path / "together", tmp_path / "merged"
+    for i, (name, doc) in enumerate(d for d in cells if d[1]):
+        for root in (together, tmp_path / f"job{i}"):
+            (root / name).mkdir(parents=True)
+            (root / name / "results.json").write_text(json.dumps(doc))
+        shutil.copytree(tmp_path / f"job{i}" / name, merged / name)
+    names = [arg for name, _ in cells for arg in ("--cell", name)]
+    for root in (together, merged):
+        assert matrix.main([str(root), *names, "--out", str(root / "MATRIX.md")]) == 0
+    assert (merged / "MATRIX.md").read_text() == (together / "MATRIX.md").read_text()
