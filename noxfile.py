@@ -154,9 +154,8 @@ def reference(session: nox.Session) -> None:
     """Regenerate docs/reference/: the default comparison's REPORT.md and plots, then the same on a throwaway
     PostgreSQL cluster in docs/reference/postgresql/ (~15 min). Commit what changed, with the run's environment."""
     install(session, DEFAULT_LOCK)
-    session.run("python", "-m", "experiments", "--out", "docs/reference", *quiet(), *session.posargs)
-    session.run("python", "-m", "experiments", "--db", "postgresql", "--out", "docs/reference/postgresql", *quiet(),
-                *session.posargs)
+    for db, out in (("sqlite", "docs/reference"), ("postgresql", "docs/reference/postgresql")):
+        session.run("python", "-m", "experiments", "--db", db, "--out", out, *quiet(), *session.posargs)
 
 
 @nox.session
