@@ -24,6 +24,7 @@ from experiments.harness import discovery, instruments, postgres
 from experiments.harness.serving import Database, serve
 from experiments.harness.watch import LOOP_BLOCKED_S, Watch
 from experiments.probes import KINDS, path_kinds
+from report.format import Row
 
 ROWS = pytest.StashKey[dict]()
 STARTED = pytest.StashKey[float]()
@@ -276,7 +277,7 @@ def _write_row(item, check_id: str, row: dict) -> None:
     if warned := WARNINGS.pop(item.nodeid, None):
         row["warnings"] = sorted(warned)[:10]
     kind = {"kind": item.callspec.params["kind"]} if "kind" in item.callspec.params else {}
-    out = {
+    out: Row = {
         "strategy": item.callspec.params["strategy"].id,
         "check": check_id,
         **kind,

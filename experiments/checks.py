@@ -17,6 +17,7 @@ import pytest
 
 from experiments.harness.watch import REQUEST_BOUND_S
 from experiments.probes import path_kinds
+from report.format import Check as CheckEntry
 
 CHECKS: dict[str, Check] = {}
 MODULES: dict[str, str] = {}  # check id -> the experiments module whose test measures it
@@ -48,7 +49,7 @@ class Check:
             return ()
         return tuple(dict.fromkeys(kind for route in self.routes for kind in path_kinds(route)))
 
-    def describe(self) -> dict:
+    def describe(self) -> CheckEntry:
         """The check as stored in the results file."""
         return {
             "id": self.id,

@@ -3,7 +3,8 @@
 A run that crashes or is interrupted leaves a valid file holding every row
 measured so far, with `"complete": false`; the report marks it incomplete.
 Environment metadata travels with the results (as pyperf does), so a number is
-never read apart from the machine and versions that produced it.
+never read apart from the machine and versions that produced it. Its shapes, SCHEMA and
+OUTCOMES are declared in report/format.py.
 """
 
 from __future__ import annotations
@@ -16,14 +17,9 @@ import re
 import subprocess
 from pathlib import Path
 
+from report.format import OUTCOMES, SCHEMA, Check, Document, Environment, KindPart, Row, Strategy
 from report.locks import installed, lock_state
 
-# The version of the results format. History:
-# 1: rows, checks, strategies, environment and the throughput cells
-# 2: ratio intervals from order statistics, with their confidence
-# 3: rows judged per kind of endpoint
-SCHEMA = 3
-OUTCOMES = ("passed", "failed", "error", "skipped")
 PACKAGES = (
     "fastapi",
     "starlette",
@@ -65,7 +61,7 @@ def _git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def environment(command: str, database: dict) -> dict:
+def environment(command: str, database: dict) -> Environment:
     """What was run and on what."""
     return {
         "python": platform.python_version(),
@@ -84,9 +80,9 @@ def environment(command: str, database: dict) -> dict:
 class ResultsFile:
     """Writer for a run in progress."""
 
-    def __init__(self, path: Path, environment: dict, strategies: list[dict], checks: list[dict]):
+    def __init__(self, path: Path, environment: Environment, strategies: list[Strategy], checks: list[Check]):
         self.path = Path(path)
-        self.doc = {
+        self.doc: Document = {
             "schema": SCHEMA,
             "complete": False,
             "environment": environment,
@@ -96,7 +92,7 @@ class ResultsFile:
         }
         self._write()
 
-    def add(self, row: dict) -> None:
+    def add(self, row: Row) -> None:
         if row.get("outcome") not in OUTCOMES:
             raise ValueError(f"row outcome must be one of {OUTCOMES}: {row!r}")
         self.doc["results"].append(row)
@@ -120,7 +116,7 @@ class ResultsFile:
         os.replace(tmp, self.path)
 
 
-def by_pair(rows: list[dict]) -> dict[tuple[str, str], dict]:
+def by_pair(rows: list[Row]) -> dict[tuple[str, str], Row]:
     """Rows keyed by (strategy, check); a later row for the same pair wins."""
     return {(r["strategy"], r["check"]): r for r in rows}
 
@@ -128,14 +124,14 @@ def by_pair(rows: list[dict]) -> dict[tuple[str, str], dict]:
 PRECEDENCE = ("failed", "error", "passed", "skipped")  # a row's outcome is the first its kinds have
 
 
-def combine(rows: list[dict]) -> dict:
+def combine(rows: list[Row]) -> Row:
     """One row from a check's rows per kind of endpoint: each under `kinds`, as measured; the row's own outcome the
     first of PRECEDENCE among them, its metrics theirs added up (numbers summed, flags or-ed, durations the
     longest), so that what reads a row without kinds reads what one pass over every route would have counted."""
     first = rows[0]
     kinds = {r["kind"]: {k: v for k, v in r.items() if k not in ("strategy", "check", "kind")} for r in rows}
     outcomes = {r["outcome"] for r in rows}
-    row = {
+    row: Row = {
         "strategy": first["strategy"],
         "check": first["check"],
         "outcome": next(o for o in PRECEDENCE if o in outcomes),
@@ -178,7 +174,7 @@ def _added(metrics: list[dict]) -> dict:
     return total
 
 
-def judged(row: dict, kind: str | None) -> dict:
+def judged(row: Row, kind: str | None) -> Row | KindPart:
     """The part of `row` that judges `kind` of endpoint (probes.KINDS): its own row under `kinds`, {} when that
     kind was not measured; the row itself for a check of the whole app, or when `kind` is None."""
     if kind is None or "kinds" not in row:
@@ -189,13 +185,13 @@ def judged(row: dict, kind: str | None) -> dict:
 HARNESS_METRICS = ("unanswered_requests", "requests_not_sent")  # added to any check's row by the harness
 
 
-def verdict_metrics(check: dict) -> list[str]:
+def verdict_metrics(check: Check) -> list[str]:
     """The metrics a check's verdict reads: its key metrics, those its rule names, then the harness's."""
     named = re.findall(r"\b([a-z][a-z0-9_]*) (?:=|<|>|<=|>=)", check.get("rule", ""))
     return list(dict.fromkeys([*check.get("key", []), *named, *HARNESS_METRICS]))
 
 
-def key_number(row: dict, keys: list[str]) -> str:
+def key_number(row: Row | KindPart, keys: list[str]) -> str:
     """`foreign_tag_seen=49`: the first of a check's key metrics that is not zero (else the first measured)."""
     metrics = row.get("metrics") or {}
     present = [k for k in keys if k in metrics]
@@ -206,7 +202,7 @@ def key_number(row: dict, keys: list[str]) -> str:
     return f"{chosen}={value:g}" if isinstance(value, float) else f"{chosen}={value}"
 
 
-def load(path: Path) -> dict:
+def load(path: Path) -> Document:
     """Read and check a results file."""
     path = Path(path)
     try:

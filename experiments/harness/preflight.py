@@ -28,6 +28,7 @@ from packaging.utils import canonicalize_name
 from experiments.harness import discovery
 from experiments.harness.discovery import Strategy
 from experiments.harness.processes import FORKS, exit_reason, kill_group, signals_interrupt
+from report.format import Strategy as StrategyEntry
 from report.locks import pins, python_markers
 
 TIMEOUT_S = 20.0  # a heavy library imports in 2-3 s here; a module still importing after this is stuck
@@ -49,7 +50,7 @@ class Preflight:
     def ready(self) -> bool:
         return self.outcome == "ready"
 
-    def describe(self) -> dict:
+    def describe(self) -> StrategyEntry:
         """The strategy as stored in the results file: the module, what it needs, and what it got."""
         return {
             **self.strategy.describe(),

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 from experiments.checks import MODULES, NEEDS_SERVER, Check
 from experiments.harness.discovery import ROOT, Strategy
 from experiments.harness.processes import FORKS, Interrupted, exit_reason, finishing_on_interrupt, kill_group
+from report.format import Document, Row
 from report.markdown import key_numbers
 from report.results import ResultsFile, by_pair, combine
 
@@ -70,7 +71,7 @@ class Run:
         if not self.quiet:
             print(line, flush=True)
 
-    def one(self, strategy: Strategy, check: Check, nice: int = 0) -> dict:
+    def one(self, strategy: Strategy, check: Check, nice: int = 0) -> Row:
         """Measure one strategy × check in a fresh process (at niceness `nice`); return its row."""
         if check.needs_server and self.db == "sqlite":  # known before starting anything
             return {"strategy": strategy.id, "check": check.id, "outcome": "skipped", "reason": NEEDS_SERVER,
@@ -118,7 +119,7 @@ class Run:
             self.live.discard(proc)
 
 
-def _error(strategy: Strategy, check: Check, reason: str, started: float, kind: str | None = None) -> dict:
+def _error(strategy: Strategy, check: Check, reason: str, started: float, kind: str | None = None) -> Row:
     return {
         "strategy": strategy.id,
         "check": check.id,
@@ -161,7 +162,7 @@ def lock(out: Path):
         yield
 
 
-def summary(row: dict, check: Check) -> str:
+def summary(row: Row, check: Check) -> str:
     """`passed (foreign_tag_seen=0)` or `ERROR: reason`, for the progress line."""
     mark = MARKS[row["outcome"]]
     if "metrics" in row:
@@ -169,7 +170,7 @@ def summary(row: dict, check: Check) -> str:
     return f"{mark}: {row.get('reason', '')}"
 
 
-def matrix(doc: dict) -> str:
+def matrix(doc: Document) -> str:
     """The summary matrix as plain text, for the end of a terminal run."""
     found = {pair: MARKS[row["outcome"]] for pair, row in by_pair(doc["results"]).items()}
     checks = [c["id"] for c in doc["checks"]]
@@ -181,7 +182,7 @@ def matrix(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def _unmeasured(preflight: Preflight, check: Check) -> dict:
+def _unmeasured(preflight: Preflight, check: Check) -> Row:
     """The row of a strategy that preflight found not ready: every check shares its one reason."""
     return {
         "strategy": preflight.strategy.id,

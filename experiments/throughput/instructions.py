@@ -49,6 +49,7 @@ from experiments.harness.serving import Database, serve
 from experiments.throughput import stats
 from experiments.throughput.baselines import DIR as BASELINES_DIR
 from experiments.throughput.sweep import KINDS
+from report.format import InstructionCell, Instructions
 
 
 @dataclass(frozen=True)
@@ -443,7 +444,7 @@ class Count:
                 cmd, cwd=discovery.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
             )
 
-    def result(self) -> dict:
+    def result(self) -> Instructions:
         """Wait for every process and read the counts: the `instructions` part of the results."""
         part = {"plan": asdict(self.plan), "warmup": self.plan.warmup, "apps": [a.describe() for a in self.apps]}
         if self.unavailable:
@@ -523,7 +524,7 @@ def _conditions(no_aslr: list[str]) -> dict:
     }
 
 
-def summarize(counts: dict, plan: Plan, apps) -> list[dict]:
+def summarize(counts: dict, plan: Plan, apps) -> list[InstructionCell]:
     """One cell per (app, kind, path, level): instructions per request over repeats, and per-repeat ratios to the baselines."""
     per: dict[tuple, dict[int, float]] = {}
     empty: dict[tuple, list[int]] = {}
@@ -541,7 +542,7 @@ def summarize(counts: dict, plan: Plan, apps) -> list[dict]:
                 per.setdefault(key, {})[repeat] = (counts[case["id"]] - zero) / case["requests"]
     cells = []
     for (app, kind, path, level), by_repeat in per.items():
-        cell = {
+        cell: InstructionCell = {
             "app": app,
             "kind": kind,
             "path": path,

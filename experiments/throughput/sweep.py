@@ -53,6 +53,7 @@ from experiments.harness.processes import exit_reason, finishing_on_interrupt, k
 from experiments.harness.serving import Database
 from experiments.throughput import baselines, hold, session_cost, stats
 from experiments.throughput.baselines import NO_DB, RAW
+from report.format import HoldRow, LoadHoldRow, Throughput, ThroughputCell
 
 # route kind -> (paths in order of preference, method, query string)
 KINDS = {
@@ -367,13 +368,13 @@ def python_client(worker: Worker):
     return measure
 
 
-def summarize(samples: dict, modes: tuple[str, ...]) -> list[dict]:
+def summarize(samples: dict, modes: tuple[str, ...]) -> list[ThroughputCell]:
     """One cell per (mode, app, kind, path, level): medians over rounds, spread, ratios to the baselines per round."""
     cells = []
     for (mode, app, kind, path, level), rounds in samples.items():
         rps = [s["rps"] for s in rounds]
         q1, q3 = stats.quartiles(rps)
-        cell = {
+        cell: ThroughputCell = {
             "mode": mode,
             "app": app,
             "kind": kind,
@@ -402,7 +403,7 @@ def _rps_by_round(rounds: list[dict] | None) -> dict | None:
     return dict(enumerate(s["rps"] for s in rounds)) if rounds else None
 
 
-def summarize_hold(samples: dict, order: list[str]) -> list[dict]:
+def summarize_hold(samples: dict, order: list[str]) -> list[HoldRow]:
     """One row per (app, kind, path) of the in-process hold batches (hold.batch() samples by round).
 
     `hold_ms` is the median over rounds of each round's median per-request hold, with median_interval()'s interval;
@@ -410,7 +411,7 @@ def summarize_hold(samples: dict, order: list[str]) -> list[dict]:
     shares are medians over rounds of each round's share of its whole hold time; `ceiling_rps` is what the median
     hold allows a pool of each size in hold.POOLS (None: nothing held, no bound).
     """
-    rows = []
+    rows: list[HoldRow] = []
     for (app, kind, path), by_round in samples.items():
         rounds = list(by_round.values())
         spread = stats.interval([s["hold_ms"] for s in rounds])
@@ -437,13 +438,13 @@ def summarize_hold(samples: dict, order: list[str]) -> list[dict]:
     return sorted(rows, key=lambda r: (kinds.index(r["kind"]), position.get(r["app"], len(position)), r["path"]))
 
 
-def summarize_under_load(samples: dict, sequential: list[dict]) -> list[dict]:
+def summarize_under_load(samples: dict, sequential: list[HoldRow]) -> list[LoadHoldRow]:
     """Server mode: per cell whose requests used a pool, the hold per request under load (the server's readings
     around each measurement, hold.window()), the pool capacity, the ceiling capacity ÷ hold, and whether the load
     generator's req/s stayed within it (× 1 + CEILING_TOLERANCE) in every round. `sequential_hold_ms` is the
     in-process sequential hold of the same app and path, when this run measured it."""
     quiet = {(r["app"], r["path"]): r["hold_ms"]["median"] for r in sequential}
-    rows = []
+    rows: list[LoadHoldRow] = []
     for (mode, app, kind, path, level), rounds in samples.items():
         readings = [(s["rps"], s["hold"]) for s in rounds if s.get("hold")]
         if mode != "server" or not any(h["connection_s"] > 0 for _, h in readings):
@@ -649,7 +650,9 @@ def attach(results, plan: Plan, preflights: list, server: Cluster | None, out: P
     return stop.complete
 
 
-def run(plan: Plan, strategies: list[discovery.Strategy], server: Cluster | None, out: Path, say, loadgen: str) -> dict:
+def run(
+    plan: Plan, strategies: list[discovery.Strategy], server: Cluster | None, out: Path, say, loadgen: str
+) -> Throughput:
     """Measure every app in every mode of the plan, then the session cost; the `throughput` part of the results."""
     started = time.monotonic()
     chosen = apps(strategies)
