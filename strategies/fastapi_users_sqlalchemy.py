@@ -3,23 +3,8 @@
 Written as fastapi-users' docs (https://fastapi-users.github.io/fastapi-users/, "Configuration /
 Databases / SQLAlchemy") and its example app show (https://github.com/fastapi-users/fastapi-users
 15.0.5, docs/configuration/databases/sqlalchemy.md and examples/sqlalchemy/; the adapter is
-https://github.com/fastapi-users/fastapi-users-db-sqlalchemy 7.0.0), `app/db.py`:
-
-    engine = create_async_engine(DATABASE_URL)
-    async_session_maker = async_sessionmaker(engine, expire_on_commit=False)
-
-    async def create_db_and_tables():
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-
-    async def get_async_session() -> AsyncGenerator[AsyncSession, None]:
-        async with async_session_maker() as session:
-            yield session
-
-    async def get_user_db(session: AsyncSession = Depends(get_async_session)):
-        yield SQLAlchemyUserDatabase(session, User)
-
-then `app/users.py`'s `UserManager`, JWT backend and `FastAPIUsers`, and `app/app.py`'s
+https://github.com/fastapi-users/fastapi-users-db-sqlalchemy 7.0.0), `app/db.py` (engine, `async_session_maker`, `create_db_and_tables`, `get_async_session`, `get_user_db`: copied
+below as the docs write them), then `app/users.py`'s `UserManager`, JWT backend and `FastAPIUsers`, and `app/app.py`'s
 lifespan (`await create_db_and_tables()`), its five `include_router` calls and its own
 endpoint on `@app.get`. The example `UserManager`'s `on_after_*` hooks, which only print,
 are left out. `SQLAlchemyUserDatabase` commits inside its own methods (`create`, `update`,
