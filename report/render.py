@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from report import answers, instructions, throughput
-from report.claims import CLAIMS, judge
+from report.claims import judge
 from report.markdown import KIND_NAMES, MARKS, MEASURED, cell, ready, table
 from report.results import by_pair, judged, verdict_metrics
+from report.thread_claims import CLAIMS
 
 
 def lock(state: dict | None) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from experiments.checks import NEEDS_SERVER, registry
 from experiments.harness import discovery
-from report import answers, claims, plots
+from report import answers, claims, plots, thread_claims
 from report.locks import LOCK_VARIABLE, lock_state
 from report.render import not_measured, render
 from report.results import SCHEMA, ResultsError, ResultsFile, by_pair, combine, judged, load
@@ -704,7 +704,7 @@ def test_a_declared_unserved_skip_is_the_finding_only_where_the_claim_says_so():
 
 
 def _claim(words: str) -> claims.Claim:
-    [found] = [c for c in claims.CLAIMS if words in c.quote]
+    [found] = [c for c in thread_claims.CLAIMS if words in c.quote]
     return found
 
 
@@ -728,7 +728,7 @@ def test_async_shutdown_claim_is_not_supported_when_sync_engines_leave_connectio
 def test_contextmanager_and_middleware_differ_where_they_differ():
     claim = _claim("almost exactly equivalent")
     pair = ("yield_dependency", "middleware")
-    outcomes = {(s, c): "passed" for s in pair for c in claims.EVERY_CHECK}
+    outcomes = {(s, c): "passed" for s in pair for c in thread_claims.EVERY_CHECK}
     outcomes[("middleware", "sessions_nobody_needed")] = "failed"
     metrics = {
         ("yield_dependency", "sessions_nobody_needed"): {"sessions_per_request": 0.0},
@@ -748,15 +748,15 @@ THREAD = {"acnebs", "sm-Fifteen", "dmontagu", "tiangolo"}
 
 def test_claims_name_known_ids():
     strategies, checks = {s.id for s in discovery.discover()}, set(registry())
-    for claim in claims.CLAIMS:
+    for claim in thread_claims.CLAIMS:
         for strategy, check in claim.pairs:
             assert strategy in strategies and check in checks, (claim.quote, strategy, check)
 
 
 def test_every_claim_is_quoted_attributed_and_tested_or_said_untested():
-    assert len(claims.CLAIMS) >= 13
-    assert len({c.quote for c in claims.CLAIMS}) == len(claims.CLAIMS)
-    for claim in claims.CLAIMS:
+    assert len(thread_claims.CLAIMS) >= 13
+    assert len({c.quote for c in thread_claims.CLAIMS}) == len(thread_claims.CLAIMS)
+    for claim in thread_claims.CLAIMS:
         assert claim.who in THREAD and claim.quote
         assert claim.says or claim.note, f"{claim.quote!r}: no expectation and no word on why nothing measures it"
         assert claims.judge(claim, []).verdict == "untested"
