@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from report import instructions, throughput
-from report.markdown import KIND_NAMES, MARKS, MEASURED, cell, ready
+from report.markdown import KIND_NAMES, MEASURED, SYMBOLS, cell, ready
 from report.results import judged, key_number, verdict_metrics
 
 APPS = {  # the kinds of app a reader has -> the kinds of endpoint (probes.KINDS) it has
@@ -72,7 +72,7 @@ def _against(vs: list[Verdict]) -> list[Verdict]:
 def _failure_line(v: Verdict, kinds: tuple[str, ...], keys: dict) -> str:
     if v.row.get("outcome") == "failed":
         return f"  - ❌ {name(v, kinds)}: {cell(key_number(v.row, keys[v.check]))}"
-    return f"  - {MARKS[v.row.get('outcome')]} {name(v, kinds)}: {cell(v.row.get('reason') or 'not run')}"
+    return f"  - {SYMBOLS[v.row.get('outcome')]} {name(v, kinds)}: {cell(v.row.get('reason') or 'not run')}"
 
 
 def _quote(strategy: dict, kinds: tuple[str, ...]) -> list[str]:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-MARKS = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "➖", None: "—"}
+SYMBOLS = {
+    "passed": "✅",
+    "failed": "❌",
+    "error": "⚠️",
+    "skipped": "➖",
+    None: "—",
+}  # an outcome as the report shows it
 KIND_NAMES = {"def": "`def`", "async": "`async def`"}  # the kinds of endpoint a row's `kinds` judge apart
 MEASURED = ("passed", "failed", "error")  # outcomes of a check that ran on the strategy (not skipped, not unrun)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from report.markdown import MARKS, cell, key_numbers, table
+from report.markdown import SYMBOLS, cell, key_numbers, table
 from report.render import lock
 from report.results import ResultsError, by_pair, load
 
@@ -151,9 +151,9 @@ def _difference(strategy: str, check: dict, rows: dict, values: dict[str, str], 
     if check.get("exclusive") and "No known" in why:
         why += " Its numbers are timings: a re-run of the cells tells noise from a change."
     marks = [
-        " ".join(filter(None, [MARKS[row["outcome"]], key_numbers(row.get("metrics") or {}, check.get("key", []))]))
+        " ".join(filter(None, [SYMBOLS[row["outcome"]], key_numbers(row.get("metrics") or {}, check.get("key", []))]))
         if row
-        else MARKS[None]
+        else SYMBOLS[None]
         for row in rows.values()
     ]
     return [f"`{strategy}`", f"`{check['id']}`", *marks, cell(where), cell(why)]
@@ -165,10 +165,10 @@ def _zeros(metrics: dict, keys: list[str]) -> str:
 
 
 def _counts(doc: dict) -> str:
-    tally = {o: 0 for o in MARKS if o}
+    tally = {o: 0 for o in SYMBOLS if o}
     for row in by_pair(doc["results"]).values():
         tally[row["outcome"]] += 1
-    return " ".join(f"{MARKS[o]}{n}" for o, n in tally.items() if n)
+    return " ".join(f"{SYMBOLS[o]}{n}" for o, n in tally.items() if n)
 
 
 def versions(cells: list[tuple[str, dict | None]]) -> list[str]:
@@ -271,7 +271,7 @@ def render(cells: list[tuple[str, dict | None]], base: str = "matrix") -> str:
             groups.setdefault((s, o, reason, tuple(cs)), []).append(n)
         for (s, o, reason, cs), ns in groups.items():
             which = ", ".join(f"`{c}`" for c in cs) if len(cs) <= 3 else f"{len(cs)} checks"
-            out.append(f"- `{s}` in {', '.join(f'`{n}`' for n in ns)}: {MARKS[o]} {which}: {cell(reason)}")
+            out.append(f"- `{s}` in {', '.join(f'`{n}`' for n in ns)}: {SYMBOLS[o]} {which}: {cell(reason)}")
     missing = [name for name, doc in cells if not doc]
     if missing:
         out += [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from report import answers, instructions, throughput
 from report.claims import judge
-from report.markdown import KIND_NAMES, MARKS, MEASURED, cell, ready, table
+from report.markdown import KIND_NAMES, MEASURED, SYMBOLS, cell, ready, table
 from report.results import by_pair, judged, verdict_metrics
 from report.thread_claims import CLAIMS
 
@@ -72,7 +72,9 @@ def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]
         metrics = row.get("metrics") or {}
         text = row.get("evidence") or row.get("reason") or ("" if row else "not run")
         conditions = [pools(row.get("conditions"))] if declared else []
-        body.append([label, MARKS[row.get("outcome")], *conditions, *(cell(metrics.get(n)) for n in names), cell(text)])
+        body.append(
+            [label, SYMBOLS[row.get("outcome")], *conditions, *(cell(metrics.get(n)) for n in names), cell(text)]
+        )
     bound = check.get("request_bound_s")
     harness = (
         f"; and, as for every check, a request left unanswered for {bound:g} s (or not sent once the app had "
@@ -112,7 +114,7 @@ def strategy_line(s: dict, rows: list[dict]) -> str:
 SCOPES = {**{kind: f"{name} endpoints" for kind, name in KIND_NAMES.items()}, None: "The app as a whole"}
 
 
-def matrix(strategies: list[dict], checks: list[dict], found: dict) -> list[str]:
+def verdict_table(strategies: list[dict], checks: list[dict], found: dict) -> list[str]:
     """One table per kind of endpoint and one for the whole app: marks only, a column per check that judges it,
     failures and errors counted per strategy; strategies that serve none of a kind's routes named under it."""
     out = []
@@ -131,7 +133,7 @@ def matrix(strategies: list[dict], checks: list[dict], found: dict) -> list[str]
                     f"`{cell(s['id'])}`",
                     str(outcomes.count("failed")),
                     str(outcomes.count("error")),
-                    *(MARKS[o] for o in outcomes),
+                    *(SYMBOLS[o] for o in outcomes),
                 ]
             )
         names = [c.get("column") or c["id"] for c in columns]
@@ -165,10 +167,10 @@ def not_measured(strategies: list[dict], checks: list[dict], found: dict) -> lis
         return []
     out = ["Not measured:", ""]
     for (outcome, reason), ids in whole.items():
-        out.append(f"- {MARKS[outcome]} every check for {', '.join(f'`{i}`' for i in ids)}: {reason}")
+        out.append(f"- {SYMBOLS[outcome]} every check for {', '.join(f'`{i}`' for i in ids)}: {reason}")
     for (outcome, check, reason), ids in groups.items():
         who = "every strategy" if len(ids) == len(measured) > 1 else ", ".join(f"`{i}`" for i in ids)
-        out.append(f"- {MARKS[outcome]} `{check}` for {who}: {reason}")
+        out.append(f"- {SYMBOLS[outcome]} `{check}` for {who}: {reason}")
     return out + [""]
 
 
@@ -238,7 +240,7 @@ def render(doc: dict, extra: list[str] = (), matrix_link: bool = False) -> str:
         banner += [">"] * bool(banner) + [f"> Note: {doc['note']}"]
     out += banner + [""] * bool(banner)
     out += answers.section(doc, found)
-    out += ["## Verdicts", "", *matrix(strategies, checks, found), *not_measured(strategies, checks, found)]
+    out += ["## Verdicts", "", *verdict_table(strategies, checks, found), *not_measured(strategies, checks, found)]
     out += ["## Environment", "", *environment(doc["environment"], matrix_link), "", "Strategies:", ""]
     out += [strategy_line(s, [r for r in rows if r["strategy"] == s["id"]]) for s in strategies]
     out += [""]
