@@ -33,7 +33,10 @@ WARNINGS: dict[str, set[str]] = {}  # test node id -> what the strategy (or a li
 
 def pytest_addoption(parser):
     group = parser.getgroup("sessionbench")
-    group.addoption("--strategy", action="append", default=[], help="run only this strategy (repeatable)")
+    group.addoption(
+        "--strategy", action="append", default=[],
+        help="run only this strategy: a module name in --strategies-dir, or a module file anywhere (repeatable)",
+    )  # fmt: skip
     group.addoption("--strategies-dir", default=str(discovery.DEFAULT_DIR), help="where strategy modules live")
     group.addoption("--check", action="append", default=[], help="run only this check id (repeatable)")
     group.addoption(
@@ -62,11 +65,20 @@ def pytest_configure(config):
 
 
 def _strategies(config) -> list[discovery.Strategy]:
-    found = discovery.discover(Path(config.getoption("strategies_dir")))
+    """The strategies named by `--strategy` (module files as they are, other names looked up in --strategies-dir),
+    in the order named; all of --strategies-dir when none is."""
+    names = config.getoption("strategy")
+    files = {n: discovery.at(Path(n)) for n in names if n.endswith(".py") and Path(n).is_file()}
     try:
-        return discovery.select(found, config.getoption("strategy"))
+        found = discovery.select(
+            discovery.discover(Path(config.getoption("strategies_dir"))), [n for n in names if n not in files]
+        )
     except discovery.UnknownStrategy as exc:
         raise pytest.UsageError(str(exc)) from None
+    if not files:
+        return found
+    by_name = {s.id: s for s in found}
+    return [files[n] if n in files else by_name[n] for n in dict.fromkeys(names)]
 
 
 def pytest_generate_tests(metafunc):

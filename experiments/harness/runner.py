@@ -52,7 +52,6 @@ class Busy(Exception):
 @dataclass
 class Run:
     out: Path
-    strategies_dir: Path
     db: str
     timeout_s: float | None  # overrides each check's own timeout when set
     quiet: bool = False
@@ -86,7 +85,7 @@ class Run:
             "-q", "-p", "no:cacheprovider", "-p", "anyio.pytest_plugin",
             "--assert=plain",  # checks assert nothing; their modules are already imported by the fork server
             "-W", "default",  # the strategy's warnings are shown and recorded in its row, never raised
-            "--strategies-dir", str(self.strategies_dir), "--strategy", strategy.id, "--check", check.id,
+            "--strategy", str(strategy.path), "--check", check.id,
             "--db", self.db, "--rows", str(rows), "--basetemp", str(self.work / name), "--time-limit", str(timeout),
         ]  # fmt: skip
         started, found, left = time.monotonic(), [], list(check.kinds)
