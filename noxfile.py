@@ -127,6 +127,25 @@ def compare(session: nox.Session) -> None:
 
 
 @nox.session
+def audit(session: nox.Session) -> None:
+    """Your own app as a row beside the built-in ones, without rewriting it; writes results/audit/REPORT.md.
+
+    `nox -s audit -- myapp.main:app --session myapp.deps:get_db --env MYAPP_DATABASE_URL={DATABASE_URL}`: the app is
+    imported from the folder nox was started in (or `--app-dir DIR`), `--requirements FILE` installs what it needs
+    next to the pinned harness, and the other arguments go to `python -m experiments --audit` (`-- --help`).
+    """
+    install(session, DEFAULT_LOCK)
+    posargs = list(session.posargs)
+    while "--requirements" in posargs[:-1]:
+        at = posargs.index("--requirements")
+        session.install("-r", str(Path(session.invoked_from, posargs[at + 1])))
+        del posargs[at : at + 2]
+    audited = ["--audit", posargs.pop(0)] if posargs and not posargs[0].startswith("-") else []
+    where = ["--app-dir", session.invoked_from, "--out", "results/audit"]
+    session.run("python", "-m", "experiments", *where, *audited, *quiet(), *posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """The full throughput sweep, in-process and over uvicorn (~25 min), then instructions per request under valgrind
     on every route (8-12 min), no correctness checks: writes results/bench/.

@@ -8,13 +8,15 @@ a report marked incomplete are still written), 1 when the harness itself broke.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from contextlib import ExitStack, closing
+from dataclasses import dataclass
 from pathlib import Path
 
 from experiments import checks
-from experiments.harness import discovery, postgres, preflight
+from experiments.harness import audit, discovery, postgres, preflight
 from experiments.harness.processes import Interrupted, finishing_on_interrupt
 from experiments.harness.runner import Busy, Run, lock, matrix, run
 from experiments.harness.serving import describe_backend
@@ -51,6 +53,30 @@ def _args(argv: list[str]) -> argparse.Namespace:
         help="strategy × check pairs measured at once (default 4: most wait on sleeps and I/O; checks that time things always run alone)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    audit = parser.add_argument_group(
+        "auditing an app of yours (nox -s audit -- APP ...): its row beside the strategies chosen above"
+    )
+    audit.add_argument("--audit", metavar="MODULE:APP", help="the FastAPI app to measure, e.g. myapp.main:app")
+    audit.add_argument(
+        "--session", action="append", default=[], metavar="MODULE:DEPENDENCY",
+        help="the dependency its endpoints take the session from (a callable, an Annotated alias or Depends(...)); "
+        "one giving a Session and one giving an AsyncSession where the app has both",
+    )  # fmt: skip
+    audit.add_argument(
+        "--session-from", action="append", default=[], metavar="MODULE:GETTER",
+        help="instead, a callable returning the request's session, given the Request or nothing "
+        "(for a session kept by middleware, in request.state or a registry)",
+    )  # fmt: skip
+    audit.add_argument(
+        "--env", action="append", default=[], metavar="NAME=TEMPLATE",
+        help="a setting of the app pointed at the harness's database, e.g. MYAPP_DATABASE_URL={DATABASE_URL} "
+        "(fields: {DATABASE_URL}, {ASYNC_DATABASE_URL})",
+    )  # fmt: skip
+    audit.add_argument(
+        "--scope", choices=("request", "function"),
+        help="the Depends(scope=...) the app's routes give --session dependencies (FastAPI 0.121+; default: FastAPI's)",
+    )  # fmt: skip
+    audit.add_argument("--app-dir", type=Path, help="the folder the app imports from (default: the current one)")
     sweep.add_arguments(parser)
     instructions.add_arguments(parser)
     return parser.parse_args(argv)
@@ -65,92 +91,128 @@ def _server(db: str, stack: ExitStack) -> postgres.Cluster | None:
     return postgres.existing_server(db)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The run's shape, read once from the command line and passed on: the checks, the throughput pass, the
+    instruction count, and whether the count shares the machine with the other parts."""
+
+    checks: list
+    throughput: sweep.Plan | None
+    counting: instructions.Plan | None
+
+    @classmethod
+    def of(cls, args) -> Plan:
+        return cls([] if args.no_checks else checks.select(args.check), sweep.plan(args), instructions.plan(args))
+
+    @property
+    def count_beside(self) -> bool:
+        """Whether the count may run beside other work: its plan says so, and no server-mode sweep needs both
+        cores."""
+        return (
+            self.counting is not None
+            and self.counting.beside_throughput
+            and (self.throughput is None or self.throughput.modes == ("inprocess",))
+        )
+
+
 class _Counter:
     """Starts the instruction count, once, and hands it out (None when not counting). Started as soon as the checks
     leave a core to spare (instruction counts do not depend on load), or by the cost side."""
 
-    def __init__(self, args, preflights: list[preflight.Preflight], server, say, stack: ExitStack):
-        self.args, self.preflights, self.server, self.say, self.stack = args, preflights, server, say, stack
-        self.plan, self.count = instructions.plan(args), None
+    def __init__(self, plan: Plan, preflights: list[preflight.Preflight], server, out: Path, say, stack: ExitStack):
+        self.plan, self.preflights, self.server, self.out, self.say, self.stack = (
+            plan.counting, preflights, server, out, say, stack
+        )  # fmt: skip
+        self.count = None
 
     def __call__(self) -> instructions.Count | None:
         if self.plan is not None and self.count is None:
             apps = sweep.apps([p.strategy for p in self.preflights if p.ready])
             self.count = self.stack.enter_context(
-                closing(instructions.Count(apps, self.plan, self.server, self.args.out, self.say))
+                closing(instructions.Count(apps, self.plan, self.server, self.out, self.say))
             )
             self.count.start()
         return self.count
 
 
-def _shares_the_machine(args) -> bool:
-    """Whether the count may run beside other work: its plan says so, and no server-mode sweep needs both cores."""
-    throughput, counting = sweep.plan(args), instructions.plan(args)
-    return (
-        counting is not None
-        and counting.beside_throughput
-        and (throughput is None or throughput.modes == ("inprocess",))
-    )
-
-
-def _cost(args, preflights: list[preflight.Preflight], server, say, results, count) -> bool:
+def _cost(plan: Plan, args, preflights: list[preflight.Preflight], server, say, results, count) -> bool:
     """The cost side, after the checks: throughput, and instructions per request (False when interrupted).
 
     A count that may share the machine has been started by the checks (`count`), or starts now, one process at
     a time on the core the in-process throughput pass leaves idle; a bigger one, or one next to a server-mode
     sweep (which needs both cores), runs after the sweep, so as not to disturb the wall clock.
     """
-    throughput, counting = sweep.plan(args), instructions.plan(args)
-    beside = _shares_the_machine(args)
     # The parts handle their own interruptions; this covers the moments between them.
     with finishing_on_interrupt(
         results, lambda exc: f"interrupted by {exc} during the cost measurements (throughput, instructions)"
     ) as stop:
-        started = count() if beside else None
-        if throughput and not sweep.attach(results, throughput, preflights, server, args.out, say, args.loadgen):
+        started = count() if plan.count_beside else None
+        if plan.throughput and not sweep.attach(
+            results, plan.throughput, preflights, server, args.out, say, args.loadgen
+        ):
             return False
-        if counting:
-            alongside = "counted beside the correctness checks and the throughput pass" if beside else None
+        if plan.counting:
+            alongside = "counted beside the correctness checks and the throughput pass" if plan.count_beside else None
             return instructions.attach(results, started or count(), alongside, preflight.failed(preflights))
     return stop.complete
 
 
 def _measure(
-    args, settings: Run, preflights: list[preflight.Preflight], chosen: list, server, results, stack: ExitStack
+    plan: Plan, args, settings: Run, preflights: list[preflight.Preflight], server, results, stack: ExitStack
 ) -> bool:
     """The checks, then the cost side; False when interrupted (every row so far is kept, the note says when)."""
-    count = _Counter(args, preflights, server, settings.say, stack)
+    count = _Counter(plan, preflights, server, args.out, settings.say, stack)
 
     def between(exc) -> str:
         counting = " while instructions were being counted" if count.count is not None else ""
         return f"interrupted by {exc} between two parts of the run{counting}"
 
     with finishing_on_interrupt(results, between) as stop:  # the parts handle their own; this covers between them
-        complete = run(settings, preflights, chosen, results, count if _shares_the_machine(args) else None)
+        complete = run(settings, preflights, plan.checks, results, count if plan.count_beside else None)
         if complete and any(p.ready for p in preflights):
-            complete = _cost(args, preflights, server, settings.say, results, count)
+            complete = _cost(plan, args, preflights, server, settings.say, results, count)
         return complete
     return stop.complete
+
+
+def _audited(args) -> audit.Spec | None:
+    """The app to audit, checked for form; its folder goes on the import path of this run and its processes."""
+    if not args.audit:
+        if args.session or args.session_from or args.env or args.scope:
+            raise audit.AuditError("--session, --session-from, --env and --scope belong to --audit MODULE:APP")
+        return None
+    app_dir = (args.app_dir or Path.cwd()).resolve()
+    if not app_dir.is_dir():
+        raise audit.AuditError(f"--app-dir {args.app_dir}: no such folder")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(app_dir), os.environ.get("PYTHONPATH")]))
+    sys.path.insert(0, str(app_dir))
+    return audit.spec(args.audit, args.session, args.session_from, args.env, app_dir, args.scope)
 
 
 def main(argv: list[str]) -> int:
     args = _args(argv)
     try:
-        strategies = discovery.select(discovery.discover(args.strategies_dir), args.strategy)
-        chosen = [] if args.no_checks else checks.select(args.check)
-    except (discovery.UnknownStrategy, checks.UnknownCheck) as exc:
+        audited = _audited(args)
+        # `--strategy <the audited row's id>` alone: that row without any built-in one beside it
+        names = [n for n in args.strategy if audited is None or n != audited.id]
+        strategies = (
+            [] if args.strategy and not names else discovery.select(discovery.discover(args.strategies_dir), names)
+        )
+        plan = Plan.of(args)
+    except (discovery.UnknownStrategy, checks.UnknownCheck, audit.AuditError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not strategies:
+    if not strategies and audited is None:
         print(f"error: no strategy modules in {args.strategies_dir}", file=sys.stderr)
         return 2
 
     try:
         with lock(args.out), ExitStack() as stack:
             server = _server(args.db, stack)
+            if audited is not None:
+                strategies = [discovery.at(audit.prepare(audited, server, args.out)), *strategies]
             settings = Run(
                 args.out,
-                args.strategies_dir,
                 server.admin_url if server else "sqlite",
                 args.timeout,
                 args.quiet,
@@ -163,18 +225,19 @@ def main(argv: list[str]) -> int:
                     " ".join(["python -m experiments", *map(shlex.quote, argv)]), describe_backend(server)
                 ),
                 strategies=[p.describe() for p in preflights],
-                checks=[c.describe() for c in chosen],
+                checks=[c.describe() for c in plan.checks],
             )
             where = f"PostgreSQL {server.version}" if server else "SQLite"
             print(
-                f"{len(strategies)} strategies × {len(chosen)} checks on {where}, each in its own process", flush=True
+                f"{len(strategies)} strategies × {len(plan.checks)} checks on {where}, each in its own process",
+                flush=True,
             )
-            complete = _measure(args, settings, preflights, chosen, server, results, stack)
+            complete = _measure(plan, args, settings, preflights, server, results, stack)
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc, matrix_link=(args.out / "MATRIX.md").exists()))
             print(matrix(results.doc), flush=True)
-    except (Busy, postgres.DatabaseUnreachable, postgres.PostgresNotFound) as exc:
+    except (Busy, postgres.DatabaseUnreachable, postgres.PostgresNotFound, audit.AuditError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Interrupted):

@@ -133,7 +133,7 @@ def _where(exc: BaseException, path: Path) -> str:
     return f" (line {frames[-1].lineno})" if frames else ""
 
 
-def _forget_models(module) -> None:
+def forget_models(module) -> None:
     """Take the mapped classes an earlier import of `module` declared out of their MetaData and registry, so that
     importing it again declares them afresh: SQLModel's `table=True` models share `SQLModel.metadata`, where a
     second table of the same name raises "Table ... is already defined". The earlier app keeps its own mapping:
@@ -154,7 +154,7 @@ def _forget_models(module) -> None:
 def load(strategy: Strategy):
     """Import the strategy fresh and return its module, or raise ContractError."""
     if (earlier := sys.modules.get(strategy.module)) is not None:
-        _forget_models(earlier)
+        forget_models(earlier)
     spec = importlib.util.spec_from_file_location(strategy.module, strategy.path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[strategy.module] = module

@@ -1,0 +1,554 @@
+"""An existing app measured as a row, without rewriting it: `python -m experiments --audit myapp.main:app`.
+
+The app keeps its own lifespan, middleware, engine and dependencies; the probe
+routes of experiments/probes.py are added in front of its own routes, and take
+their session where the app's endpoints take theirs: from a `Depends` callable
+(sync or async, a generator or not), an `Annotated[..., Depends(...)]` alias, or
+a getter called with the request, for apps whose session lives in middleware,
+`request.state` or a registry. The app reads its database from its own setting,
+which `--env NAME={DATABASE_URL}` points at the harness's database.
+
+Before the run, `resolve` calls each session source once, in a process of its
+own, against a database of the run's backend, and learns what it gives (a
+`Session` or an `AsyncSession`), whether that session reaches the harness's
+database (the setting may never have reached the engine: the app connected
+elsewhere), and whether the app commits after the endpoint (a row the endpoint
+only flushed is there afterwards). `write_strategy` records those facts in a
+strategy module in the run's output; every check imports it like any other, and
+it calls `mount`.
+
+Not `from __future__ import annotations`: the probe endpoints are closures, and FastAPI reads their annotations
+(`Depends(load_user)` of a local function) as objects.
+"""
+
+import importlib
+import inspect
+import json
+import os
+import re
+import sys
+import tempfile
+import traceback
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any, get_origin
+
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, params
+from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from experiments import probes
+from experiments.harness import discovery
+from experiments.harness.processes import FORKS, exit_reason, kill_group
+
+TIMEOUT_S = 60.0  # importing the app, entering its lifespan and one request; a stuck app is killed after this
+FIELDS = ("DATABASE_URL", "ASYNC_DATABASE_URL")  # what an --env template may name: the harness's URLs for the app
+PREFIX = "/_sessionbench"  # where resolve's own routes go, away from the app's
+SYNC_ONLY = "the app gives `def` endpoints no Session: its session source gives an AsyncSession"
+
+
+class AuditError(Exception):
+    """The app cannot be audited as given; the message is one line naming what and the fix."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the app's endpoints get a session: `target` ("module:attribute") is a dependency, or a getter."""
+
+    target: str
+    getter: bool = False
+    scope: str | None = None  # a dependency's `Depends(scope=...)` (FastAPI 0.121+), when the app's routes give one
+    kind: str | None = None  # "Session" or "AsyncSession", once resolved
+    commits: bool = False  # the app commits after the endpoint (dependency teardown, middleware), once resolved
+
+    @property
+    def flag(self) -> str:
+        return f"{'--session-from' if self.getter else '--session'} {self.target}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the user named: the app, its session sources, and the settings that point it at the database."""
+
+    app: str
+    sources: tuple[Source, ...]
+    env: tuple[tuple[str, str], ...] = ()  # (setting, template over FIELDS)
+    app_dir: str | None = None  # put first on the import path, for the app and every process the run starts
+
+    @property
+    def id(self) -> str:
+        return "audit_" + re.sub(r"\W+", "_", self.app).strip("_")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Spec":
+        raw = json.loads(text)
+        return cls(
+            raw["app"],
+            tuple(Source(**s) for s in raw["sources"]),
+            tuple(map(tuple, raw["env"])),
+            raw["app_dir"],
+        )
+
+
+def spec(
+    app: str, sessions: list[str], getters: list[str], env: list[str], app_dir: Path | None, scope: str | None = None
+) -> Spec:
+    """The command line's audit options, checked for form (one-line AuditError), nothing imported yet."""
+    for target in [app, *sessions, *getters]:
+        if not re.fullmatch(r"[\w.]+:[\w.]+", target):
+            raise AuditError(f"{target!r}: name it as module:attribute, e.g. myapp.main:app or myapp.deps:get_db")
+    if not sessions and not getters:
+        raise AuditError(
+            f"{app}: say where its endpoints get a session: --session myapp.deps:get_db (a dependency) "
+            "or --session-from myapp.db:current_session (a getter called with the request)"
+        )
+    settings = []
+    for item in env:
+        name, sep, template = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise AuditError(f"--env {item!r}: write NAME=TEMPLATE, e.g. MYAPP_DATABASE_URL={{DATABASE_URL}}")
+        try:
+            template.format_map(dict.fromkeys(FIELDS, ""))
+        except (KeyError, ValueError, IndexError) as exc:
+            known = ", ".join(f"{{{f}}}" for f in FIELDS)
+            raise AuditError(f"--env {item!r}: unknown field {exc}; a template may name {known}") from None
+        settings.append((name, template))
+    sources = tuple(Source(t, scope=scope) for t in sessions) + tuple(Source(t, getter=True) for t in getters)
+    return Spec(app, sources, tuple(settings), str(app_dir.resolve()) if app_dir else None)
+
+
+def _use_app_dir(spec: Spec) -> None:
+    if spec.app_dir and spec.app_dir not in sys.path:
+        sys.path.insert(0, spec.app_dir)
+
+
+def _apply_env(spec: Spec) -> None:
+    """The app's own settings, pointed at this process's database (the harness sets FIELDS per check)."""
+    for name, template in spec.env:
+        os.environ[name] = template.format_map(os.environ)
+
+
+def _object(target: str):
+    module, _, attribute = target.partition(":")
+    try:
+        found = importlib.import_module(module)
+    except Exception as exc:  # whatever the app raises on import
+        line = (str(exc).splitlines() or [""])[0]
+        raise AuditError(
+            f"{target}: {module} does not import ({type(exc).__name__}: {line}); run from the app's folder "
+            "or pass --app-dir, and install what it needs into the session's environment"
+        ) from None
+    for name in attribute.split("."):
+        if not hasattr(found, name):
+            raise AuditError(f"{target}: {module} has no {attribute}")
+        found = getattr(found, name)
+    return found
+
+
+def _app(spec: Spec) -> FastAPI:
+    app = _object(spec.app)
+    if not isinstance(app, FastAPI):
+        raise AuditError(f"{spec.app} is a {type(app).__name__}, not a FastAPI application; name the app object")
+    return app
+
+
+def _annotation(source: Source):
+    """The parameter annotation that gives an endpoint the dependency's session, with the user's Depends options."""
+    found = _object(source.target)
+    if get_origin(found) is Annotated:
+        return found
+    if isinstance(found, params.Depends):
+        return Annotated[Any, found]
+    if callable(found):
+        return Annotated[Any, Depends(found, scope=source.scope) if source.scope else Depends(found)]
+    raise AuditError(f"{source.target} is a {type(found).__name__}: name a dependency, or an Annotated[..., Depends()]")
+
+
+def _getter(source: Source):
+    """The getter as a function of the request, whether it takes one or not."""
+    found = _object(source.target)
+    if not callable(found):
+        raise AuditError(f"{source.target} is a {type(found).__name__}, not a callable returning the session")
+    try:
+        required = [
+            p for p in inspect.signature(found).parameters.values()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]  # fmt: skip
+    except (TypeError, ValueError):  # no signature to read: given the request
+        required = [None]
+    return found if required else lambda request: found()
+
+
+def _wired(endpoint, source: Source):
+    """`endpoint` with its `db` parameter given by `source`: a dependency FastAPI resolves, or a getter the endpoint
+    calls with the request (so that the route's dependency tree stays the app's own)."""
+    signature = inspect.signature(endpoint)
+    others = [p for p in signature.parameters.values() if p.name != "db"]
+    if not source.getter:
+        db = inspect.Parameter("db", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_annotation(source))
+        endpoint.__signature__ = signature.replace(parameters=[*others, db])
+        return endpoint
+    getter = _getter(source)
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
+    if inspect.iscoroutinefunction(endpoint):
+
+        async def wired(request, **kwargs):
+            return await endpoint(db=getter(request), **kwargs)
+    else:
+
+        def wired(request, **kwargs):
+            return endpoint(db=getter(request), **kwargs)
+
+    wired.__name__ = wired.__qualname__ = endpoint.__name__
+    wired.__signature__ = signature.replace(parameters=[*others, request])
+    return wired
+
+
+def _calls(dependant) -> set:
+    """Every callable in a route's dependency tree."""
+    found, todo = set(), [dependant]
+    while todo:
+        node = todo.pop()
+        if node is not None:
+            found.add(node.call)
+            todo += node.dependencies
+    return found
+
+
+def route_class(app: FastAPI, sources: tuple[Source, ...]) -> type[APIRoute]:
+    """The route class of the app's own endpoints that take a session from `sources` (of all its endpoints where none
+    does), the most common one: a route class may commit after the endpoint (Polar's `AutoCommitAPIRoute`), and the
+    probes must be routed as the app's endpoints are."""
+    wanted = {_annotation(s).__metadata__[-1].dependency for s in sources if not s.getter}
+    routes = [o for _, r in discovery.walk(app) if isinstance(o := getattr(r, "original_route", r), APIRoute)]
+    taking = [r for r in routes if wanted & _calls(getattr(r, "dependant", None))]
+    counted = Counter(type(r) for r in taking or routes)
+    return counted.most_common(1)[0][0] if counted else APIRoute
+
+
+def _in_front(app: FastAPI, router: APIRouter) -> None:
+    """Include `router` ahead of the app's own routes: Starlette answers with the first route that matches, and
+    discovery takes the first probe route it finds, so the added ones are measured even where the app has routes
+    at the same paths (a built-in strategy audited)."""
+    before = len(app.router.routes)
+    app.include_router(router)
+    added = app.router.routes[before:]
+    del app.router.routes[before:]
+    app.router.routes[:0] = added
+
+
+async def _commit(db) -> None:
+    await db.commit() if isinstance(db, AsyncSession) else db.commit()
+
+
+def _probe_router(def_side: Source | None, async_side: Source, route: type[APIRoute]) -> APIRouter:
+    """The route contract of experiments/probes.py, `def` endpoints on `def_side`'s session (left out when the app
+    has none), `async def` ones on `async_side`'s; a probe commits unless the app commits after the endpoint."""
+    router = APIRouter(route_class=route)
+    if def_side is not None:
+        commit = not def_side.commits
+
+        def load_user(db) -> int:
+            return probes.session_key(db)
+
+        def current_user(db) -> int:
+            return probes.current_user(db)
+
+        load_user, current_user = _wired(load_user, def_side), _wired(current_user, def_side)
+
+        def sync_tag(tag: str, delay: float, query: bool, db):
+            return probes.tag(db, tag, delay, query)
+
+        def same(user: Annotated[int, Depends(load_user)], db):
+            return probes.same_session(user, db)
+
+        def sync_write(key: str, fail: bool, delay: float, db):
+            return probes.write(db, key, fail, delay, commit=commit)
+
+        def nodb():
+            return probes.no_database()
+
+        def sync_model(delay: float, db):
+            return probes.load_note(db, delay)
+
+        def sync_user(delay: float, user: Annotated[int, Depends(current_user)]):
+            return probes.greet(user, delay)
+
+        def sync_conflict(key: str, db):
+            result = probes.add_conflicting(db, key)
+            if commit:
+                db.commit()
+            return result
+
+        def sync_stream(chunks: int, delay: float, db):
+            return StreamingResponse(probes.stream(db, chunks, delay), media_type="application/x-ndjson")
+
+        def sync_background(key: str, tasks: BackgroundTasks, db):
+            tasks.add_task(probes.write_later, db, key)
+            return {"key": key}
+
+        def sync_created(key: str, db):
+            return probes.create(db, key, commit=commit)
+
+        router.get("/sync/tag")(_wired(sync_tag, def_side))
+        router.get("/same")(_wired(same, def_side))
+        router.post("/sync/write")(_wired(sync_write, def_side))
+        router.get("/nodb")(nodb)
+        router.get("/sync/model", response_model=probes.NoteOut)(_wired(sync_model, def_side))
+        router.get("/sync/user")(sync_user)
+        router.post("/sync/conflict")(_wired(sync_conflict, def_side))
+        router.get("/sync/stream")(_wired(sync_stream, def_side))
+        router.post("/sync/background")(_wired(sync_background, def_side))
+        router.post("/sync/created", response_model=probes.NoteOut)(_wired(sync_created, def_side))
+
+    commit = not async_side.commits
+
+    async def async_tag(tag: str, delay: float, query: bool, db):
+        return await probes.tag_async(db, tag, delay, query)
+
+    async def async_write(key: str, fail: bool, delay: float, db):
+        return await probes.write_async(db, key, fail, delay, commit=commit)
+
+    async def async_conflict(key: str, db):
+        result = probes.add_conflicting(db, key)
+        if commit:
+            await _commit(db)
+        return result
+
+    async def async_stream(chunks: int, delay: float, db):
+        return StreamingResponse(probes.stream_async(db, chunks, delay), media_type="application/x-ndjson")
+
+    async def async_background(key: str, tasks: BackgroundTasks, db):
+        tasks.add_task(probes.write_later_async, db, key)
+        return {"key": key}
+
+    async def async_created(key: str, db):
+        return await probes.create_async(db, key, commit=commit)
+
+    if def_side is None:  # the session and the key a dependency saw, from async code
+
+        async def load_user_async(db) -> int:
+            return probes.session_key(db)
+
+        load_user_async = _wired(load_user_async, async_side)
+
+        async def same_async(user: Annotated[int, Depends(load_user_async)], db):
+            return probes.same_session(user, db)
+
+        async def nodb_async():
+            return probes.no_database()
+
+        router.get("/same")(_wired(same_async, async_side))
+        router.get("/nodb")(nodb_async)
+    router.get("/async/tag")(_wired(async_tag, async_side))
+    router.post("/async/write")(_wired(async_write, async_side))
+    router.post("/async/conflict")(_wired(async_conflict, async_side))
+    router.get("/async/stream")(_wired(async_stream, async_side))
+    router.post("/async/background")(_wired(async_background, async_side))
+    router.post("/async/created", response_model=probes.NoteOut)(_wired(async_created, async_side))
+    return router
+
+
+def sides(sources: tuple[Source, ...]) -> tuple[Source | None, Source]:
+    """(the source of `def` endpoints' Session, or None; the source of `async def` endpoints' session): an
+    AsyncSession for async code where the app has one, else its Session, as the app's own endpoints would."""
+    by_kind: dict[str, Source] = {}
+    for source in sources:
+        if source.kind in by_kind:
+            raise AuditError(
+                f"{by_kind[source.kind].flag} and {source.flag} both give a {source.kind}: name one source per kind "
+                "(a Session for `def` endpoints, an AsyncSession for `async def` ones)"
+            )
+        by_kind[source.kind] = source
+    def_side = by_kind.get("Session")
+    return def_side, by_kind.get("AsyncSession", def_side)
+
+
+def _forget(spec: Spec) -> None:
+    """Before importing the app again (reload_in_process), drop the modules of its top-level packages, so that the
+    app, its engine and its models are made afresh, as a reloaded server would; the harness's own modules stay."""
+    tops = {t.target.split(":")[0].split(".")[0] for t in spec.sources} | {spec.app.split(".")[0].split(":")[0]}
+    tops -= {"experiments", "report", "conftest"}
+    for name in [n for n in sys.modules if n.split(".")[0] in tops]:
+        discovery.forget_models(sys.modules[name])
+        del sys.modules[name]
+
+
+def mount(spec_json: str) -> tuple[FastAPI, dict[str, str]]:
+    """The audited app with the probe routes in front of its own, and the routes it cannot serve (its UNSUPPORTED).
+    Called by the strategy module `write_strategy` wrote, at each import of it."""
+    spec = Spec.from_json(spec_json)
+    _use_app_dir(spec)
+    _apply_env(spec)
+    module = spec.app.split(":")[0]
+    if module in sys.modules:
+        _forget(spec)
+    app = _app(spec)
+    def_side, async_side = sides(spec.sources)
+    _in_front(app, _probe_router(def_side, async_side, route_class(app, spec.sources)))
+    unsupported = {} if def_side else {p: SYNC_ONLY for p in probes.ROUTES if p.startswith("/sync/")}
+    return app, unsupported
+
+
+def write_strategy(spec: Spec, directory: Path) -> Path:
+    """The strategy module of the audited app, in the run's output: its label names the app and its sources."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{spec.id}.py"
+    sources = ", ".join(f"`{s.target}`" + (" (getter)" if s.getter else "") for s in spec.sources)
+    path.write_text(
+        f'"""`{spec.app}`, audited: its session from {sources}\n\n'
+        "Written by `python -m experiments --audit` (experiments/harness/audit.py) for one run; what resolving the\n"
+        'sources found is in SPEC.\n"""\n\n'
+        "from experiments.harness import audit\n\n"
+        f"SPEC = {spec.to_json()!r}\n\n"
+        "app, UNSUPPORTED = audit.mount(SPEC)\n"
+    )
+    return path
+
+
+MARKER = "sessionbench-audit"  # the key of the row resolve's route flushes and never commits
+
+
+def _resolve_route(source: Source, index: int):
+    """The route that asks `source` for a session, reads the seed row through it and, only where that row is the
+    harness's, flushes a row of its own without committing it."""
+
+    async def run(db, statement):
+        return await statement(db) if isinstance(db, AsyncSession) else statement(db)
+
+    async def facts(db):
+        if not isinstance(db, Session | AsyncSession):
+            return {"gives": type(db).__name__}
+        sync = db.sync_session if isinstance(db, AsyncSession) else db
+        try:
+            bind = sync.get_bind().url.render_as_string(hide_password=True)
+        except Exception:  # no bind of its own (binds per mapper, or none): the query below decides
+            bind = None
+        try:
+            seed = await run(db, lambda s: s.scalar(probes.STREAM_QUERY))
+        except Exception as exc:  # the harness's table is not where the session points
+            seed = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+        if seed == "seed":
+            db.add(probes.Note(key=f"{MARKER}-{index}"))
+            await run(db, lambda s: s.flush())
+        kind = "AsyncSession" if sync is not db else "Session"
+        return {"gives": type(db).__name__, "kind": kind, "bind": bind, "seed": seed}
+
+    return _wired(facts, source)
+
+
+def _resolve_in_child(spec_json: str, environ: dict[str, str], result: str, log: str) -> None:
+    """Body of the resolving process: serve the app with one route per source, call each once, write the facts."""
+    os.setsid()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    import anyio
+    import httpx
+    from asgi_lifespan import LifespanManager
+
+    spec = Spec.from_json(spec_json)
+    os.environ.update(environ)
+
+    async def call() -> list[dict]:
+        app = _app(spec)
+        router = APIRouter(prefix=PREFIX, route_class=route_class(app, spec.sources))
+        for i, source in enumerate(spec.sources):
+            router.get(f"/{i}")(_resolve_route(source, i))
+        _in_front(app, router)
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(manager.app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://audit") as client:
+                found = []
+                for i, source in enumerate(spec.sources):
+                    response = await client.get(f"{PREFIX}/{i}")
+                    if response.status_code != 200:
+                        raise AuditError(
+                            f"{source.flag}: a route taking its session answered {response.status_code} "
+                            f"({response.text[:120]}); name the source that gives the session, needing nothing else"
+                        )
+                    found.append(response.json())
+                return found
+
+    try:
+        _use_app_dir(spec)
+        _apply_env(spec)
+        body = {"facts": anyio.run(call)}
+    except AuditError as exc:
+        body = {"error": str(exc)}
+    except Exception as exc:  # the app's lifespan or a dependency failed
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        line = (str(exc).splitlines() or [""])[0]
+        body = {"error": f"{spec.app}: {type(exc).__name__}: {line} ({Path(where.filename).name}:{where.lineno})"}
+    Path(result).write_text(json.dumps(body))
+    os._exit(0)  # don't wait for the app's threads or engines
+
+
+def _bound_elsewhere(spec: Spec, source: Source, facts: dict) -> str:
+    settings = ", ".join(name for name, _ in spec.env)
+    fix = (
+        f"the setting {settings} (--env) never reached the engine: check that the app reads it, and reads it when "
+        "the engine is made"
+        if settings
+        else "pass --env NAME={DATABASE_URL} naming the setting the app reads its database URL from"
+    )
+    return (
+        f"{source.flag}: its session is bound to {facts['bind'] or 'no engine of its own'}, not the harness's "
+        f"database (reading the probe table: {facts['seed']}); {fix}"
+    )
+
+
+def resolve(spec: Spec, database, workdir: Path, timeout_s: float = TIMEOUT_S) -> Spec:
+    """`spec` with each source's kind and commit point, learnt by calling it once against `database` (a fresh
+    serving.Database of the run's backend); AuditError when it gives no session or reaches another database."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log, result = workdir / "resolve.log", workdir / ".resolve.json"
+    result.unlink(missing_ok=True)
+    proc = FORKS.Process(target=_resolve_in_child, args=(spec.to_json(), database.environ, str(result), str(log)))
+    proc.start()
+    try:
+        proc.join(timeout_s)
+        if proc.exitcode is None:
+            raise AuditError(f"{spec.app}: serving it for one request took over {timeout_s:g} s (killed); see {log}")
+    finally:
+        kill_group(proc)
+    if not result.exists():
+        raise AuditError(f"{spec.app}: the process serving it {exit_reason(proc.exitcode)}; see {log}")
+    body = json.loads(result.read_text())
+    result.unlink()
+    if "error" in body:
+        raise AuditError(body["error"])
+    resolved = []
+    committed = database.keys_present([f"{MARKER}-{i}" for i in range(len(spec.sources))])
+    for i, (source, facts) in enumerate(zip(spec.sources, body["facts"], strict=True)):
+        if "kind" not in facts:
+            raise AuditError(
+                f"{source.flag} gives a {facts['gives']}, not a Session or AsyncSession; name the dependency "
+                "(or getter) that gives the session itself"
+            )
+        if facts["seed"] != "seed":
+            raise AuditError(_bound_elsewhere(spec, source, facts))
+        kind = facts["kind"]
+        resolved.append(Source(source.target, source.getter, source.scope, kind, f"{MARKER}-{i}" in committed))
+    resolved_spec = Spec(spec.app, tuple(resolved), spec.env, spec.app_dir)
+    sides(resolved_spec.sources)  # one source per kind, or the one-line error now
+    return resolved_spec
+
+
+def prepare(spec: Spec, server, out: Path) -> Path:
+    """Resolve the audited app against a fresh database of the run's backend and write its strategy module."""
+    from experiments.harness.serving import Database
+
+    with tempfile.TemporaryDirectory(prefix="sessionbench-audit-") as scratch:
+        if server is None:
+            database = Database.sqlite(Path(scratch) / "audit.db")
+        else:
+            database = Database.postgresql(server, f"audit_{os.getpid()}")
+        resolved = resolve(spec, database, out / "logs")
+    return write_strategy(resolved, out / "audited")
