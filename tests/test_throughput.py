@@ -15,9 +15,9 @@ import sys
 
 import pytest
 
-from experiments.throughput import hold, sweep
+from experiments.throughput import hold, summaries
 from experiments.throughput.stats import median_interval
-from experiments.throughput.sweep import summarize, summarize_hold, summarize_under_load
+from experiments.throughput.summaries import summarize, summarize_hold, summarize_under_load
 from report.__main__ import main as report_main
 from report.render import render
 from report.throughput import section as throughput_section
@@ -296,7 +296,7 @@ def test_within_ceiling_is_judged_round_by_round_with_the_tolerance():
         }
         return {"rps": rps, "hold": window}
 
-    tolerance = 1 + sweep.CEILING_TOLERANCE
+    tolerance = 1 + summaries.CEILING_TOLERANCE
     samples = {
         ("server", "s", "read", "/sync/tag", 32): [sample(1000, 1000), sample(999 * tolerance, 1000)],
         ("server", "t", "read", "/sync/tag", 8): [sample(1000, 1000), sample(1001 * tolerance, 1000)],
