@@ -18,9 +18,9 @@ from pathlib import Path
 from experiments import checks
 from experiments.harness import audit, discovery, postgres, preflight
 from experiments.harness.processes import Interrupted, finishing_on_interrupt
-from experiments.harness.runner import Busy, Run, lock, matrix, run
+from experiments.harness.runner import Busy, Run, lock, run, terminal_table
 from experiments.harness.serving import describe_backend
-from experiments.throughput import instructions, sweep
+from experiments.throughput import instruction_count, sweep
 from report import plots, render
 from report.results import ResultsFile, environment
 
@@ -78,7 +78,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     audit.add_argument("--app-dir", type=Path, help="the folder the app imports from (default: the current one)")
     sweep.add_arguments(parser)
-    instructions.add_arguments(parser)
+    instruction_count.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -98,11 +98,11 @@ class Plan:
 
     checks: list
     throughput: sweep.Plan | None
-    counting: instructions.Plan | None
+    counting: instruction_count.Plan | None
 
     @classmethod
     def of(cls, args) -> Plan:
-        return cls([] if args.no_checks else checks.select(args.check), sweep.plan(args), instructions.plan(args))
+        return cls([] if args.no_checks else checks.select(args.check), sweep.plan(args), instruction_count.plan(args))
 
     @property
     def count_beside(self) -> bool:
@@ -125,11 +125,11 @@ class _Counter:
         )  # fmt: skip
         self.count = None
 
-    def __call__(self) -> instructions.Count | None:
+    def __call__(self) -> instruction_count.Count | None:
         if self.plan is not None and self.count is None:
             apps = sweep.apps([p.strategy for p in self.preflights if p.ready])
             self.count = self.stack.enter_context(
-                closing(instructions.Count(apps, self.plan, self.server, self.out, self.say))
+                closing(instruction_count.Count(apps, self.plan, self.server, self.out, self.say))
             )
             self.count.start()
         return self.count
@@ -153,7 +153,7 @@ def _cost(plan: Plan, args, preflights: list[preflight.Preflight], server, say, 
             return False
         if plan.counting:
             alongside = "counted beside the correctness checks and the throughput pass" if plan.count_beside else None
-            return instructions.attach(results, started or count(), alongside, preflight.failed(preflights))
+            return instruction_count.attach(results, started or count(), alongside, preflight.failed(preflights))
     return stop.complete
 
 
@@ -236,7 +236,7 @@ def main(argv: list[str]) -> int:
             plots.write(results.doc, args.out)
             report = args.out / "REPORT.md"
             report.write_text(render.render(results.doc, matrix_link=(args.out / "MATRIX.md").exists()))
-            print(matrix(results.doc), flush=True)
+            print(terminal_table(results.doc), flush=True)
     except (Busy, postgres.DatabaseUnreachable, postgres.PostgresNotFound, audit.AuditError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

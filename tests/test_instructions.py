@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from experiments.throughput.instructions import PER_APP_S, PLANS, START_S, _cases, _counts, summarize
+from experiments.throughput.instruction_count import PER_APP_S, PLANS, START_S, _counts, cases, summarize
 from report.instructions import settled
 from report.render import render
 from tests.running import ROOT, compare, processes_mentioning
@@ -194,7 +194,7 @@ def test_per_request_subtracts_the_empty_batch_and_ratios_pair_repeats(apart):
     counts = {}
     for repeat in range(3):
         switching = 5e5 * (1 + (repeat if apart else 0))  # what counting costs besides the requests, per process
-        for case in _cases([[a.id, ""] for a in apps], asdict(plan), [repeat]):
+        for case in cases([[a.id, ""] for a in apps], asdict(plan), [repeat]):
             counts[case["id"]] = switching + (per_request[case["app"]] * (1 + repeat) * 10 if case["requests"] else 0)
     cells = {c["app"]: c for c in summarize(counts, plan, apps)}
     assert cells["s"]["per_request"] == {"median": 6e6, "min": 3e6, "max": 9e6}
@@ -206,8 +206,8 @@ def test_per_request_subtracts_the_empty_batch_and_ratios_pair_repeats(apart):
 
 def test_one_process_counts_one_empty_batch_per_app_and_level():
     plan = replace(PLANS["quick"], kinds=("read",), levels=(1, 8), repeats=2, repeats_apart=False)
-    cases = _cases([["s", ""]], asdict(plan), [0, 1])
-    assert [c["id"] for c in cases if not c["requests"]] == ["s-c1-r0-empty", "s-c8-r0-empty"]
+    planned = cases([["s", ""]], asdict(plan), [0, 1])
+    assert [c["id"] for c in planned if not c["requests"]] == ["s-c1-r0-empty", "s-c8-r0-empty"]
 
 
 def test_a_difference_is_settled_only_beyond_the_spread_and_the_tolerance():

@@ -33,7 +33,7 @@ from report.results import ResultsFile, by_pair, combine
 if TYPE_CHECKING:
     from experiments.harness.preflight import Preflight
 
-MARKS = {"passed": "passed", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}
+WORDS = {"passed": "passed", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}  # an outcome in the terminal
 SHARED_NICE = 10  # niceness of the checks that run several at a time, beside other work
 CORES = len(os.sched_getaffinity(0))  # timing checks run one per core: a check process is one busy thread at a time
 
@@ -163,15 +163,15 @@ def lock(out: Path):
 
 def summary(row: Row, check: Check) -> str:
     """`passed (foreign_tag_seen=0)` or `ERROR: reason`, for the progress line."""
-    mark = MARKS[row["outcome"]]
+    mark = WORDS[row["outcome"]]
     if "metrics" in row:
         return f"{mark} ({key_numbers(row['metrics'], check.key)})"
     return f"{mark}: {row.get('reason', '')}"
 
 
-def matrix(doc: Document) -> str:
-    """The summary matrix as plain text, for the end of a terminal run."""
-    found = {pair: MARKS[row["outcome"]] for pair, row in by_pair(doc["results"]).items()}
+def terminal_table(doc: Document) -> str:
+    """The verdicts as a plain-text table (strategies × checks), for the end of a terminal run."""
+    found = {pair: WORDS[row["outcome"]] for pair, row in by_pair(doc["results"]).items()}
     checks = [c["id"] for c in doc["checks"]]
     width = max(len(s["id"]) for s in doc["strategies"])
     lines = [" " * width + "  " + "  ".join(checks)]
@@ -202,7 +202,7 @@ def _interrupted(exc: Interrupted, done: int, pairs: int, beside: Beside | None,
 
 
 def run(
-    run: Run,
+    settings: Run,
     preflights: list[Preflight],
     checks: list[Check],
     results: ResultsFile,
@@ -214,7 +214,7 @@ def run(
     Checks whose numbers are timings (`exclusive`) run first, one per core and
     nothing else beside them (a check process is one busy thread at a time:
     its event loop, or the threadpool thread that holds the GIL); then the others
-    `run.jobs` at a time (they wait on sleeps and I/O more than on the CPU, and their numbers are counts), when `shared()` is called so
+    `settings.jobs` at a time (they wait on sleeps and I/O more than on the CPU, and their numbers are counts), when `shared()` is called so
     that work which does not mind sharing the machine (an instruction count) can start.
     """
     for preflight in preflights:
@@ -227,7 +227,7 @@ def run(
     # are counts, not timings), or work started by `shared()`, the instruction count, would hold up the run's end.
     phases = [
         ([p for p in pairs if p[1].exclusive], CORES, 0),
-        ([p for p in pairs if not p[1].exclusive], run.jobs, SHARED_NICE),
+        ([p for p in pairs if not p[1].exclusive], settings.jobs, SHARED_NICE),
     ]
     done, started, beside, starting = 0, time.monotonic(), None, False
 
@@ -235,8 +235,8 @@ def run(
         return _interrupted(exc, done, len(pairs), beside, starting)
 
     with finishing_on_interrupt(results, note) as stop:
-        shutil.rmtree(run.work, ignore_errors=True)
-        run.work.mkdir(parents=True)
+        shutil.rmtree(settings.work, ignore_errors=True)
+        settings.work.mkdir(parents=True)
         try:
             for batch, jobs, nice in phases:
                 if nice and shared is not None:  # the timing checks are done: the machine may be shared from here
@@ -244,20 +244,20 @@ def run(
                     beside, starting = shared(), False
                 with ThreadPoolExecutor(jobs) as pool:
                     try:
-                        for future in as_completed([pool.submit(run.one, *pair, nice) for pair in batch]):
+                        for future in as_completed([pool.submit(settings.one, *pair, nice) for pair in batch]):
                             row, done = future.result(), done + 1
                             results.add(row)
                             check = next(c for c in checks if c.id == row["check"])
-                            run.say(
+                            settings.say(
                                 f"[{done:>3}/{len(pairs)} {time.monotonic() - started:5.0f}s] "
                                 f"{row['strategy']} × {check.id}: {summary(row, check)}"
                             )
                     except BaseException:
                         pool.shutdown(wait=False, cancel_futures=True)
-                        run.kill_all()
+                        settings.kill_all()
                         raise
         finally:
-            shutil.rmtree(run.work, ignore_errors=True)
+            shutil.rmtree(settings.work, ignore_errors=True)
     if stop.complete:
         results.finish(complete=True)
     return stop.complete

@@ -16,16 +16,15 @@ caches: up to about 1 % here), so in the full plan each repeat is a valgrind
 process of its own, the apps in a rotated order, and the spread over repeats is
 the spread a second run would see; the quick plan keeps its repeats in one
 process (a third of the cost) and its range shows batch-to-batch variation
-only. `Count` runs this file as those pytest processes, `jobs` at a time, in
-the background, each under a hard timeout in its own process group.
-`pytest experiments` does not collect it.
+only. `Count` runs under_valgrind.py as those pytest processes, `jobs` at a
+time, in the background, each under a hard timeout in its own process group,
+and `summarize` turns their callgrind dumps into the results' cells.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import itertools
 import json
 import os
 import re
@@ -34,27 +33,20 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-import anyio
-import anyio.from_thread
-import pytest
-
 from experiments.harness import discovery
 from experiments.harness.processes import finishing_on_interrupt, kill_group
-from experiments.harness.serving import Database, serve
 from experiments.throughput import stats
-from experiments.throughput.baselines import DIR as BASELINES_DIR
-from experiments.throughput.sweep import KINDS
+from experiments.throughput.routes import KINDS
 from report.format import InstructionCell, Instructions
 
 
 @dataclass(frozen=True)
 class Plan:
-    kinds: tuple[str, ...]  # route kinds of sweep.KINDS
+    kinds: tuple[str, ...]  # kinds of traffic of routes.KINDS
     levels: tuple[int, ...]  # concurrent clients
     repeats: int  # counted batches per app, path and level
     requests: int  # per counted batch
@@ -89,7 +81,7 @@ PLANS = {
 # The warm-up requests go right before each counted batch, on its path and level: the batch then sees the state of a
 # steady load (worker threads started and not yet retired by anyio's 10 s idle limit, which valgrind's slowness
 # would otherwise reach between batches; caches filled), not whatever the previous batch left.
-BATCH_TIMEOUT_S = 120  # under valgrind a request takes ~0.1 s; a batch this late is hung
+UNDER_VALGRIND = Path(__file__).with_name("under_valgrind.py")  # the pytest module each counting process runs
 START_S, PER_APP_S, PER_REQUEST_S = 90, 30, 0.5  # a process's hard timeout, generous for a loaded machine
 CONDITIONS = {"PYTHONHASHSEED": "0"}
 # The largest relative difference between two runs' figures this harness vouches for: below it a difference is not
@@ -97,10 +89,7 @@ CONDITIONS = {"PYTHONHASHSEED": "0"}
 TOLERANCE = 0.02
 
 
-# ---------------------------------------------------------------- inside a pytest process under valgrind
-
-
-def _cases(apps: list[list[str]], plan: dict, repeats: list[int]) -> list[dict]:
+def cases(apps: list[list[str]], plan: dict, repeats: list[int]) -> list[dict]:
     """The batches of one process, in order: app by app, level by level, an empty batch first, then repeat by repeat.
 
     One app is served at a time, each with an event loop and threadpool of its own, and its batches at one
@@ -119,7 +108,7 @@ def _cases(apps: list[list[str]], plan: dict, repeats: list[int]) -> list[dict]:
                     "kind": None,
                     "path": None,
                     "requests": 0,
-                    "id": _id(app, level, repeats[0], "empty"),
+                    "id": case_id(app, level, repeats[0], "empty"),
                 }
             )
             for repeat in repeats:
@@ -132,7 +121,7 @@ def _cases(apps: list[list[str]], plan: dict, repeats: list[int]) -> list[dict]:
                         "path": path,
                         "requests": plan["requests"],
                         "warmup": plan["warmup"],
-                        "id": _id(app, level, repeat, path),
+                        "id": case_id(app, level, repeat, path),
                     }
                     for kind in plan["kinds"]
                     for path in KINDS[kind][0]
@@ -140,111 +129,9 @@ def _cases(apps: list[list[str]], plan: dict, repeats: list[int]) -> list[dict]:
     return cases
 
 
-def _id(app: str, level: int, repeat: int, path: str) -> str:
+def case_id(app: str, level: int, repeat: int, path: str) -> str:
     """A batch's test id, which names its callgrind dump."""
     return f"{app}-c{level}-r{repeat}-{path}"
-
-
-_RUN = json.loads(os.environ.get("SESSIONBENCH_INSTRUCTIONS", '{"apps": [], "plan": {}, "repeats": []}'))
-CASES = _cases(_RUN["apps"], _RUN["plan"], _RUN["repeats"])
-
-
-@dataclass
-class Served:
-    id: str
-    portal: anyio.from_thread.BlockingPortal
-    client: object  # httpx.AsyncClient bound to the app
-    paths: set[str]  # the paths counted for this app
-    stack: ExitStack
-
-
-class Apps:
-    """The app being counted, kept served across its cases; the next one replaces it (lifespan shut down, loop closed)."""
-
-    def __init__(self, db_server, tmp: Path):
-        self.db_server, self.tmp = db_server, tmp
-        self.current: Served | None = None
-        self.failed: dict[str, str] = {}
-        self.keys = itertools.count()
-
-    def get(self, app: str, file: str) -> Served:
-        if app in self.failed:
-            pytest.fail(self.failed[app])
-        if self.current and self.current.id == app:
-            return self.current
-        self.close()
-        try:
-            self.current = self._start(app, Path(file))
-        except Exception as exc:
-            self.failed[app] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
-            pytest.fail(self.failed[app])
-        return self.current
-
-    def _start(self, app: str, file: Path) -> Served:
-        name = re.sub(r"\W", "_", f"sb_instr_{os.getpid()}_{app}").lower()[:63]  # two processes may count one app
-        database = (
-            Database.postgresql(self.db_server, name) if self.db_server else Database.sqlite(self.tmp / f"{name}.db")
-        )
-        with ExitStack() as stack:
-            patch = stack.enter_context(pytest.MonkeyPatch.context())
-            for key, value in database.environ.items():
-                patch.setenv(key, value)
-            module = discovery.load(discovery.at(file))
-            routes = discovery.served_routes(module.app)
-            portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
-            served = stack.enter_context(portal.wrap_async_context_manager(serve(module.app, routes)))
-            # a strategy is counted on its preferred path of each kind (as in the throughput sweep), a baseline on all
-            every = file.parent == BASELINES_DIR
-            paths = {
-                p
-                for candidates, _, _ in KINDS.values()
-                for p in [c for c in candidates if c in routes][: None if every else 1]
-            }
-            return Served(app, portal, served.client, paths, stack.pop_all())
-
-    def close(self) -> None:
-        if self.current:
-            current, self.current = self.current, None
-            current.stack.close()
-
-
-@pytest.fixture(scope="session")
-def apps(db_server, tmp_path_factory):
-    held = Apps(db_server, tmp_path_factory.mktemp("instr"))
-    yield held
-    held.close()
-
-
-async def batch(client, method: str, url: str, level: int, requests: int, keys) -> None:
-    """`requests` requests from `level` clients, each sending its next as soon as the last one answered."""
-    todo = iter(range(requests))
-
-    async def user():
-        for _ in todo:
-            response = await client.request(method, url.format(key=f"k{next(keys):08d}"))
-            if response.status_code >= 400:
-                raise RuntimeError(f"{method} {url} answered {response.status_code}: {response.text[:100]}")
-
-    with anyio.fail_after(BATCH_TIMEOUT_S):
-        async with anyio.create_task_group() as tg:
-            for _ in range(level):
-                tg.start_soon(user)
-
-
-@pytest.mark.filterwarnings("default")
-@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_instructions(codspeed_benchmark, apps, case):
-    served = apps.get(case["app"], case["file"])
-    if case["path"] is not None and case["path"] not in served.paths:
-        pytest.skip(f"{case['path']} is not counted for {case['app']}")
-    _, method, query = KINDS[case["kind"] or "nodb"]
-    args = (batch, served.client, method, (case["path"] or "/nodb") + query, case["level"])
-    if case["requests"]:
-        served.portal.call(*args, case["warmup"], apps.keys)
-    codspeed_benchmark.pedantic(served.portal.call, (*args, case["requests"], apps.keys), rounds=1)
-
-
-# ---------------------------------------------------------------- in the parent: start, bound, read the counts
 
 
 def add_arguments(parser) -> None:
@@ -407,7 +294,7 @@ class Count:
                 kill_group(process.proc)
 
     def _batches(self, process: Process) -> int:
-        return len(_cases([[a.id, ""] for a in process.apps], asdict(self.plan), process.repeats))
+        return len(cases([[a.id, ""] for a in process.apps], asdict(self.plan), process.repeats))
 
     def progress(self) -> str | None:
         """What an interruption now stops, for the run's note: `counting instructions (2 of 9 planned batches
@@ -436,7 +323,7 @@ class Count:
         env.pop("CODSPEED_RUNNER_MODE", None)
         # -vv: pytest's summary keeps a failure's whole reason (the errors' source) instead of cutting it at 80 columns
         cmd = [*self.no_aslr, "valgrind", "--tool=callgrind", "--instr-atstart=no",
-               f"--callgrind-out-file={work}/callgrind.%p.out", sys.executable, "-m", "pytest", __file__, "-vv", "-rfE",
+               f"--callgrind-out-file={work}/callgrind.%p.out", sys.executable, "-m", "pytest", str(UNDER_VALGRIND), "-vv", "-rfE",
                "-p", "no:cacheprovider", "-p", "pytest_codspeed.plugin", "--codspeed", "--basetemp", str(work / "tmp"),
                "--db", self.server.admin_url if self.server else "sqlite"]  # fmt: skip
         with open(process.log, "w") as f:
@@ -502,7 +389,7 @@ def _errors(processes: list[Process], counts: dict, plan: Plan) -> list[dict]:
             line for line in p.log.read_text(errors="replace").splitlines() if line.startswith(("FAILED", "ERROR"))
         ]
         for app in p.apps:
-            if not p.timed_out and any(c["id"] in counts for c in _cases([[app.id, ""]], asdict(plan), p.repeats)):
+            if not p.timed_out and any(c["id"] in counts for c in cases([[app.id, ""]], asdict(plan), p.repeats)):
                 continue
             why = next((line.split(" - ", 1)[-1] for line in failures if f"[{app.id}-" in line), None)
             how = (
@@ -529,9 +416,9 @@ def summarize(counts: dict, plan: Plan, apps) -> list[InstructionCell]:
     per: dict[tuple, dict[int, float]] = {}
     empty: dict[tuple, list[int]] = {}
     for repeat in range(plan.repeats):
-        first = repeat if plan.repeats_apart else 0  # the repeat whose process counted the empty batch (_cases)
-        for case in _cases([[a.id, ""] for a in apps], asdict(plan), [repeat]):
-            zero = counts.get(_id(case["app"], case["level"], first, "empty"))
+        first = repeat if plan.repeats_apart else 0  # the repeat whose process counted the empty batch (cases)
+        for case in cases([[a.id, ""] for a in apps], asdict(plan), [repeat]):
+            zero = counts.get(case_id(case["app"], case["level"], first, "empty"))
             if zero is None:
                 continue
             if not case["requests"]:
