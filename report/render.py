@@ -48,11 +48,13 @@ def environment(env: dict, matrix_link: bool = False) -> list[str]:
 
 
 def pools(conditions: dict | None) -> str:
-    """`QueuePool(5+0, 1 s)` per engine the app used, ⚠️ where it was not the declared pool."""
+    """`QueuePool(5+0, 1 s)` per engine the app used (`, pre-ping` where it pings before checkout), ⚠️ where it was
+    not the declared pool."""
     found = []
     for e in (conditions or {}).get("engines", []):
-        size = f"{e['pool_size']}+{e['max_overflow']}, {e['pool_timeout']:g} s" if "pool_size" in e else ""
-        found.append(f"{'⚠️ ' if e.get('as_declared') is False else ''}{e['class']}({size})")
+        size = [f"{e['pool_size']}+{e['max_overflow']}, {e['pool_timeout']:g} s"] if "pool_size" in e else []
+        settings = ", ".join(size + ["pre-ping"] * bool(e.get("pool_pre_ping")))
+        found.append(f"{'⚠️ ' if e.get('as_declared') is False else ''}{e['class']}({settings})")
     return ", ".join(found)
 
 

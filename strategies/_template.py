@@ -20,10 +20,11 @@ from experiments import probes
 # The harness sets DATABASE_URL (sync driver) and ASYNC_DATABASE_URL (async driver)
 # to a fresh database with the probe table in it, as a deployment would.
 # The engine lives as long as the app: created at startup, disposed at shutdown,
-# so that reloads and restarts leave no connection behind.
+# so that reloads and restarts leave no connection behind; `pool_pre_ping` tests a
+# pooled connection before handing it out, so that one the server dropped is replaced.
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    engine = create_engine(os.environ["DATABASE_URL"])
+    engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
     yield {"sessionmaker": sessionmaker(engine)}
     engine.dispose()
 

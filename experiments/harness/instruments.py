@@ -205,8 +205,9 @@ def pool_defaults(monkeypatch: pytest.MonkeyPatch, **pool) -> None:
 
 
 def describe_pool(pool: Pool) -> dict:
-    """The pool as it is: class, and for a queue pool its size, overflow and timeout."""
-    found = {"class": type(pool).__name__}
+    """The pool as it is: class, whether it pings a connection before handing it out (`pool_pre_ping`), and for a
+    queue pool its size, overflow and timeout."""
+    found = {"class": type(pool).__name__, "pool_pre_ping": bool(pool._pre_ping)}
     if isinstance(pool, QueuePool):
         found |= {"pool_size": pool.size(), "max_overflow": pool._max_overflow, "pool_timeout": pool.timeout()}
     return found

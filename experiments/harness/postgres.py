@@ -48,6 +48,12 @@ SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = :name) AS backends
 """
 
 
+TERMINATE_SQL = """
+SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+ WHERE datname = :name AND pid <> pg_backend_pid()
+"""
+
+
 class PostgresNotFound(RuntimeError):
     """No PostgreSQL server binaries (initdb, pg_ctl, postgres) on this machine."""
 
@@ -87,6 +93,16 @@ class Cluster:
             url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
             url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
         )
+
+    def terminate(self, name: str) -> int:
+        """End every backend connected to database `name` (`pg_terminate_backend`), as a server restart or an idle
+        timeout would; how many there were."""
+        engine = _engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                return conn.scalar(text(TERMINATE_SQL), {"name": name})
+        finally:
+            engine.dispose()
 
     def activity(self, name: str, opened_before: datetime | None = None) -> dict:
         """What the server itself counts for database `name`, read fresh (not from a cached stats snapshot).
