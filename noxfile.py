@@ -141,7 +141,7 @@ def audit(session: nox.Session) -> None:
         session.install("-r", str(Path(session.invoked_from, posargs[at + 1])))
         del posargs[at : at + 2]
     audited = ["--audit", posargs.pop(0)] if posargs and not posargs[0].startswith("-") else []
-    where = ["--app-dir", session.invoked_from, "--out", "results/audit"]
+    where = ["--app-dir", session.invoked_from, "--out", str(Path("results/audit").resolve())]
     session.run("python", "-m", "experiments", *where, *audited, *quiet(), *posargs)
 
 
