@@ -21,7 +21,7 @@ from experiments.harness.processes import Interrupted, finishing_on_interrupt
 from experiments.harness.runner import Busy, Run, lock, run, terminal_table
 from experiments.harness.serving import describe_backend
 from experiments.throughput import instruction_count, sweep
-from report import plots, render
+from report import files
 from report.results import ResultsFile, environment
 
 
@@ -233,9 +233,7 @@ def main(argv: list[str]) -> int:
                 flush=True,
             )
             complete = _measure(plan, args, settings, preflights, server, results, stack)
-            plots.write(results.doc, args.out)
-            report = args.out / "REPORT.md"
-            report.write_text(render.render(results.doc, matrix_link=(args.out / "MATRIX.md").exists()))
+            report = files.write(results.doc, args.out)
             print(terminal_table(results.doc), flush=True)
     except (Busy, postgres.DatabaseUnreachable, postgres.PostgresNotFound, audit.AuditError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,8 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from report import agreement, instructions, plots
-from report.render import render
+from report import agreement, files, instructions
 from report.results import ResultsError, load
 
 
@@ -27,7 +26,6 @@ def main(argv: list[str] | None = None) -> int:
     except ResultsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    out = args.results.with_name("REPORT.md")
     rows = agreement.compare(doc, other) if other else []
     counted = instructions.agreement(doc, other) if other else []
     extra = (
@@ -35,9 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         if other
         else []
     )
-    out.write_text(render(doc, extra, matrix_link=out.with_name("MATRIX.md").exists()))
-    plots.write(doc, out.parent)
-    print(out)
+    print(files.write(doc, args.results.parent, extra))
     if other:  # a summary per kind of figure the two runs share (throughput ratios, instruction counts)
         summaries = [agreement.summary(rows)] * bool(rows) + [instructions.agreement_summary(counted)] * bool(counted)
         for line in summaries or [agreement.summary(rows)]:
