@@ -3,8 +3,9 @@
 The proof that an audit measures what a hand-wired strategy measures: audit the
 app and dependency of a built-in `Depends` strategy, run it beside that
 strategy, and every check the strategy serves gives both rows the same verdict.
-Four strategies run by default (a sync dependency, a sync and an async one, a
-library's, a getter's); SESSIONBENCH_AUDIT_ALL=1 runs every one listed in SOURCES.
+Three strategies run by default (a sync and an async dependency, a library's,
+an app's with its own route class); SESSIONBENCH_AUDIT_ALL=1 runs every one
+listed in SOURCES, a getter's among them.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ SOURCES = {
     "advanced_alchemy_autocommit": ["--session", "SyncDatabaseSession", "--session", "DatabaseSession"],
     "global_scoped_session": ["--session-from", "Session"],  # the registry, called in the endpoint
 }
-QUICK = ("yield_dependency", "bounded_sync_and_async_lifespan", "advanced_alchemy_manual", "global_scoped_session")
+QUICK = ("bounded_sync_and_async_lifespan", "fastcrud_setup", "polar_style")
 
 
 def _audit(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
@@ -95,6 +96,15 @@ APP = """
     engine = create_engine(os.environ.get("MYAPP_DATABASE_URL", "sqlite:///{elsewhere}"))
     app = FastAPI()
 
+    @app.middleware("http")
+    async def session_per_request(request, call_next):
+        with Session(engine) as session:
+            request.state.db = session
+            return await call_next(request)
+
+    def session_of(request):
+        return request.state.db
+
     def get_db():
         with Session(engine) as session:
             yield session
@@ -125,9 +135,10 @@ def _error(done: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_an_app_of_ones_own_is_a_row(myapp, tmp_path):
+@pytest.mark.parametrize("source", [["--session", "myapp.main:get_db"], ["--session-from", "myapp.main:session_of"]])
+def test_an_app_of_ones_own_is_a_row(myapp, tmp_path, source):
     done = _audit(
-        tmp_path / "out", "--app-dir", str(myapp), "--audit", "myapp.main:app", "--session", "myapp.main:get_db",
+        tmp_path / "out", "--app-dir", str(myapp), "--audit", "myapp.main:app", *source,
         "--env", "MYAPP_DATABASE_URL={DATABASE_URL}", "--strategy", "yield_dependency", "--check", "cleanup_on_error",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
