@@ -162,14 +162,7 @@ class Target:
 
     def measure(self, method: str, url: str, level: int, plan: Plan, prefix: str) -> dict:
         if self.port is None:
-            command = {
-                "method": method,
-                "url": url,
-                "concurrency": level,
-                "seconds": plan.seconds,
-                "warmup_s": plan.warmup_s,
-                "key_prefix": prefix,
-            }
+            command = load(method, url, level, plan, prefix)
             return self.worker.ask(command, plan.seconds + plan.warmup_s + INPROCESS_SLACK_S)
         if self.worker.proc.poll() is not None:
             raise Failed(f"the server exited with code {self.worker.proc.returncode}{_tail(self.log)}")
@@ -223,17 +216,21 @@ def wrk_client(script: Path):
     return measure
 
 
+def load(method: str, url: str, level: int, plan: Plan, prefix: str) -> dict:
+    """The command a traffic worker loads an app with: `level` clients on `url` for the plan's seconds."""
+    return {
+        "method": method,
+        "url": url,
+        "concurrency": level,
+        "seconds": plan.seconds,
+        "warmup_s": plan.warmup_s,
+        "key_prefix": prefix,
+    }
+
+
 def python_client(worker: Worker):
     def measure(base_url: str, method: str, url: str, level: int, plan: Plan, prefix: str) -> dict:
-        command = {
-            "base_url": base_url,
-            "method": method,
-            "url": url,
-            "concurrency": level,
-            "seconds": plan.seconds,
-            "warmup_s": plan.warmup_s,
-            "key_prefix": prefix,
-        }
+        command = {"base_url": base_url, **load(method, url, level, plan, prefix)}
         try:
             return worker.ask(command, plan.seconds + plan.warmup_s + SLACK_S)
         except Failed as exc:
