@@ -21,6 +21,17 @@ TEMPLATE = ROOT / "strategies" / "_template.py"
 GOOD = "session_per_request"
 
 
+def template_with(*edits: tuple[str, str]) -> str:
+    """The template's text with each (old, new) applied, refusing an edit whose `old` is no longer in it: a silent
+    no-op would turn a known-bad fixture back into the known-good template."""
+    text = TEMPLATE.read_text()
+    for old, new in edits:
+        if old not in text:
+            raise AssertionError(f"strategies/_template.py no longer contains {old!r}; update the test's edit")
+        text = text.replace(old, new)
+    return text
+
+
 def compare(out: Path, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m experiments --out OUT ARGS…`, as `nox -s compare` runs it (without the throughput part unless ARGS
     ask), with `env` added to the environment."""

@@ -7,7 +7,7 @@ import sys
 
 from experiments.harness import authoring
 from experiments.probes import ROUTES
-from tests.running import FIXTURES, ROOT, TEMPLATE
+from tests.running import FIXTURES, ROOT, TEMPLATE, template_with
 
 
 def _check(path) -> subprocess.CompletedProcess:
@@ -43,7 +43,7 @@ def test_new_refuses_to_overwrite_or_a_bad_name(tmp_path, capsys):
 
 def test_check_names_the_missing_route_and_the_fix(tmp_path):
     broken = tmp_path / "no_writes.py"
-    broken.write_text(TEMPLATE.read_text().replace('@app.post("/sync/write")', '@app.post("/elsewhere")'))
+    broken.write_text(template_with(('@app.post("/sync/write")', '@app.post("/elsewhere")')))
     done = _check(broken)
     assert done.returncode == 1
     assert "POST  /sync/write   MISSING" in done.stdout

@@ -11,14 +11,15 @@ from __future__ import annotations
 import pytest
 
 from experiments.test_pool import POOL_EXHAUSTION
-from tests.running import TEMPLATE, compare, rows_by_pair
+from tests.running import compare, rows_by_pair, template_with
 
-CREATE = '    engine = create_engine(os.environ["DATABASE_URL"])\n'
+CREATE = '    engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)\n'
 ENGINES = {
-    "through_sqlalchemy_engine": '    import sqlalchemy.engine\n\n    engine = sqlalchemy.engine.create_engine(os.environ["DATABASE_URL"])\n',
+    "through_sqlalchemy_engine": "    import sqlalchemy.engine\n\n"
+    '    engine = sqlalchemy.engine.create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)\n',
     "through_engine_from_config": "    from sqlalchemy import engine_from_config\n\n"
-    '    engine = engine_from_config({"sqlalchemy.url": os.environ["DATABASE_URL"]})\n',
-    "own_pool_size": '    engine = create_engine(os.environ["DATABASE_URL"], pool_size=20)\n',
+    '    engine = engine_from_config({"sqlalchemy.url": os.environ["DATABASE_URL"], "sqlalchemy.pool_pre_ping": True})\n',
+    "own_pool_size": '    engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True, pool_size=20)\n',
     "raises_threadpool_tokens": CREATE + "    import anyio.to_thread\n\n"
     "    anyio.to_thread.current_default_thread_limiter().total_tokens = 60\n",
 }
@@ -28,7 +29,7 @@ ENGINES = {
 def rows(tmp_path_factory):
     strategies = tmp_path_factory.mktemp("engine-paths")
     for name, create in ENGINES.items():
-        (strategies / f"{name}.py").write_text(TEMPLATE.read_text().replace(CREATE, create))
+        (strategies / f"{name}.py").write_text(template_with((CREATE, create)))
     out = tmp_path_factory.mktemp("engine-paths-out")
     done = compare(out, "--strategies-dir", str(strategies), "--check", POOL_EXHAUSTION.id, "--quiet")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.running import FIXTURES, ROOT, TEMPLATE, compare, processes_mentioning, rows_by_pair
+from tests.running import FIXTURES, ROOT, TEMPLATE, compare, processes_mentioning, rows_by_pair, template_with
 
 GOOD = TEMPLATE.read_text()
-LIFESPAN_RAISES = GOOD.replace(
-    '    engine = create_engine(os.environ["DATABASE_URL"])\n',
-    '    raise RuntimeError("cannot reach the database")\n',
+LIFESPAN_RAISES = template_with(
+    (
+        '    engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)\n',
+        '    raise RuntimeError("cannot reach the database")\n',
+    )
 )
 ASYNC_BODY = "    return await probes.tag_async(db, tag, delay, query)"
 HOSTILE = {
@@ -25,12 +27,12 @@ HOSTILE = {
     "syntax_error": "def broken(:\n",
     "import_error": "import a_module_that_does_not_exist\n",
     "no_app": '"""defines everything but the app"""\nAPP = None\n',
-    "missing_route": GOOD.replace('@app.get("/same")', '@app.get("/elsewhere")'),
+    "missing_route": template_with(('@app.get("/same")', '@app.get("/elsewhere")')),
     "lifespan_raises": LIFESPAN_RAISES,
-    "crashes": GOOD.replace(ASYNC_BODY, "    import os\n\n    os._exit(3)"),
-    "hangs": GOOD.replace(ASYNC_BODY, "    import time\n\n    time.sleep(3600)"),  # blocks the event loop
-    "hangs_in_a_thread": GOOD.replace(  # a `def` endpoint that never returns: the loop keeps running
-        "    return probes.tag(db, tag, delay, query)", "    import time\n\n    time.sleep(3600)"
+    "crashes": template_with((ASYNC_BODY, "    import os\n\n    os._exit(3)")),
+    "hangs": template_with((ASYNC_BODY, "    import time\n\n    time.sleep(3600)")),  # blocks the event loop
+    "hangs_in_a_thread": template_with(  # a `def` endpoint that never returns: the loop keeps running
+        ("    return probes.tag(db, tag, delay, query)", "    import time\n\n    time.sleep(3600)")
     ),
     "hangs_at_import": "import time\n\ntime.sleep(3600)\n",
     "exits_at_import": "import os\n\nos._exit(7)\n",
