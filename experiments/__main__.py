@@ -17,7 +17,7 @@ from pathlib import Path
 
 from experiments import checks
 from experiments.harness import audit, discovery, postgres, preflight
-from experiments.harness.processes import Interrupted, finishing_on_interrupt
+from experiments.harness.processes import Interrupted, finishing_on_interrupt, stop_forks
 from experiments.harness.runner import Busy, Run, lock, run, terminal_table
 from experiments.harness.serving import describe_backend
 from experiments.throughput import instruction_count, sweep
@@ -208,6 +208,7 @@ def main(argv: list[str]) -> int:
 
     try:
         with lock(args.out), ExitStack() as stack:
+            stack.callback(stop_forks)
             server = _server(args.db, stack)
             if audited is not None:
                 strategies = [discovery.at(audit.prepare(audited, server, args.out)), *strategies]

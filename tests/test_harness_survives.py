@@ -177,6 +177,27 @@ def test_no_process_survives_the_run(hostile_run):
     assert processes_mentioning(strategies) == []
 
 
+def test_the_run_has_reaped_its_fork_server_when_it_exits(tmp_path):
+    """The fork server and the resource tracker are stopped before the run exits, not left to notice it has gone:
+    at the moment the run's exit is seen, no process of its group is left, not even one on its way out."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "experiments", "--out", str(tmp_path / "out"), "--throughput", "off",
+         "--strategy", "yield_dependency", "--check", "same_session_in_request", "--quiet"],
+        cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _, err = run.communicate(timeout=120)
+    left = [stat.parent.name for stat in Path("/proc").glob("[0-9]*/stat") if _group_of(stat) == run.pid]
+    assert run.returncode == 0, err
+    assert left == []
+
+
+def _group_of(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[2])  # the field after the state: ppid, then pgrp
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def test_no_scratch_directory_survives_a_module_that_exits_or_hangs_at_import(hostile_run):
     *_, scratch = hostile_run
     assert list(scratch.glob("sessionbench-*")) == []

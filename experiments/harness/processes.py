@@ -106,3 +106,12 @@ FORKS.set_forkserver_preload(
         ),
     ]
 )
+
+
+def stop_forks() -> None:
+    """Stop the fork server and the resource tracker, and reap them. Left alone they notice that the run has gone
+    only after it exited, and outlive it for a moment as orphans."""
+    from multiprocessing import forkserver, resource_tracker
+
+    forkserver._forkserver._stop()  # what CPython's own tests call; there is no public way to stop them
+    resource_tracker._resource_tracker._stop()
