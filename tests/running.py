@@ -66,6 +66,19 @@ def processes_mentioning(needle: str) -> list[int]:
     return found
 
 
+def processes_in_group(pgid: int) -> list[int]:
+    """Pids of processes, zombies included, in process group `pgid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command: state, ppid, pgrp, …
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def children_left(under: Path) -> list[int]:
     """Pids of live processes started by experiments.harness.standalone (uvicorn, its reload workers, exit runs) for
     strategies or outputs under `under` (other runs on the machine carry the same mark)."""

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.running import FIXTURES, ROOT, TEMPLATE, compare, processes_mentioning, rows_by_pair, template_with
+from tests.running import (
+    FIXTURES,
+    ROOT,
+    TEMPLATE,
+    compare,
+    processes_in_group,
+    processes_mentioning,
+    rows_by_pair,
+    template_with,
+)
 
 GOOD = TEMPLATE.read_text()
 LIFESPAN_RAISES = template_with(
@@ -186,16 +195,9 @@ def test_the_run_has_reaped_its_fork_server_when_it_exits(tmp_path):
         cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     _, err = run.communicate(timeout=120)
-    left = [stat.parent.name for stat in Path("/proc").glob("[0-9]*/stat") if _group_of(stat) == run.pid]
+    left = processes_in_group(run.pid)
     assert run.returncode == 0, err
     assert left == []
-
-
-def _group_of(stat: Path) -> int | None:
-    try:
-        return int(stat.read_text().rsplit(")", 1)[1].split()[2])  # the field after the state: ppid, then pgrp
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def test_no_scratch_directory_survives_a_module_that_exits_or_hangs_at_import(hostile_run):
