@@ -15,14 +15,13 @@ database (the setting may never have reached the engine: the app connected
 elsewhere), and whether the app commits after the endpoint (a row the endpoint
 only flushed is there afterwards). `write_strategy` records those facts in a
 strategy module in the run's output; every check imports it like any other, and
-it calls `mount`.
+it calls `mounted`, which adds the probe routes through experiments/harness/mount.py.
 
 Not `from __future__ import annotations`: the probe endpoints are closures, and FastAPI reads their annotations
 (`Depends(load_user)` of a local function) as objects.
 """
 
 import importlib
-import inspect
 import json
 import os
 import re
@@ -34,20 +33,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, get_origin
 
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, params
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, FastAPI, params
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from experiments import probes
-from experiments.harness import discovery
+from experiments.harness import discovery, mount
 from experiments.harness.processes import FORKS, exit_reason, kill_group
 
 TIMEOUT_S = 60.0  # importing the app, entering its lifespan and one request; a stuck app is killed after this
 FIELDS = ("DATABASE_URL", "ASYNC_DATABASE_URL")  # what an --env template may name: the harness's URLs for the app
 PREFIX = "/_sessionbench"  # where resolve's own routes go, away from the app's
-SYNC_ONLY = "the app gives `def` endpoints no Session: its session source gives an AsyncSession"
 
 
 class AuditError(Exception):
@@ -170,44 +167,14 @@ def _annotation(source: Source):
     raise AuditError(f"{source.target} is a {type(found).__name__}: name a dependency, or an Annotated[..., Depends()]")
 
 
-def _getter(source: Source):
-    """The getter as a function of the request, whether it takes one or not."""
+def _side(source: Source) -> mount.Side:
+    """Where the probe routes get their session from `source`: its dependency, or its getter."""
+    if not source.getter:
+        return mount.Side(dependency=_annotation(source), commits=source.commits)
     found = _object(source.target)
     if not callable(found):
         raise AuditError(f"{source.target} is a {type(found).__name__}, not a callable returning the session")
-    try:
-        required = [
-            p for p in inspect.signature(found).parameters.values()
-            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]  # fmt: skip
-    except (TypeError, ValueError):  # no signature to read: given the request
-        required = [None]
-    return found if required else lambda request: found()
-
-
-def _wired(endpoint, source: Source):
-    """`endpoint` with its `db` parameter given by `source`: a dependency FastAPI resolves, or a getter the endpoint
-    calls with the request (so that the route's dependency tree stays the app's own)."""
-    signature = inspect.signature(endpoint)
-    others = [p for p in signature.parameters.values() if p.name != "db"]
-    if not source.getter:
-        db = inspect.Parameter("db", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_annotation(source))
-        endpoint.__signature__ = signature.replace(parameters=[*others, db])
-        return endpoint
-    getter = _getter(source)
-    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
-    if inspect.iscoroutinefunction(endpoint):
-
-        async def wired(request, **kwargs):
-            return await endpoint(db=getter(request), **kwargs)
-    else:
-
-        def wired(request, **kwargs):
-            return endpoint(db=getter(request), **kwargs)
-
-    wired.__name__ = wired.__qualname__ = endpoint.__name__
-    wired.__signature__ = signature.replace(parameters=[*others, request])
-    return wired
+    return mount.Side(getter=found, commits=source.commits)
 
 
 def _calls(dependant) -> set:
@@ -232,132 +199,8 @@ def route_class(app: FastAPI, sources: tuple[Source, ...]) -> type[APIRoute]:
     return counted.most_common(1)[0][0] if counted else APIRoute
 
 
-def _in_front(app: FastAPI, router: APIRouter) -> None:
-    """Include `router` ahead of the app's own routes: Starlette answers with the first route that matches, and
-    discovery takes the first probe route it finds, so the added ones are measured even where the app has routes
-    at the same paths (a built-in strategy audited)."""
-    before = len(app.router.routes)
-    app.include_router(router)
-    added = app.router.routes[before:]
-    del app.router.routes[before:]
-    app.router.routes[:0] = added
-
-
-async def _commit(db) -> None:
-    await db.commit() if isinstance(db, AsyncSession) else db.commit()
-
-
-def _probe_router(def_side: Source | None, async_side: Source, route: type[APIRoute]) -> APIRouter:
-    """The route contract of experiments/probes.py, `def` endpoints on `def_side`'s session (left out when the app
-    has none), `async def` ones on `async_side`'s; a probe commits unless the app commits after the endpoint."""
-    router = APIRouter(route_class=route)
-    if def_side is not None:
-        commit = not def_side.commits
-
-        def load_user(db) -> int:
-            return probes.session_key(db)
-
-        def current_user(db) -> int:
-            return probes.current_user(db)
-
-        load_user, current_user = _wired(load_user, def_side), _wired(current_user, def_side)
-
-        def sync_tag(tag: str, delay: float, query: bool, db):
-            return probes.tag(db, tag, delay, query)
-
-        def same(user: Annotated[int, Depends(load_user)], db):
-            return probes.same_session(user, db)
-
-        def sync_write(key: str, fail: bool, delay: float, db):
-            return probes.write(db, key, fail, delay, commit=commit)
-
-        def nodb():
-            return probes.no_database()
-
-        def sync_model(delay: float, db):
-            return probes.load_note(db, delay)
-
-        def sync_user(delay: float, user: Annotated[int, Depends(current_user)]):
-            return probes.greet(user, delay)
-
-        def sync_conflict(key: str, db):
-            result = probes.add_conflicting(db, key)
-            if commit:
-                db.commit()
-            return result
-
-        def sync_stream(chunks: int, delay: float, db):
-            return StreamingResponse(probes.stream(db, chunks, delay), media_type="application/x-ndjson")
-
-        def sync_background(key: str, tasks: BackgroundTasks, db):
-            tasks.add_task(probes.write_later, db, key)
-            return {"key": key}
-
-        def sync_created(key: str, db):
-            return probes.create(db, key, commit=commit)
-
-        router.get("/sync/tag")(_wired(sync_tag, def_side))
-        router.get("/same")(_wired(same, def_side))
-        router.post("/sync/write")(_wired(sync_write, def_side))
-        router.get("/nodb")(nodb)
-        router.get("/sync/model", response_model=probes.NoteOut)(_wired(sync_model, def_side))
-        router.get("/sync/user")(sync_user)
-        router.post("/sync/conflict")(_wired(sync_conflict, def_side))
-        router.get("/sync/stream")(_wired(sync_stream, def_side))
-        router.post("/sync/background")(_wired(sync_background, def_side))
-        router.post("/sync/created", response_model=probes.NoteOut)(_wired(sync_created, def_side))
-
-    commit = not async_side.commits
-
-    async def async_tag(tag: str, delay: float, query: bool, db):
-        return await probes.tag_async(db, tag, delay, query)
-
-    async def async_write(key: str, fail: bool, delay: float, db):
-        return await probes.write_async(db, key, fail, delay, commit=commit)
-
-    async def async_conflict(key: str, db):
-        result = probes.add_conflicting(db, key)
-        if commit:
-            await _commit(db)
-        return result
-
-    async def async_stream(chunks: int, delay: float, db):
-        return StreamingResponse(probes.stream_async(db, chunks, delay), media_type="application/x-ndjson")
-
-    async def async_background(key: str, tasks: BackgroundTasks, db):
-        tasks.add_task(probes.write_later_async, db, key)
-        return {"key": key}
-
-    async def async_created(key: str, db):
-        return await probes.create_async(db, key, commit=commit)
-
-    if def_side is None:  # the session and the key a dependency saw, from async code
-
-        async def load_user_async(db) -> int:
-            return probes.session_key(db)
-
-        load_user_async = _wired(load_user_async, async_side)
-
-        async def same_async(user: Annotated[int, Depends(load_user_async)], db):
-            return probes.same_session(user, db)
-
-        async def nodb_async():
-            return probes.no_database()
-
-        router.get("/same")(_wired(same_async, async_side))
-        router.get("/nodb")(nodb_async)
-    router.get("/async/tag")(_wired(async_tag, async_side))
-    router.post("/async/write")(_wired(async_write, async_side))
-    router.post("/async/conflict")(_wired(async_conflict, async_side))
-    router.get("/async/stream")(_wired(async_stream, async_side))
-    router.post("/async/background")(_wired(async_background, async_side))
-    router.post("/async/created", response_model=probes.NoteOut)(_wired(async_created, async_side))
-    return router
-
-
-def sides(sources: tuple[Source, ...]) -> tuple[Source | None, Source]:
-    """(the source of `def` endpoints' Session, or None; the source of `async def` endpoints' session): an
-    AsyncSession for async code where the app has one, else its Session, as the app's own endpoints would."""
+def sides(sources: tuple[Source, ...]) -> dict[str, Source]:
+    """The source of each kind of session ("Session", "AsyncSession"), or AuditError when two give the same kind."""
     by_kind: dict[str, Source] = {}
     for source in sources:
         if source.kind in by_kind:
@@ -366,8 +209,7 @@ def sides(sources: tuple[Source, ...]) -> tuple[Source | None, Source]:
                 "(a Session for `def` endpoints, an AsyncSession for `async def` ones)"
             )
         by_kind[source.kind] = source
-    def_side = by_kind.get("Session")
-    return def_side, by_kind.get("AsyncSession", def_side)
+    return by_kind
 
 
 def _forget(spec: Spec) -> None:
@@ -380,7 +222,7 @@ def _forget(spec: Spec) -> None:
         del sys.modules[name]
 
 
-def mount(spec_json: str) -> tuple[FastAPI, dict[str, str]]:
+def mounted(spec_json: str) -> tuple[FastAPI, dict[str, str]]:
     """The audited app with the probe routes in front of its own, and the routes it cannot serve (its UNSUPPORTED).
     Called by the strategy module `write_strategy` wrote, at each import of it."""
     spec = Spec.from_json(spec_json)
@@ -390,9 +232,10 @@ def mount(spec_json: str) -> tuple[FastAPI, dict[str, str]]:
     if module in sys.modules:
         _forget(spec)
     app = _app(spec)
-    def_side, async_side = sides(spec.sources)
-    _in_front(app, _probe_router(def_side, async_side, route_class(app, spec.sources)))
-    unsupported = {} if def_side else {p: SYNC_ONLY for p in probes.ROUTES if p.startswith("/sync/")}
+    by_kind = {kind: _side(source) for kind, source in sides(spec.sources).items()}
+    def_side, async_side, unsupported = mount.sides(by_kind, {})
+    wiring = mount.Wiring(def_side, async_side, route_class=route_class(app, spec.sources))
+    mount.in_front(app, wiring.router())
     return app, unsupported
 
 
@@ -407,7 +250,7 @@ def write_strategy(spec: Spec, directory: Path) -> Path:
         'sources found is in SPEC.\n"""\n\n'
         "from experiments.harness import audit\n\n"
         f"SPEC = {spec.to_json()!r}\n\n"
-        "app, UNSUPPORTED = audit.mount(SPEC)\n"
+        "app, UNSUPPORTED = audit.mounted(SPEC)\n"
     )
     return path
 
@@ -440,7 +283,7 @@ def _resolve_route(source: Source, index: int):
         kind = "AsyncSession" if sync is not db else "Session"
         return {"gives": type(db).__name__, "kind": kind, "bind": bind, "seed": seed}
 
-    return _wired(facts, source)
+    return mount.wired(facts, _side(source))
 
 
 def _resolve_in_child(spec_json: str, environ: dict[str, str], result: str, log: str) -> None:
@@ -461,7 +304,7 @@ def _resolve_in_child(spec_json: str, environ: dict[str, str], result: str, log:
         router = APIRouter(prefix=PREFIX, route_class=route_class(app, spec.sources))
         for i, source in enumerate(spec.sources):
             router.get(f"/{i}")(_resolve_route(source, i))
-        _in_front(app, router)
+        mount.in_front(app, router)
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(manager.app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://audit") as client:

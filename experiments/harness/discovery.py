@@ -21,6 +21,7 @@ from pathlib import Path
 import sqlalchemy.orm
 from starlette.routing import Mount
 
+from experiments.harness import mount
 from experiments.probes import KINDS, OPTIONAL, ROUTES
 
 try:
@@ -173,6 +174,12 @@ def load(strategy: Strategy):
         raise ContractError(
             f"{strategy.file}: defines no `app`; expose the FastAPI application as a module-level `app`"
         )
+    try:
+        mounted = mount.mount(module, served_routes(module.app))
+    except mount.MountError as exc:
+        raise ContractError(f"{strategy.file}: {exc}") from None
+    if mounted is not None:
+        module.UNSUPPORTED = mounted  # what it declared, and what its session sources cannot serve
     return module
 
 

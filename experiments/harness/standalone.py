@@ -117,12 +117,17 @@ async def uvicorn_reload(strategy: Strategy, environ: dict[str, str], workdir: P
     (package / "__init__.py").touch()
     source = package / strategy.path.name
     shutil.copy(strategy.path, source)
+    # What uvicorn serves: the copy's app with the probe routes mounted, as every check serves a strategy.
+    (package / "served.py").write_text(
+        "from pathlib import Path\n\nfrom experiments.harness import discovery\n\n"
+        f"app = discovery.load(discovery.at(Path(__file__).with_name({source.name!r}))).app\n"
+    )
     port, log = free_port(), workdir / "uvicorn.log"
     argv = [
         sys.executable,
         "-m",
         "uvicorn",
-        f"{RELOAD_PACKAGE}.{source.stem}:app",
+        f"{RELOAD_PACKAGE}.served:app",
         "--app-dir",
         str(app_dir),
         "--reload",
