@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixture_strategies"
 # The known-good strategy is the authoring template itself: what `nox -s new` hands a user must pass everything.
 TEMPLATE = ROOT / "strategies" / "_template.py"
+ALIAS = 'SessionDep = Annotated[Session, Depends(get_db, scope="function")]'  # its session source
 GOOD = "session_per_request"
 
 

@@ -7,7 +7,7 @@ import sys
 
 from experiments.harness import authoring
 from experiments.probes import ROUTES
-from tests.running import FIXTURES, ROOT, TEMPLATE, template_with
+from tests.running import ALIAS, FIXTURES, ROOT, TEMPLATE, template_with
 
 
 def _check(path) -> subprocess.CompletedProcess:
@@ -41,13 +41,15 @@ def test_new_refuses_to_overwrite_or_a_bad_name(tmp_path, capsys):
     assert "exists already" in capsys.readouterr().err
 
 
-def test_check_names_the_missing_route_and_the_fix(tmp_path):
-    broken = tmp_path / "no_writes.py"
-    broken.write_text(template_with(('@app.post("/sync/write")', '@app.post("/elsewhere")')))
+def test_check_names_the_missing_routes_and_the_fix(tmp_path):
+    """Without a session alias the harness cannot add the probe routes: each is missing, and the fix is named."""
+    broken = tmp_path / "no_source.py"
+    broken.write_text(template_with((ALIAS, 'SessionDep = Depends(get_db, scope="function")')))
     done = _check(broken)
     assert done.returncode == 1
     assert "POST  /sync/write   MISSING" in done.stdout
-    assert "no_writes.py: no route POST /sync/write; add it" in done.stdout.splitlines()[-1]
+    last = done.stdout.splitlines()[-1]
+    assert "no_source.py: no route GET /sync/tag" in last and "declare where its endpoints get their session" in last
 
 
 def test_check_reports_an_import_failure_in_one_line(tmp_path):

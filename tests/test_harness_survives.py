@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.running import (
+    ALIAS,
     FIXTURES,
     ROOT,
     TEMPLATE,
@@ -30,19 +31,26 @@ LIFESPAN_RAISES = template_with(
         '    raise RuntimeError("cannot reach the database")\n',
     )
 )
-ASYNC_BODY = "    return await probes.tag_async(db, tag, delay, query)"
+
+
+def with_route(body: str, path: str = "/async/tag") -> str:
+    """The template with the probe route at `path` hand-wired to `body`: the harness mounts the others around it."""
+    header = "async def" if path.startswith("/async/") else "def"
+    return (
+        GOOD + f'\n\n@app.get("{path}")\n{header} tag(tag: str, delay: float, query: bool, db: SessionDep):\n{body}\n'
+    )
+
+
 HOSTILE = {
     "good": GOOD,
     "syntax_error": "def broken(:\n",
     "import_error": "import a_module_that_does_not_exist\n",
     "no_app": '"""defines everything but the app"""\nAPP = None\n',
-    "missing_route": template_with(('@app.get("/same")', '@app.get("/elsewhere")')),
+    "missing_route": template_with((ALIAS, 'SessionDep = Depends(get_db, scope="function")')),  # no session source
     "lifespan_raises": LIFESPAN_RAISES,
-    "crashes": template_with((ASYNC_BODY, "    import os\n\n    os._exit(3)")),
-    "hangs": template_with((ASYNC_BODY, "    import time\n\n    time.sleep(3600)")),  # blocks the event loop
-    "hangs_in_a_thread": template_with(  # a `def` endpoint that never returns: the loop keeps running
-        ("    return probes.tag(db, tag, delay, query)", "    import time\n\n    time.sleep(3600)")
-    ),
+    "crashes": with_route("    import os\n\n    os._exit(3)"),
+    "hangs": with_route("    import time\n\n    time.sleep(3600)"),  # blocks the event loop
+    "hangs_in_a_thread": with_route("    import time\n\n    time.sleep(3600)", "/sync/tag"),  # the loop keeps running
     "hangs_at_import": "import time\n\ntime.sleep(3600)\n",
     "exits_at_import": "import os\n\nos._exit(7)\n",
     "needs_a_library": '"""needs a library"""\nREQUIRES = ("a-library-nobody-installed>=1.0",)\nimport a_library\n',
@@ -97,7 +105,11 @@ def test_good_strategy_keeps_its_full_rows(hostile_run):
         ("syntax_error", "isolation_async", "syntax_error.py: import failed (line 1): SyntaxError"),
         ("import_error", "isolation_async", "import_error.py: import failed (line 1): ModuleNotFoundError"),
         ("no_app", "same_session_in_request", "no_app.py: defines no `app`"),
-        ("missing_route", "same_session_in_request", "missing_route.py: no route GET /same; add it"),
+        (
+            "missing_route",
+            "same_session_in_request",
+            "missing_route.py: no route GET /same; declare where its endpoints get their session",
+        ),
         ("lifespan_raises", "isolation_async", "RuntimeError"),
         ("crashes", "isolation_async", "exited with code 3"),
     ],

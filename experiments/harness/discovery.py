@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import re
 import sys
 import traceback
 from collections.abc import Iterator
@@ -252,11 +253,13 @@ def _kind(route) -> str:
 
 
 PATTERN_LINES = 40  # the most of a strategy's source the report quotes for one kind of endpoint
+PATTERN_MODULE_LINES = 60  # the most of a pattern-only module it quotes, whole
 PATTERN_ROUTES = {"def": "/sync/tag", "async": "/async/tag"}  # whose wiring shows how a kind gets its session
 
 
 def pattern(module) -> dict[str, str]:
-    """Per kind of endpoint, the strategy's own source that hands it a session: the lifespan or startup handlers
+    """Per kind of endpoint, the strategy's own source that hands it a session: a module that serves no probe route
+    of its own is quoted whole (whole()); else the lifespan or startup handlers
     and the middleware of the app (and of the mounted sub-application serving the route), the dependencies of the
     kind's tag route, and that endpoint, as far as the module defines them (a library's code is not quoted), at
     most PATTERN_LINES lines each."""
@@ -265,6 +268,9 @@ def pattern(module) -> dict[str, str]:
     for kind, path in PATTERN_ROUTES.items():
         route = served.get(path, (None, None))[1]
         if route is None or _kind(route) != kind:
+            continue
+        if getattr(route.endpoint, "__module__", None) == mount.__name__:  # the pattern is the module itself
+            found[kind] = whole(module)
             continue
         owner = getattr(route, "dependency_overrides_provider", None)  # the FastAPI app the route was added to
         app_wide = [*_app_wide(app, module), *(_app_wide(owner, module) if owner not in (None, app) else [])]
@@ -282,6 +288,23 @@ def pattern(module) -> dict[str, str]:
                 "\n# …" if len(lines) > PATTERN_LINES + 1 else ""
             )
     return found
+
+
+HARNESS_NAMES = {"REQUIRES", "UNSUPPORTED"}  # what a module declares for the harness, not for its app
+
+
+def whole(module) -> str:
+    """The module as its users would paste it: its source without the docstring and the harness's declarations,
+    at most PATTERN_MODULE_LINES lines."""
+    source = inspect.getsource(module)
+    lines = source.splitlines()
+    for node in ast.parse(source).body:
+        harness = isinstance(node, ast.Assign) and {getattr(t, "id", None) for t in node.targets} & HARNESS_NAMES
+        docstring = isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant)
+        if harness or docstring:
+            lines[node.lineno - 1 : node.end_lineno] = [""] * (node.end_lineno - node.lineno + 1)
+    text = re.sub(r"\n{4,}", "\n\n\n", "\n".join(lines)).strip("\n").splitlines()
+    return "\n".join(text[:PATTERN_MODULE_LINES]) + ("\n# …" if len(text) > PATTERN_MODULE_LINES else "")
 
 
 def _app_wide(app, module) -> list:
@@ -351,6 +374,7 @@ def not_served(module, paths: tuple[str, ...], kind: str | None = None) -> str:
 def contract_error(strategy: Strategy, missing: list[str]) -> ContractError:
     routes = ", ".join(f"{ROUTES[p]} {p}" for p in missing)
     return ContractError(
-        f"{strategy.file}: no route {routes}; add it (bodies in experiments/probes.py) "
-        f"or list it in UNSUPPORTED with the reason"
+        f"{strategy.file}: no route {routes}; declare where its endpoints get their session "
+        "(a module-level `SessionDep = Annotated[Session, Depends(get_db)]`, or SESSION_FROM) and the harness adds "
+        "the probe routes, or list it in UNSUPPORTED with the reason"
     )
