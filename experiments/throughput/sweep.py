@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
@@ -47,22 +47,11 @@ from experiments.harness.processes import finishing_on_interrupt
 from experiments.harness.serving import Database
 from experiments.throughput import baselines, hold, session_cost
 from experiments.throughput.baselines import NO_DB, RAW
+from experiments.throughput.plan import App, Plan
 from experiments.throughput.routes import KINDS
 from experiments.throughput.summaries import CEILING_TOLERANCE, summarize, summarize_hold, summarize_under_load
 from experiments.throughput.workers import START_TIMEOUT_S, WRK_LUA, Failed, Target, Worker, python_client, wrk_client
 from report.format import Throughput
-
-
-@dataclass(frozen=True)
-class Plan:
-    levels: tuple[int, ...]
-    rounds: int
-    seconds: float  # per measurement (wrk rounds it up to whole seconds)
-    warmup_s: float
-    modes: tuple[str, ...]
-    benchmark_rounds: int  # session cost: pytest-benchmark rounds per app, path and repeat
-    hold_requests: int = 20  # connection hold time: sequential in-process requests per app, tag path and round
-
 
 PLANS = {
     # The quick plan: one level, no session-cost benchmark (`--instructions quick` counts the CPU per request beside it).
@@ -123,16 +112,6 @@ def plan(args) -> Plan | None:
     if getattr(args, "hold_requests", None) is not None:
         overrides["hold_requests"] = args.hold_requests
     return Plan(**{**asdict(chosen), **overrides})
-
-
-@dataclass(frozen=True)
-class App:
-    id: str
-    strategy: discovery.Strategy
-    baseline: bool
-
-    def describe(self) -> dict:
-        return {"id": self.id, "label": self.strategy.label, "baseline": self.baseline}
 
 
 def apps(strategies: list[discovery.Strategy]) -> list[App]:

@@ -18,15 +18,12 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from experiments.harness import discovery
 from experiments.harness.processes import exit_reason, kill_group
 from experiments.throughput import hold
+from experiments.throughput.plan import App, Plan
 from experiments.throughput.routes import KINDS
-
-if TYPE_CHECKING:
-    from experiments.throughput.sweep import App, Plan
 
 START_TIMEOUT_S = 30
 # On top of a measurement's own length before its process is declared hung: over loopback, more than the
