@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     print(files.write(doc, args.results.parent, extra))
     if other:  # a summary per kind of figure the two runs share (throughput ratios, instruction counts)
         summaries = [agreement.summary(rows)] * bool(rows) + [instructions.agreement_summary(counted)] * bool(counted)
-        for line in summaries or [agreement.summary(rows)]:
+        for line in [
+            *(summaries or [agreement.summary(rows)]),
+            agreement.verdict_summary(agreement.verdicts(doc, other)),
+        ]:
             print(f"run-to-run: {line}")
     return 0
 

@@ -37,6 +37,42 @@ def compare(doc: dict, other: dict) -> list[dict]:
     ]
 
 
+def _hashes(doc: dict, part: str) -> dict[str, str | None]:
+    return {entry["id"]: entry.get("source_hash") for entry in doc.get(part, [])}
+
+
+def verdicts(doc: dict, other: dict) -> list[dict]:
+    """Every (strategy, check) whose outcome differs between the runs, with why it may: the check's source changed,
+    the strategy's, or neither (then the behaviour, the versions or the machine did). A run without hashes (before
+    they were recorded) says "unknown"."""
+    mine = {(r["strategy"], r["check"]): r["outcome"] for r in doc.get("results", [])}
+    theirs = {(r["strategy"], r["check"]): r["outcome"] for r in other.get("results", [])}
+    found = []
+    for (strategy, check), outcome in mine.items():
+        if (strategy, check) not in theirs or theirs[(strategy, check)] == outcome:
+            continue
+        reasons, unknown = [], False
+        for name, part, key in (("check", "checks", check), ("strategy", "strategies", strategy)):
+            this, that = _hashes(doc, part).get(key), _hashes(other, part).get(key)
+            unknown |= this is None or that is None
+            if this != that:
+                reasons.append(f"the {name}'s source changed")
+        if unknown:
+            why = "unknown: a run without source hashes"
+        else:
+            why = "; ".join(reasons) or "same sources: the behaviour, the versions or the machine changed"
+        found.append({"strategy": strategy, "check": check, "this": outcome, "other": theirs[(strategy, check)],
+                      "why": why})  # fmt: skip
+    return found
+
+
+def verdict_summary(changed: list[dict]) -> str:
+    same_source = sum(c["why"].startswith("same sources") for c in changed)
+    return (
+        f"{len(changed)} verdicts differ, {same_source} of them with the check's and the strategy's sources unchanged"
+    )
+
+
 def summary(rows: list[dict]) -> str:
     return f"{sum(r['agree'] for r in rows)} of {len(rows)} ratios to a baseline agree (overlapping intervals)"
 
@@ -49,12 +85,17 @@ def _run(doc: dict) -> str:
 def section(doc: dict, other: dict, other_path: str, rows: list[dict]) -> list[str]:
     """The report's section for `rows` = compare(doc, other)."""
     apart = [r for r in rows if not r["agree"]]
+    changed = verdicts(doc, other)
     out = [
         "## Run-to-run agreement",
         "",
-        f"This run ({_run(doc)}) against `{other_path}` ({_run(other)}): {summary(rows)}.",
+        f"This run ({_run(doc)}) against `{other_path}` ({_run(other)}): {summary(rows)}; {verdict_summary(changed)}.",
         "",
     ]
+    if changed:
+        out += ["| Strategy | Check | This run | That run | Why it may differ |", "|---|---|---|---|---|"]
+        out += [f"| `{c['strategy']}` | `{c['check']}` | {c['this']} | {c['other']} | {c['why']} |" for c in changed]
+        out.append("")
     if not rows:
         return out + ["The two runs have no ratio in common (different strategies, paths, levels or modes).", ""]
     if not apart:

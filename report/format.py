@@ -44,6 +44,7 @@ class Strategy(TypedDict, total=False):
     preflight: str  # "ready", "skipped" or "error"
     import_warnings: list[str]
     pattern: dict[str, str]  # per kind of endpoint, the source the report quotes
+    source_hash: str  # of the module's file: two runs whose hashes differ measured different code
 
 
 class Check(TypedDict):
@@ -64,6 +65,7 @@ class Check(TypedDict):
     column: str
     kinds: list[str]
     request_bound_s: float
+    source_hash: str  # of the experiments module that measures and judges it
 
 
 class Conditions(TypedDict):

@@ -782,3 +782,25 @@ def test_cli_missing_file(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and str(tmp_path / "nope.json") in proc.stderr
+
+
+def test_against_says_which_source_changed_under_a_verdict_that_moved():
+    from report import agreement
+
+    def run(check_hash: str, outcomes: dict[str, str]) -> dict:
+        return {
+            "checks": [{"id": "lost_writes", "source_hash": check_hash}],
+            "strategies": [{"id": s, "source_hash": s} for s in outcomes],
+            "results": [{"strategy": s, "check": "lost_writes", "outcome": o} for s, o in outcomes.items()],
+        }
+
+    this = run("a", {"kept": "passed", "moved": "failed"})
+    assert agreement.verdicts(this, run("a", {"kept": "passed", "moved": "passed"})) == [
+        {"strategy": "moved", "check": "lost_writes", "this": "failed", "other": "passed",
+         "why": "same sources: the behaviour, the versions or the machine changed"}
+    ]  # fmt: skip
+    (changed,) = agreement.verdicts(this, run("b", {"moved": "passed"}))
+    assert changed["why"] == "the check's source changed"
+    without = run("a", {"moved": "passed"})
+    del without["checks"][0]["source_hash"]
+    assert agreement.verdicts(this, without)[0]["why"].startswith("unknown")

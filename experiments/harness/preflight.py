@@ -25,6 +25,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from experiments.checks import source_hash
 from experiments.harness import discovery
 from experiments.harness.discovery import Strategy
 from experiments.harness.processes import FORKS, exit_reason, kill_group, signals_interrupt
@@ -57,6 +58,7 @@ class Preflight:
             "requires": list(self.strategy.requires),
             "versions": self.versions,
             "preflight": self.outcome,
+            "source_hash": source_hash(self.strategy.path),
             **({"import_warnings": list(self.warnings)} if self.warnings else {}),
             **({"pattern": self.pattern} if self.pattern else {}),
         }
