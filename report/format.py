@@ -7,7 +7,7 @@ longer read the same. docs/results-format.md says what each part means.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 # The version of the results format. History:
 # 1: rows, checks, strategies, environment and the throughput cells
@@ -74,6 +74,7 @@ class Conditions(TypedDict):
     pool: dict[str, Any] | None
     engines: list[dict[str, Any]]
     as_declared: bool | None
+    cpu: NotRequired[int]  # the core a timing check's process was pinned to
 
 
 class KindPart(TypedDict, total=False):

@@ -106,3 +106,13 @@ def test_a_strategy_that_hangs_its_own_requests_fails_with_them_counted(fixture_
 def test_servers_and_child_interpreters_are_gone_afterwards(server_fixture_run, fixture_run, tmp_path_factory):
     """uvicorn, its reload workers and the shutdown check's interpreters: none outlives its check."""
     assert children_left(under=tmp_path_factory.getbasetemp()) == []
+
+
+def test_timing_checks_ran_pinned_to_a_core_and_say_which(fixture_run):
+    import os
+
+    timed = [row for (_, check), row in fixture_run.items() if CHECKS[check].exclusive and row["outcome"] != "skipped"]
+    assert timed, "the fixture run measured no timing check"
+    assert all(row["conditions"]["cpu"] in os.sched_getaffinity(0) for row in timed), timed
+    untimed = [row for (_, check), row in fixture_run.items() if not CHECKS[check].exclusive]
+    assert not any("cpu" in row.get("conditions", {}) for row in untimed)

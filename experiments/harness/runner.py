@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Queue
 from typing import TYPE_CHECKING, Protocol
 
 from experiments.checks import MODULES, NEEDS_SERVER, Check
@@ -57,6 +58,7 @@ class Run:
     quiet: bool = False
     jobs: int = 4
     live: set = field(default_factory=set)  # check processes running now
+    cpus: Queue = field(default_factory=lambda: _queue(sorted(os.sched_getaffinity(0))))  # free for a timing check
 
     def kill_all(self) -> None:
         for proc in list(self.live):
@@ -71,10 +73,22 @@ class Run:
             print(line, flush=True)
 
     def one(self, strategy: Strategy, check: Check, nice: int = 0) -> Row:
-        """Measure one strategy × check in a fresh process (at niceness `nice`); return its row."""
+        """Measure one strategy × check in a fresh process (at niceness `nice`); return its row. A timing check's
+        process is pinned to a core of its own, as pyperf pins its workers, and the row's conditions say which."""
         if check.needs_server and self.db == "sqlite":  # known before starting anything
             return {"strategy": strategy.id, "check": check.id, "outcome": "skipped", "reason": NEEDS_SERVER,
                     "duration_s": 0.0}  # fmt: skip
+        if not check.exclusive:
+            return self._measure(strategy, check, nice, None)
+        cpu = self.cpus.get()
+        try:
+            row = self._measure(strategy, check, nice, cpu)
+        finally:
+            self.cpus.put(cpu)
+        row.setdefault("conditions", {})["cpu"] = cpu
+        return row
+
+    def _measure(self, strategy: Strategy, check: Check, nice: int, cpu: int | None) -> Row:
         name = f"{strategy.id}-{check.id}"
         rows, log = self.work / f"{name}.jsonl", self.out / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +105,7 @@ class Run:
         started, found, left = time.monotonic(), [], list(check.kinds)
         while True:  # a process that ends early (unanswered requests end it) leaves its other kinds to the next
             kinds = [arg for k in left for arg in ("--kind", k)]
-            timed_out, code = self._process(name, [*args, *kinds], log, timeout, nice)
+            timed_out, code = self._process(name, [*args, *kinds], log, timeout, nice, cpu)
             fresh = [json.loads(line) for line in rows.read_text().splitlines()][len(found) :] if rows.exists() else []
             found += fresh
             left = [k for k in left if k not in {r.get("kind") for r in found}]
@@ -105,9 +119,11 @@ class Run:
             found += [_error(strategy, check, reason, started, kind) for kind in left or [None]]
         return combine(found) if check.kinds else found[-1]  # measured; a teardown that hung afterwards changes nothing
 
-    def _process(self, name: str, args: list[str], log: Path, timeout: float, nice: int) -> tuple[bool, int | None]:
+    def _process(
+        self, name: str, args: list[str], log: Path, timeout: float, nice: int, cpu: int | None
+    ) -> tuple[bool, int | None]:
         """Run one check process to its end or `timeout`: (timed out, exit code)."""
-        proc = FORKS.Process(target=_pytest_in_own_session, args=(args, str(log), nice), name=name)
+        proc = FORKS.Process(target=_pytest_in_own_session, args=(args, str(log), nice, cpu), name=name)
         proc.start()
         self.live.add(proc)
         try:
@@ -129,10 +145,20 @@ def _error(strategy: Strategy, check: Check, reason: str, started: float, kind: 
     }
 
 
-def _pytest_in_own_session(args: list[str], log: str, nice: int) -> None:
-    """Body of a check process: its own session (so a kill reaches what it starts), output to `log`, pytest."""
+def _queue(items: list) -> Queue:
+    found = Queue()
+    for item in items:
+        found.put(item)
+    return found
+
+
+def _pytest_in_own_session(args: list[str], log: str, nice: int, cpu: int | None) -> None:
+    """Body of a check process: its own session (so a kill reaches what it starts), on `cpu` alone when given,
+    output to `log`, pytest."""
     os.setsid()
     os.nice(nice)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})  # its threads and whatever it starts (a uvicorn server) inherit it
     # What the fork server imported is never garbage: collections skip it, which halves a short check's CPU.
     gc.freeze()
     os.chdir(ROOT)
