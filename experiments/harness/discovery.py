@@ -290,7 +290,7 @@ def pattern(module) -> dict[str, str]:
     return found
 
 
-HARNESS_NAMES = {"REQUIRES", "UNSUPPORTED"}  # what a module declares for the harness, not for its app
+HARNESS_NAMES = {"REQUIRES", "UNSUPPORTED", "INGREDIENTS"}  # what a module declares for the harness, not its app
 
 
 def whole(module) -> str:
