@@ -1,4 +1,4 @@
-"""Does an `async def` endpoint using the strategy's session stall the event loop?
+"""Does an `async def` endpoint using the strategy's session stall the event loop, and does any sync I/O run on it?
 
 Everything on the loop waits while one request does blocking work on it. A
 sync `Session` in an `async def` endpoint queries on the loop thread: each
@@ -22,6 +22,7 @@ import anyio
 
 from experiments import probes
 from experiments.checks import Check, measures
+from experiments.harness import instruments
 from experiments.harness.serving import serve
 
 CONCURRENT = 10  # twice the pool
@@ -162,3 +163,59 @@ async def test_event_loop_blocking(app_module, routes, record, monkeypatch):
     if settled.acquire(blocking=False):
         metrics = loop.metrics(wall)
         record(metrics, _evidence(metrics))
+
+
+READS = WRITES = 5  # sequential requests per route: a per-request count, not a timing
+LOOP_ROUTES = {"/sync/tag": "read", "/async/tag": "read", "/sync/write": "write", "/async/write": "write"}
+
+SYNC_IO_ON_LOOP = Check(
+    id="sync_io_on_loop",
+    title="No sync database I/O on the event loop, wherever the session is opened, used or closed",
+    column="no sync I/O on loop",
+    measures=(
+        f"{READS} sequential reads (the tag route, querying) and {WRITES} sequential writes (the write route, "
+        "committing) per kind of endpoint: the calls a sync engine makes to its database driver (statements "
+        "executed, commits, rollbacks, the reset of a connection returned to the pool) on the event loop's thread, "
+        "in the endpoint, its dependencies' setup and teardown, or middleware; an async driver's calls are awaited "
+        "and not counted"
+    ),
+    why=(
+        "the thread's patterns hand out a sync `Session` wherever asked, and close it wherever the pattern closes "
+        "it: an `async def` dependency or an HTTP middleware closes it on the event loop, a ROLLBACK round trip per "
+        "request that stalls every other request as a query there does; counted, not timed, so that the verdict "
+        "repeats on a noisy machine"
+    ),
+    rule="passed when loop_driver_calls = 0 and failed_requests = 0",
+    passes=lambda m: m["loop_driver_calls"] == 0 and m["failed_requests"] == 0,
+    key=("loop_driver_calls_per_request", "failed_requests"),
+    routes=tuple(LOOP_ROUTES),
+)
+
+
+@measures(SYNC_IO_ON_LOOP)
+async def test_sync_io_on_loop(served, record):
+    calls = {"execute": 0, "commit": 0, "rollback": 0, "reset": 0}
+    with instruments.sync_driver_calls_on(threading.get_ident(), calls):
+        statuses = []
+        for path in sorted(served.routes):
+            for i in range(READS if LOOP_ROUTES[path] == "read" else WRITES):
+                if LOOP_ROUTES[path] == "read":
+                    params = {"tag": f"loop-{i}", "delay": 0, "query": True}
+                    statuses.append((await served.client.get(path, params=params)).status_code)
+                else:
+                    params = {"key": f"loop-{path}-{i}", "fail": False, "delay": 0}
+                    statuses.append((await served.client.post(path, params=params)).status_code)
+    total = sum(calls.values())
+    metrics = {
+        "requests": len(statuses),
+        "failed_requests": sum(s != 200 for s in statuses),
+        "loop_driver_calls": total,
+        "loop_driver_calls_per_request": round(total / max(len(statuses), 1), 2),
+        **{f"loop_{name}s": n for name, n in calls.items()},
+    }
+    record(
+        metrics,
+        f"{total} sync driver calls on the event loop's thread over {len(statuses)} requests to "
+        f"{', '.join(sorted(served.routes))} ({', '.join(f'{n} {name}' for name, n in calls.items())}); "
+        f"{metrics['failed_requests']} requests failed.",
+    )

@@ -113,6 +113,7 @@ def known_bad() -> dict[str, list[str]]:
 TEMPLATE_CANNOT_PASS = {
     "pool_exhaustion": "a `yield` session dependency holds its connection across threadpool hops (FastAPI #3205)",
     "event_loop_blocking": "a sync Session in an `async def` endpoint queries on the event loop",
+    "sync_io_on_loop": "a sync Session in an `async def` endpoint queries on the event loop",
     "multiple_databases": "it serves one database; the two-database routes are optional",
     "streaming": 'a stream reads through the session after `scope="function"` closed it, on a connection nobody returns',
 }

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import AdaptedConnection, Connection, Engine
 from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool, QueuePool
@@ -145,6 +145,41 @@ def commits() -> Iterator[Commits]:
         event.remove(Session, "after_commit", on_commit)
         event.remove(Session, "after_begin", on_begin)
         event.remove(Engine, "after_cursor_execute", on_execute)
+
+
+@contextmanager
+def sync_driver_calls_on(thread: int, calls: dict[str, int]) -> Iterator[None]:
+    """Count into `calls` ("execute", "commit", "rollback", "reset") what sync engines ask of their database driver
+    on `thread` (the event loop's) while the block runs. An async engine's driver calls run there too, awaited inside
+    SQLAlchemy's greenlet: its dialect says so (`is_async`), and its pooled connections are adapted ones."""
+    lock = threading.Lock()
+
+    def count(name: str, is_async: bool) -> None:
+        if threading.get_ident() == thread and not is_async:
+            with lock:
+                calls[name] += 1
+
+    def on_execute(conn, *_):
+        count("execute", conn.dialect.is_async)
+
+    def on_commit(conn):
+        count("commit", conn.dialect.is_async)
+
+    def on_rollback(conn):
+        count("rollback", conn.dialect.is_async)
+
+    def on_reset(dbapi_connection, *_):
+        count("reset", isinstance(dbapi_connection, AdaptedConnection))
+
+    listeners = [(Engine, "before_cursor_execute", on_execute), (Engine, "commit", on_commit),
+                 (Engine, "rollback", on_rollback), (Pool, "reset", on_reset)]  # fmt: skip
+    for target, name, listener in listeners:
+        event.listen(target, name, listener)
+    try:
+        yield
+    finally:
+        for target, name, listener in listeners:
+            event.remove(target, name, listener)
 
 
 @contextmanager
