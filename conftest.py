@@ -24,7 +24,8 @@ from experiments.harness import discovery, instruments, postgres
 from experiments.harness.serving import Database, serve
 from experiments.harness.watch import LOOP_BLOCKED_S, Watch
 from experiments.probes import KINDS, path_kinds
-from report.format import Row
+from experiments.rules import judge
+from report.format import ERROR, FAILED, SKIPPED, Row
 
 ROWS = pytest.StashKey[dict]()
 STARTED = pytest.StashKey[float]()
@@ -189,7 +190,9 @@ def watch(request, check, engines) -> Watch:
 
     def blocked(reason: str, silent_s: float, in_flight: int) -> None:
         metrics = {"loop_blocked_s": round(silent_s, 1), "requests_in_flight": in_flight}
-        _write_row(request.node, check.id, {"outcome": "failed", "metrics": metrics, "evidence": reason + "."})
+        _write_row(
+            request.node, check.id, {"outcome": judge(check, metrics), "metrics": metrics, "evidence": reason + "."}
+        )
         os._exit(3)
 
     limit = request.config.getoption("time_limit")
@@ -223,13 +226,12 @@ def record(request, check, engines, watch):
         evidence = " ".join(filter(None, [evidence, watch.evidence()]))
         if conditions["as_declared"] is False:
             evidence += f" Not under the declared pool: {instruments.mismatch(conditions)}."
-        passed = bool(check.passes(metrics)) and not watch.metrics()
-        row = {"metrics": metrics, "evidence": evidence, "passed": passed}
+        row = {"metrics": metrics, "evidence": evidence, "outcome": judge(check, metrics)}
         if conditions["engines"]:
             row["conditions"] = conditions
         request.node.stash[ROWS] = row
         if now or watch.metrics():
-            _write_row(request.node, check.id, {**row, "outcome": "passed" if passed else "failed"})
+            _write_row(request.node, check.id, row)
             os._exit(0)
 
     return record
@@ -260,13 +262,11 @@ def pytest_runtest_makereport(item, call):
         return report
     row = item.stash.setdefault(ROWS, {})
     if report.skipped and "outcome" not in row:
-        row.update(outcome="skipped", reason=str(report.longrepr[2]).removeprefix("Skipped: "))
+        row.update(outcome=SKIPPED, reason=str(report.longrepr[2]).removeprefix("Skipped: "))
     elif report.failed and "outcome" not in row:
-        row.update(outcome="error", reason=_one_line(call.excinfo))
-    elif call.when == "call" and "passed" in row:
-        row["outcome"] = "passed" if row["passed"] else "failed"
-        if not row["passed"]:
-            report.outcome, report.longrepr = "failed", row["evidence"]
+        row.update(outcome=ERROR, reason=_one_line(call.excinfo))
+    elif call.when == "call" and row.get("outcome") == FAILED:
+        report.outcome, report.longrepr = "failed", row["evidence"]
     return report
 
 
@@ -282,9 +282,9 @@ def pytest_runtest_protocol(item, nextitem):
 
 def _write_row(item, check_id: str, row: dict) -> None:
     """Append the row to the --rows file (flushed to disk: the process may be killed or end right after)."""
-    row = {k: v for k, v in row.items() if k != "passed"}
-    row.setdefault("outcome", "error")
-    if row["outcome"] == "error":
+    row = dict(row)
+    row.setdefault("outcome", ERROR)
+    if row["outcome"] == ERROR:
         row.setdefault("reason", "the test recorded no measurement")
     if warned := WARNINGS.pop(item.nodeid, None):
         row["warnings"] = sorted(warned)[:10]

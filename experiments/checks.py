@@ -2,8 +2,9 @@
 
 A check is a pytest test in `experiments/test_*.py` decorated with
 `@measures(CHECK)`: the test sends traffic and records numbers; the verdict is
-`CHECK.passes(metrics)`, a rule written next to the rule's prose, so that no
-check can hard-code what a strategy "should" get.
+`rules.judge(CHECK, metrics)`, by the rule object written next to it (its words
+and the metrics it reads come from the same object), so that no check can
+hard-code what a strategy "should" get.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import hashlib
 import importlib
 import pkgutil
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from experiments.harness.watch import REQUEST_BOUND_S
 from experiments.probes import path_kinds
+from experiments.rules import Rule
+from report.format import SEVERITIES
 from report.format import Check as CheckEntry
 
 CHECKS: dict[str, Check] = {}
@@ -33,8 +35,8 @@ class Check:
     title: str
     measures: str
     why: str  # the claim of the seed thread it tests
-    rule: str  # `passes` in words, for the report
-    passes: Callable[[dict], bool] = field(repr=False, compare=False)
+    rule: Rule  # the verdict from the metrics, in words too (experiments/rules.py)
+    severity: str  # what its failure costs a user: a key of report.format.SEVERITIES
     key: tuple[str, ...]  # the metrics shown in the summary matrix
     routes: tuple[str, ...]  # probe routes it can measure on; skipped when the strategy serves none
     timeout_s: float = 60.0
@@ -44,6 +46,15 @@ class Check:
     second_database: bool = False  # creates the database $SECOND_DATABASE_URL names, for apps that have two
     column: str = ""  # its name as a column of the verdict matrix: a few plain words
     whole_app: bool = False  # judges the app as a whole (reload, shutdown, /nodb), not one kind of endpoint
+    permanent: Rule | None = None  # when a failure does not go away by itself (never recovers, stuck connections)
+
+    def __post_init__(self):
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"{self.id}: severity {self.severity!r} is not one of {', '.join(SEVERITIES)}")
+
+    @property
+    def passes(self) -> Rule:
+        return self.rule
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -59,7 +70,10 @@ class Check:
             "title": self.title,
             "measures": self.measures,
             "why": self.why,
-            "rule": self.rule,
+            "rule": self.rule.words(),
+            "rule_metrics": list(self.rule.metrics),
+            "severity": self.severity,
+            "permanent_when": self.permanent.words() if self.permanent else None,
             "key": list(self.key),
             "routes": list(self.routes),
             "timeout_s": self.timeout_s,

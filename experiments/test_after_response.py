@@ -25,6 +25,7 @@ from experiments.checks import Check, measures
 from experiments.harness import discovery, instruments, serving
 from experiments.harness.serving import serve
 from experiments.harness.watch import answered
+from experiments.rules import any_positive, zero
 
 POOL = {"pool_size": 5, "max_overflow": 0, "pool_timeout": 0.5}
 # As many streams as the pool holds: each pins a connection while it runs (measured: connection-seconds per stream,
@@ -74,15 +75,16 @@ STREAMING = Check(
         "stream ran; from 0.118 it stays open while the stream runs, so every open stream pins a connection and a "
         "server-sent-events endpoint can exhaust the pool"
     ),
-    rule=(
-        "passed when streams_failed = 0, checked_out_after = 0 and sessions_reopened_after_close = 0. "
-        "connection_s_per_stream, other_requests_failed and other_request_wait_ms are shown, not judged: a pattern "
+    rule=zero(
+        "streams_failed",
+        "checked_out_after",
+        "sessions_reopened_after_close",
+        note="connection_s_per_stream, other_requests_failed and other_request_wait_ms are shown, not judged: a pattern "
         "that keeps its session for its stream holds a connection for the stream's whole life, whichever pattern it "
-        "is; the ways out (a session per chunk, a gate that makes others wait) are in the rows"
+        "is; the ways out (a session per chunk, a gate that makes others wait) are in the rows",
     ),
-    passes=lambda m: (
-        m["streams_failed"] == 0 and m["checked_out_after"] == 0 and m["sessions_reopened_after_close"] == 0
-    ),
+    severity="leak",
+    permanent=any_positive("checked_out_after"),
     key=("streams_failed", "checked_out_after", "sessions_reopened_after_close", "connection_s_per_stream"),
     routes=("/sync/stream", "/async/stream"),
     pool=POOL,
@@ -190,10 +192,9 @@ BACKGROUND_TASKS = Check(
         'longer supported"; FastAPI #581, discussion #6871 and downstream "session is closed" reports; from '
         "0.118 the session is held while the task runs"
     ),
-    rule="passed when requests_failed = 0, task_errors = 0, rows_missing = 0 and checked_out_after = 0",
-    passes=lambda m: (
-        m["requests_failed"] == 0 and m["task_errors"] == 0 and m["rows_missing"] == 0 and m["checked_out_after"] == 0
-    ),
+    rule=zero("requests_failed", "task_errors", "rows_missing", "checked_out_after"),
+    severity="data",
+    permanent=any_positive("checked_out_after"),
     key=("rows_missing", "task_errors", "sessions_reopened_after_close"),  # counts: a timing would differ every run
     routes=("/sync/background", "/async/background"),
 )

@@ -19,6 +19,7 @@ from experiments.checks import Check, measures
 from experiments.harness import discovery, instruments, serving
 from experiments.harness.serving import serve
 from experiments.harness.watch import answered
+from experiments.rules import any_positive, zero
 
 FAILING = 5  # write-then-raise requests per write route, sent together
 SETTLE_S = 1.5  # how long in-flight cleanup (threads, tasks, the garbage collector) gets before we count
@@ -41,13 +42,9 @@ CLEANUP_ON_ERROR = Check(
         "transaction after an exception: locks held, pools drained, and a later request on the same session "
         "may commit the failed request's half-written rows"
     ),
-    rule="passed when transactions_left_open = 0, checked_out_after = 0, rows_half_written = 0 and later_requests_failed = 0",
-    passes=lambda m: (
-        m["transactions_left_open"] == 0
-        and m["checked_out_after"] == 0
-        and m["rows_half_written"] == 0
-        and m["later_requests_failed"] == 0
-    ),
+    rule=zero("transactions_left_open", "checked_out_after", "rows_half_written", "later_requests_failed"),
+    severity="data",
+    permanent=any_positive("transactions_left_open", "checked_out_after", "later_requests_failed"),
     key=("transactions_left_open", "checked_out_after", "rows_half_written"),
     routes=("/sync/write", "/async/write"),
 )
@@ -137,13 +134,15 @@ CLEANUP_TIMING = Check(
         "got 200: a read the client sends at once misses its own write, and a commit that fails is never "
         'reported to it; `Depends(..., scope="function")` (0.121) runs teardown before the response'
     ),
-    rule=(
-        "passed when acknowledged_before_visible = 0 (2xx responses complete before their row could be read) and "
-        "acknowledged_but_not_committed = 0 (2xx responses whose row never arrived). responses_sent_before_cleanup "
+    rule=zero(
+        "acknowledged_before_visible",
+        "acknowledged_but_not_committed",
+        note="acknowledged_before_visible counts 2xx responses complete before their row could be read, "
+        "acknowledged_but_not_committed 2xx responses whose row never arrived. responses_sent_before_cleanup "
         "is shown, not judged: a session closed just after the response holds its connection a little longer "
-        "(the pool exhaustion check and the connection hold time measure what that costs)"
+        "(the pool exhaustion check and the connection hold time measure what that costs)",
     ),
-    passes=lambda m: m["acknowledged_before_visible"] == 0 and m["acknowledged_but_not_committed"] == 0,
+    severity="data",
     key=("acknowledged_before_visible", "acknowledged_but_not_committed", "responses_sent_before_cleanup"),
     # The verdict's routes: the check is skipped when the strategy serves none. The tag routes are timed
     # as well wherever the strategy serves them.

@@ -12,6 +12,7 @@ import anyio
 
 from experiments.checks import Check, measures
 from experiments.probes import keys_in_both
+from experiments.rules import any_positive, zero
 
 WRITERS = 20
 FAILING = 5  # interleaved with the writers: every fifth request writes to both databases, then raises
@@ -34,17 +35,11 @@ MULTIPLE_DATABASES = Check(
         'developping)" (sm-Fifteen on fastapi-sqlalchemy, #726): an app with several databases needs a session per '
         "database per request, each bound to its own engine and cleaned up with the request"
     ),
-    rule=(
-        "passed when rows_missing = 0, rows_in_wrong_database = 0, rows_from_failed_requests = 0, "
-        "transactions_left_open = 0 and writer_errors = 0"
+    rule=zero(
+        "rows_missing", "rows_in_wrong_database", "rows_from_failed_requests", "transactions_left_open", "writer_errors"
     ),
-    passes=lambda m: (
-        m["rows_missing"] == 0
-        and m["rows_in_wrong_database"] == 0
-        and m["rows_from_failed_requests"] == 0
-        and m["transactions_left_open"] == 0
-        and m["writer_errors"] == 0
-    ),  # fmt: skip
+    severity="data",
+    permanent=any_positive("transactions_left_open"),  # fmt: skip
     key=("rows_in_wrong_database", "rows_missing"),
     routes=("/sync/write2", "/async/write2"),
     second_database=True,

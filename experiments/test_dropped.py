@@ -14,6 +14,7 @@ import anyio
 from experiments.checks import Check, measures
 from experiments.harness.serving import serve
 from experiments.harness.watch import answered
+from experiments.rules import Rule, Term, zero
 from experiments.test_lifetimes import settled
 
 WARM = 5  # overlapping requests that leave connections in the pool
@@ -34,12 +35,16 @@ DROPPED_CONNECTIONS = Check(
         "`pool_pre_ping` hands out dead connections and requests fail with `server closed the connection "
         "unexpectedly`"
     ),
-    rule=(
-        "passed when requests_failed = 0: no client pays for the server's drop. A pool that pings before checkout "
+    rule=zero(
+        "requests_failed",
+        note="no client pays for the server's drop. A pool that pings before checkout "
         "(`pool_pre_ping=True`), or one that keeps no connection (NullPool), passes; without either the next request "
-        "draws a dead connection and fails, and SQLAlchemy invalidates the pool after it (failed_before_recovery = 1)"
+        "draws a dead connection and fails, and SQLAlchemy invalidates the pool after it (failed_before_recovery = 1)",
     ),
-    passes=lambda m: m["requests_failed"] == 0,
+    severity="errors",
+    permanent=Rule(
+        (Term("failed_before_recovery", "=", "requests"),), "no request after the drop ever succeeds", verb="permanent"
+    ),
     key=("requests_failed", "failed_before_recovery"),
     routes=("/sync/tag", "/async/tag"),
     needs_server=True,

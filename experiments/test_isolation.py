@@ -13,6 +13,7 @@ import math
 import anyio
 
 from experiments.checks import Check, measures
+from experiments.rules import zero
 
 CONCURRENT = 50
 SEQUENTIAL = 20
@@ -72,11 +73,7 @@ async def _isolation(app, path: str, size: int = CONCURRENT, rounds: int = 1) ->
     return metrics, evidence
 
 
-def _isolated(m: dict) -> bool:
-    return m["foreign_tag_seen"] == 0 and m["shared_concurrently"] == 0 and m["failed_requests"] == 0
-
-
-ISOLATION_RULE = "passed when foreign_tag_seen = 0, shared_concurrently = 0 and failed_requests = 0"
+ISOLATION_RULE = zero("foreign_tag_seen", "shared_concurrently", "failed_requests")
 
 ISOLATION_ASYNC = Check(
     id="isolation_async",
@@ -92,7 +89,7 @@ ISOLATION_ASYNC = Check(
         'a 1:1 mapping with threads" (sm-Fifteen, #726); every `async def` endpoint runs on the event-loop thread'
     ),
     rule=ISOLATION_RULE,
-    passes=_isolated,
+    severity="data",
     key=("foreign_tag_seen",),
     routes=("/async/tag",),
 )
@@ -111,7 +108,7 @@ ISOLATION_THREADPOOL = Check(
         'handled by more than one thread" (tiangolo, #726)'
     ),
     rule=ISOLATION_RULE,
-    passes=_isolated,
+    severity="data",
     key=("foreign_tag_seen",),
     routes=("/sync/tag",),
 )
@@ -145,8 +142,8 @@ CARRYOVER_SEQUENTIAL = Check(
         "a thread-local `scoped_session` that is never `remove()`d hands the next request on that thread the "
         'same session; "remove() at the end of the request" is the contract SQLAlchemy\'s docs set for it'
     ),
-    rule="passed when inherited_state = 0 and failed_requests = 0",
-    passes=lambda m: m["inherited_state"] == 0 and m["failed_requests"] == 0,
+    rule=zero("inherited_state", "failed_requests"),
+    severity="data",
     key=("inherited_state",),
     routes=("/sync/tag", "/async/tag"),
 )
@@ -206,8 +203,8 @@ SAME_SESSION_IN_REQUEST = Check(
         "sync endpoints run in different threadpool threads, and a `ContextVar` set in a sync dependency is "
         "invisible downstream"
     ),
-    rule="passed when mismatched = 0 and failed_requests = 0",
-    passes=lambda m: m["mismatched"] == 0 and m["failed_requests"] == 0,
+    rule=zero("mismatched", "failed_requests"),
+    severity="data",
     key=("mismatched",),
     routes=("/same",),
 )

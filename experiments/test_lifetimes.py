@@ -16,6 +16,7 @@ from experiments.checks import Check, measures
 from experiments.harness import discovery
 from experiments.harness.serving import serve, to_served_paths
 from experiments.harness.standalone import run_to_exit, send_traffic, uvicorn_reload
+from experiments.rules import Rule, Term, any_positive, zero
 
 TAG_ROUTES = ("/sync/tag", "/async/tag")
 RELOADS = 3
@@ -51,8 +52,9 @@ RELOAD_SERVER = Check(
         '"engines created at import leak across `uvicorn --reload`"; the thread\'s case for creating the engine in '
         "a startup/lifespan hook and disposing of it at shutdown"
     ),
-    rule="passed when sessions_abandoned = 0 and backends_left = 0 (nothing outlives the worker that opened it)",
-    passes=lambda m: m["sessions_abandoned"] == 0 and m["backends_left"] == 0,
+    rule=zero("sessions_abandoned", "backends_left", note="nothing outlives the worker that opened it"),
+    severity="leak",
+    permanent=any_positive("backends_left"),
     key=("sessions_abandoned", "backends_left"),
     routes=TAG_ROUTES,
     timeout_s=120,
@@ -120,8 +122,8 @@ RELOAD_IN_PROCESS = Check(
         "module-level engines are created again by every import and the old ones are never disposed; the thread's "
         "argument for tying the engine to the app's lifespan"
     ),
-    rule="passed when growth = 0: no more connections open after the last re-import than after the first import",
-    passes=lambda m: m["growth"] == 0,
+    rule=zero("growth", note="no more connections open after the last re-import than after the first import"),
+    severity="nuisance",
     key=("growth",),
     routes=TAG_ROUTES,
 )
@@ -160,12 +162,14 @@ SHUTDOWN = Check(
         '"async connections cannot close at interpreter exit": an engine that is not disposed while the event loop '
         "still runs leaves its connections to the garbage collector"
     ),
-    rule="passed when connections_after_shutdown = 0, exit_trouble_lines = 0 and sessions_abandoned_at_exit = 0",
-    passes=lambda m: (
-        m["connections_after_shutdown"] == 0
-        and m["exit_trouble_lines"] == 0
-        and not m.get("sessions_abandoned_at_exit")
-    ),  # fmt: skip
+    rule=Rule(
+        (
+            Term("connections_after_shutdown"),
+            Term("exit_trouble_lines"),
+            Term("sessions_abandoned_at_exit", optional=True),
+        )
+    ),
+    severity="leak",  # fmt: skip
     key=("connections_after_shutdown", "exit_trouble_lines"),
     routes=TAG_ROUTES,
 )

@@ -24,6 +24,7 @@ from experiments import probes
 from experiments.checks import Check, measures
 from experiments.harness import instruments
 from experiments.harness.serving import serve
+from experiments.rules import Rule, Term, any_positive, zero
 
 CONCURRENT = 10  # twice the pool
 DELAY_S = 0.05  # each request awaits this long with its session (and connection) in hand
@@ -58,13 +59,15 @@ EVENT_LOOP_BLOCKING = Check(
         "on the event loop, so a blocking query or pool checkout there stops every other request, which is why the "
         "asyncio forms (`AsyncSession`, `async_scoped_session`) are candidates at all"
     ),
-    rule=(
-        f"passed when max_lag_ms < {MAX_LAG_MS:g}, failed_requests = 0 and not blocked ({MAX_LAG_MS:g} ms: under "
+    rule=Rule(
+        (Term("max_lag_ms", "<", MAX_LAG_MS), Term("failed_requests"), Term("blocked", "=", False)),
+        f"{MAX_LAG_MS:g} ms is under "
         f"the {PAUSE_S * 1000:.0f} ms one query blocks a loop that waits for it, and the "
         f"{POOL['pool_timeout'] * 1000:g} ms a loop waits for a sync checkout from the empty pool; several times "
-        "what the in-process client and an idle loop show on 2 busy shared cores, up to ~50 ms)"
+        "what the in-process client and an idle loop show on 2 busy shared cores, up to ~50 ms",
     ),
-    passes=lambda m: m["max_lag_ms"] < MAX_LAG_MS and m["failed_requests"] == 0 and not m["blocked"],
+    severity="errors",
+    permanent=any_positive("blocked"),
     key=("max_lag_ms", "failed_requests"),
     routes=("/async/tag",),
     timeout_s=DEADLINE_S + 30,  # the deadline plus startup: the harness never kills a normal run
@@ -185,8 +188,8 @@ SYNC_IO_ON_LOOP = Check(
         "request that stalls every other request as a query there does; counted, not timed, so that the verdict "
         "repeats on a noisy machine"
     ),
-    rule="passed when loop_driver_calls = 0 and failed_requests = 0",
-    passes=lambda m: m["loop_driver_calls"] == 0 and m["failed_requests"] == 0,
+    rule=zero("loop_driver_calls", "failed_requests"),
+    severity="errors",
     key=("loop_driver_calls_per_request", "failed_requests"),
     routes=tuple(LOOP_ROUTES),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from experiments.checks import Check, measures
 from experiments.harness import instruments
+from experiments.rules import zero
 
 REQUESTS = 20
 
@@ -27,8 +28,8 @@ SESSIONS_NOBODY_NEEDED = Check(
         "approach, which fastapi-sqlalchemy's `DBSessionMiddleware` shares); a session that connects eagerly also "
         "takes a pooled connection from requests that need one"
     ),
-    rule="passed when sessions_created = 0, checkouts = 0 and failed_requests = 0",
-    passes=lambda m: m["sessions_created"] == 0 and m["checkouts"] == 0 and m["failed_requests"] == 0,
+    rule=zero("sessions_created", "checkouts", "failed_requests"),
+    severity="errors",
     key=("sessions_per_request", "checkouts_per_request"),
     routes=("/nodb",),
 )

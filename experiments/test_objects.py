@@ -17,6 +17,7 @@ from experiments.checks import Check, measures
 from experiments.harness import instruments, serving
 from experiments.harness.serving import serve
 from experiments.harness.watch import answered
+from experiments.rules import zero
 
 CREATED = 10  # sequential requests per created route: one at a time, so every SELECT is the request's own
 
@@ -37,17 +38,19 @@ OBJECTS_AFTER_COMMIT = Check(
         'called") in async code; Kludex in sqlalchemy #5811: "If you\'re using it with Pydantic (or FastAPI), you '
         'need to set `expire_on_commit=False`"'
     ),
-    rule=(
-        "passed when responses_5xx = 0 and missing_greenlet_errors = 0: the client gets the object it wrote. "
+    rule=zero(
+        "responses_5xx",
+        "missing_greenlet_errors",
+        note="the client gets the object it wrote. "
         "selects_after_commit is the cost beside the verdict, not part of it: a sync `Session` that expires on "
         "commit answers correctly, but FastAPI's read of each returned object loads it again, a SELECT per object "
         "that the request never asked for, on a connection taken from the pool again, in a transaction left open "
         "until the session closes (the I/O an `AsyncSession` refuses there with `MissingGreenlet`); "
         "`expire_on_commit=False` on the sessionmaker removes it for any pattern. A pattern that commits after the "
         "response is built (in teardown or middleware) reads no expired object, whatever its setting; whether that "
-        "late commit's failure reaches the client is `cleanup_timing`'s question"
+        "late commit's failure reaches the client is `cleanup_timing`'s question",
     ),
-    passes=lambda m: m["responses_5xx"] == 0 and m["missing_greenlet_errors"] == 0,
+    severity="errors",
     key=("responses_5xx", "missing_greenlet_errors", "selects_after_commit"),
     routes=("/sync/created", "/async/created"),
 )

@@ -20,6 +20,7 @@ import anyio
 from experiments.checks import Check, measures
 from experiments.harness.instruments import counting
 from experiments.harness.watch import REQUEST_BOUND_S, answered
+from experiments.rules import any_positive, zero
 
 POOL_SIZE = 5
 POOL_TIMEOUT_S = 1.0  # small, so that an exhausted pool turns into errors within seconds, not a 30 s hang
@@ -44,8 +45,9 @@ POOL_EXHAUSTION = Check(
         "(sm-Fifteen, #726): one pool for every request holds only if requests queue for it instead of failing; "
         "sync `yield` dependencies ran it dry and hung in FastAPI #3205, and PR #5122 fixed only the original form"
     ),
-    rule="passed when server_errors = 0, failed_requests = 0 and recovery_failed = 0",
-    passes=lambda m: m["server_errors"] == 0 and m["failed_requests"] == 0 and m["recovery_failed"] == 0,
+    rule=zero("server_errors", "failed_requests", "recovery_failed"),
+    severity="errors",
+    permanent=any_positive("recovery_failed", "checked_out_after"),
     key=("server_errors", "unanswered_requests"),
     routes=tuple(VARIANTS),
     timeout_s=90.0,  # a failing strategy takes ~2 pool timeouts per route; only a hang comes near this

@@ -32,6 +32,7 @@ from experiments.checks import Check, measures
 from experiments.harness.discovery import probe_routes
 from experiments.harness.instruments import HARNESS
 from experiments.probes import Note
+from experiments.rules import Rule, Term
 
 # What a dependency can hand out that a test stands in for, as the metrics name it: a session, a sessionmaker, or an
 # object holding either among its attributes or theirs (a unit of work, UNIT_OF_WORK_DEPTH).
@@ -58,9 +59,12 @@ TESTABILITY = Check(
         "(sm-Fifteen, #726); and of fastapi-sqlalchemy: \"it doesn't take advantage of dependency injection so you "
         "can't really make your routes or functions use a different DB object without modifying their code\""
     ),
-    rule="passed when routes_overridable = routes: on every tag route some override of the kind its dependency "
-    "hands out puts the test's session into the endpoint (otherwise a test has to patch module globals)",
-    passes=lambda m: m["routes"] > 0 and m["routes_overridable"] == m["routes"],
+    rule=Rule(
+        (Term("routes", ">", 0), Term("routes_overridable", "=", "routes")),
+        "on every tag route some override of the kind its dependency "
+        "hands out puts the test's session into the endpoint (otherwise a test has to patch module globals)",
+    ),
+    severity="nuisance",
     key=("routes_overridable",),
     routes=("/sync/tag", "/async/tag"),
 )
@@ -91,10 +95,13 @@ ROLLBACK_TESTS = Check(
         'session`. SQLAlchemy\'s "Joining a Session into an External Transaction (such as for test suites)" is what '
         "makes each test's writes disappear at its end"
     ),
-    rule="passed when routes_rollback_isolated = routes: on every write route some override puts the test's "
-    "session into the endpoint, the test finds the write, and no row of it is left once the test rolls its "
-    "transaction back",
-    passes=lambda m: m["routes"] > 0 and m["routes_rollback_isolated"] == m["routes"],
+    rule=Rule(
+        (Term("routes", ">", 0), Term("routes_rollback_isolated", "=", "routes")),
+        "on every write route some override puts the test's "
+        "session into the endpoint, the test finds the write, and no row of it is left once the test rolls its "
+        "transaction back",
+    ),
+    severity="nuisance",
     key=("routes_rollback_isolated", "rows_left_after_rollback"),
     routes=("/sync/write", "/async/write"),
 )

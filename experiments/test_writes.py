@@ -8,6 +8,7 @@ failed request's half-written row. Writers and failing writers run together.
 from __future__ import annotations
 
 from experiments.checks import Check, measures
+from experiments.rules import zero
 
 WRITERS = 50
 FAILING = 10  # interleaved: every sixth request writes a row, then raises instead of committing
@@ -27,8 +28,8 @@ LOST_WRITES = Check(
         "\"one request's rollback silently discards others' writes\" when a session is shared "
         "(global `scoped_session` under `async def`); the thread's argument for per-request sessions"
     ),
-    rule="passed when rows_missing = 0, rows_from_failed_requests = 0 and writer_errors = 0",
-    passes=lambda m: m["rows_missing"] == 0 and m["rows_from_failed_requests"] == 0 and m["writer_errors"] == 0,
+    rule=zero("rows_missing", "rows_from_failed_requests", "writer_errors"),
+    severity="data",
     key=("rows_missing", "rows_from_failed_requests"),
     routes=("/sync/write", "/async/write"),
 )

@@ -14,7 +14,17 @@ from typing import Any, NotRequired, TypedDict
 # 2: ratio intervals from order statistics, with their confidence
 # 3: rows judged per kind of endpoint
 SCHEMA = 3
-OUTCOMES = ("passed", "failed", "error", "skipped")
+# The outcome vocabulary, the one place it is spelt: measured and held, measured and broken, could not be measured
+# (with the reason), not applicable (with the reason).
+PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+OUTCOMES = (PASSED, FAILED, ERROR, SKIPPED)
+# What a failed check costs a user, worst first: the report ranks by it before it counts failures.
+SEVERITIES = {
+    "data": "wrong or lost data",
+    "leak": "a connection or transaction never returned",
+    "errors": "errors or stalls under load or after a restart",
+    "nuisance": "a nuisance in development or tests",
+}
 
 
 class Environment(TypedDict):
@@ -54,7 +64,10 @@ class Check(TypedDict):
     title: str
     measures: str
     why: str
-    rule: str
+    rule: str  # the rule's own words (experiments/rules.py)
+    rule_metrics: list[str]  # the metrics the rule reads
+    severity: str  # a key of SEVERITIES
+    permanent_when: str | None  # in words: when a failure of it does not go away by itself
     key: list[str]
     routes: list[str]
     timeout_s: float

@@ -13,11 +13,23 @@ import datetime
 import json
 import os
 import platform
-import re
 import subprocess
 from pathlib import Path
 
-from report.format import OUTCOMES, SCHEMA, Check, Document, Environment, KindPart, Row, Strategy
+from report.format import (
+    ERROR,
+    FAILED,
+    OUTCOMES,
+    PASSED,
+    SCHEMA,
+    SKIPPED,
+    Check,
+    Document,
+    Environment,
+    KindPart,
+    Row,
+    Strategy,
+)
 from report.locks import installed, lock_state
 
 PACKAGES = (
@@ -121,7 +133,7 @@ def by_pair(rows: list[Row]) -> dict[tuple[str, str], Row]:
     return {(r["strategy"], r["check"]): r for r in rows}
 
 
-PRECEDENCE = ("failed", "error", "passed", "skipped")  # a row's outcome is the first its kinds have
+PRECEDENCE = (FAILED, ERROR, PASSED, SKIPPED)  # a row's outcome is the first its kinds have
 
 
 def combine(rows: list[Row]) -> Row:
@@ -150,7 +162,7 @@ def combine(rows: list[Row]) -> Row:
             }
     if reasons := [f"{r['kind']}: {r['reason']}" for r in rows if r.get("reason") and "metrics" not in r]:
         row["reason"] = "; ".join(reasons)
-    if row["outcome"] == "skipped":
+    if row["outcome"] == SKIPPED:
         row["unsupported"] = all(r.get("unsupported") for r in rows)
     if warned := sorted({w for r in rows for w in r.get("warnings", [])}):
         row["warnings"] = warned[:10]
@@ -186,9 +198,9 @@ HARNESS_METRICS = ("unanswered_requests", "requests_not_sent")  # added to any c
 
 
 def verdict_metrics(check: Check) -> list[str]:
-    """The metrics a check's verdict reads: its key metrics, those its rule names, then the harness's."""
-    named = re.findall(r"\b([a-z][a-z0-9_]*) (?:=|<|>|<=|>=)", check.get("rule", ""))
-    return list(dict.fromkeys([*check.get("key", []), *named, *HARNESS_METRICS]))
+    """The metrics a check's verdict reads: its key metrics, those its rule reads (as the results file records
+    them), then the harness's."""
+    return list(dict.fromkeys([*check.get("key", []), *check.get("rule_metrics", []), *HARNESS_METRICS]))
 
 
 def key_number(row: Row | KindPart, keys: list[str]) -> str:

@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Protocol
 from experiments.checks import MODULES, NEEDS_SERVER, Check
 from experiments.harness.discovery import ROOT, Strategy
 from experiments.harness.processes import FORKS, Interrupted, exit_reason, finishing_on_interrupt, kill_group
-from report.format import Document, Row
+from report.format import ERROR, FAILED, PASSED, SKIPPED, Document, Row
 from report.markdown import key_numbers
 from report.results import ResultsFile, by_pair, combine
 
 if TYPE_CHECKING:
     from experiments.harness.preflight import Preflight
 
-WORDS = {"passed": "passed", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}  # an outcome in the terminal
+WORDS = {PASSED: "passed", FAILED: "FAILED", ERROR: "ERROR", SKIPPED: "skipped"}  # an outcome in the terminal
 SHARED_NICE = 10  # niceness of the checks that run several at a time, beside other work
 CORES = len(os.sched_getaffinity(0))  # timing checks run one per core: a check process is one busy thread at a time
 
@@ -76,7 +76,7 @@ class Run:
         """Measure one strategy × check in a fresh process (at niceness `nice`); return its row. A timing check's
         process is pinned to a core of its own, as pyperf pins its workers, and the row's conditions say which."""
         if check.needs_server and self.db == "sqlite":  # known before starting anything
-            return {"strategy": strategy.id, "check": check.id, "outcome": "skipped", "reason": NEEDS_SERVER,
+            return {"strategy": strategy.id, "check": check.id, "outcome": SKIPPED, "reason": NEEDS_SERVER,
                     "duration_s": 0.0}  # fmt: skip
         if not check.exclusive:
             return self._measure(strategy, check, nice, None)
@@ -139,7 +139,7 @@ def _error(strategy: Strategy, check: Check, reason: str, started: float, kind: 
         "strategy": strategy.id,
         "check": check.id,
         **({"kind": kind} if kind else {}),
-        "outcome": "error",
+        "outcome": ERROR,
         "reason": reason,
         "duration_s": round(time.monotonic() - started, 3),
     }
