@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from experiments import checks
-from experiments.harness import audit, discovery, postgres, preflight
+from experiments.harness import ablation, audit, discovery, postgres, preflight
+from experiments.harness.discovery import ContractError
 from experiments.harness.processes import Interrupted, finishing_on_interrupt, stop_forks
 from experiments.harness.runner import Busy, Run, lock, run, terminal_table
 from experiments.harness.serving import describe_backend
@@ -53,6 +54,10 @@ def _args(argv: list[str]) -> argparse.Namespace:
         help="strategy × check pairs measured at once (default 4: most wait on sleeps and I/O; checks that time things always run alone)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--ablation", choices=("on", "off"), default="on",
+        help="also measure each strategy that declares INGREDIENTS with each one switched off (default on)",
+    )  # fmt: skip
     audit = parser.add_argument_group(
         "auditing an app of yours (nox -s audit -- APP ...): its row beside the strategies chosen above"
     )
@@ -77,6 +82,17 @@ def _args(argv: list[str]) -> argparse.Namespace:
         help="the Depends(scope=...) the app's routes give --session dependencies (FastAPI 0.121+; default: FastAPI's)",
     )  # fmt: skip
     audit.add_argument("--app-dir", type=Path, help="the folder the app imports from (default: the current one)")
+    audit.add_argument(
+        "--route-class", metavar="MODULE:CLASS",
+        help="its endpoints' route class, where none of its routes shows it (default: the one its routes use)",
+    )  # fmt: skip
+    audit.add_argument(
+        "--sub-app", metavar="MODULE:APP", help="the mounted sub-application its endpoints are served by"
+    )  # fmt: skip
+    audit.add_argument(
+        "--background-session", metavar="MODULE:FACTORY",
+        help="the context manager its background tasks open their own session from (default: the request's)",
+    )  # fmt: skip
     sweep.add_arguments(parser)
     instruction_count.add_arguments(parser)
     return parser.parse_args(argv)
@@ -127,7 +143,7 @@ class _Counter:
 
     def __call__(self) -> instruction_count.Count | None:
         if self.plan is not None and self.count is None:
-            apps = sweep.apps([p.strategy for p in self.preflights if p.ready])
+            apps = sweep.apps([p.strategy for p in self.preflights if p.ready and not p.strategy.ablation_of])
             self.count = self.stack.enter_context(
                 closing(instruction_count.Count(apps, self.plan, self.server, self.out, self.say))
             )
@@ -178,15 +194,18 @@ def _measure(
 def _audited(args) -> audit.Spec | None:
     """The app to audit, checked for form; its folder goes on the import path of this run and its processes."""
     if not args.audit:
-        if args.session or args.session_from or args.env or args.scope:
-            raise audit.AuditError("--session, --session-from, --env and --scope belong to --audit MODULE:APP")
+        if args.session or args.session_from or args.env or args.scope or args.route_class or args.sub_app:
+            raise audit.AuditError(
+                "--session, --session-from, --env, --scope, --route-class and --sub-app belong to --audit MODULE:APP"
+            )
         return None
     app_dir = (args.app_dir or Path.cwd()).resolve()
     if not app_dir.is_dir():
         raise audit.AuditError(f"--app-dir {args.app_dir}: no such folder")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(app_dir), os.environ.get("PYTHONPATH")]))
     sys.path.insert(0, str(app_dir))
-    return audit.spec(args.audit, args.session, args.session_from, args.env, app_dir, args.scope)
+    declared = {"route_class": args.route_class, "sub_app": args.sub_app, "background": args.background_session}
+    return audit.spec(args.audit, args.session, args.session_from, args.env, app_dir, args.scope, declared)
 
 
 def main(argv: list[str]) -> int:
@@ -212,6 +231,8 @@ def main(argv: list[str]) -> int:
             server = _server(args.db, stack)
             if audited is not None:
                 strategies = [discovery.at(audit.prepare(audited, server, args.out)), *strategies]
+            if args.ablation == "on" and plan.checks:
+                strategies += ablation.variants(strategies, args.out / "ablation")
             settings = Run(
                 args.out,
                 server.admin_url if server else "sqlite",
@@ -236,7 +257,7 @@ def main(argv: list[str]) -> int:
             complete = _measure(plan, args, settings, preflights, server, results, stack)
             report = files.write(results.doc, args.out)
             print(terminal_table(results.doc), flush=True)
-    except (Busy, postgres.DatabaseUnreachable, postgres.PostgresNotFound, audit.AuditError) as exc:
+    except (Busy, postgres.DatabaseUnreachable, postgres.PostgresNotFound, audit.AuditError, ContractError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Interrupted):

@@ -43,12 +43,9 @@ from advanced_alchemy.extensions.fastapi import (
     SQLAlchemyAsyncConfig,
     SQLAlchemySyncConfig,
 )
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
-
-from experiments import probes
 
 REQUIRES = ("advanced-alchemy>=1.12",)
 
@@ -80,118 +77,10 @@ alchemy = AdvancedAlchemy(config=configs, app=app)
 DatabaseSession = Annotated[AsyncSession, Depends(alchemy.provide_session())]
 SyncDatabaseSession = Annotated[Session, Depends(alchemy.provide_session("sync"))]
 
-router = APIRouter()
-
-
-def load_user(db_session: SyncDatabaseSession) -> int:
-    return probes.session_key(db_session)
-
-
-@router.get("/sync/tag")
-def sync_tag(tag: str, delay: float, query: bool, db_session: SyncDatabaseSession):
-    return probes.tag(db_session, tag, delay, query)
-
-
-@router.get("/async/tag")
-async def async_tag(tag: str, delay: float, query: bool, db_session: DatabaseSession):
-    return await probes.tag_async(db_session, tag, delay, query)
-
-
-@router.get("/same")
-def same(user: Annotated[int, Depends(load_user)], db_session: SyncDatabaseSession):
-    return probes.same_session(user, db_session)
-
-
-@router.post("/sync/write")
-def sync_write(key: str, fail: bool, delay: float, db_session: SyncDatabaseSession):
-    return probes.write(db_session, key, fail, delay)
-
-
-@router.post("/async/write")
-async def async_write(key: str, fail: bool, delay: float, db_session: DatabaseSession):
-    return await probes.write_async(db_session, key, fail, delay)
-
-
-@router.post("/sync/created", response_model=probes.NoteOut)
-def sync_created(key: str, db_session: SyncDatabaseSession):
-    return probes.create(db_session, key)
-
-
-@router.post("/async/created", response_model=probes.NoteOut)
-async def async_created(key: str, db_session: DatabaseSession):
-    return await probes.create_async(db_session, key)
-
-
-@router.get("/nodb")
-def nodb():
-    return probes.no_database()
-
-
-def current_user(db_session: SyncDatabaseSession) -> int:
-    return probes.current_user(db_session)
-
-
-@router.get("/sync/model", response_model=probes.NoteOut)
-def sync_model(delay: float, db_session: SyncDatabaseSession):
-    return probes.load_note(db_session, delay)
-
-
-@router.get("/sync/user")
-def sync_user(delay: float, user: Annotated[int, Depends(current_user)]):
-    return probes.greet(user, delay)
-
-
-# "manual": the endpoint commits; what it leaves uncommitted the middleware rolls back.
-@router.post("/sync/conflict")
-def sync_conflict(key: str, db_session: SyncDatabaseSession):
-    result = probes.add_conflicting(db_session, key)
-    db_session.commit()
-    return result
-
-
-@router.post("/async/conflict")
-async def async_conflict(key: str, db_session: DatabaseSession):
-    result = probes.add_conflicting(db_session, key)
-    await db_session.commit()
-    return result
-
-
-@router.get("/sync/stream")
-def sync_stream(chunks: int, delay: float, db_session: SyncDatabaseSession):
-    return StreamingResponse(probes.stream(db_session, chunks, delay), media_type="application/x-ndjson")
-
-
-@router.get("/async/stream")
-async def async_stream(chunks: int, delay: float, db_session: DatabaseSession):
-    return StreamingResponse(probes.stream_async(db_session, chunks, delay), media_type="application/x-ndjson")
-
-
-@router.post("/sync/background")
-def sync_background(key: str, tasks: BackgroundTasks, db_session: SyncDatabaseSession):
-    tasks.add_task(probes.write_later, db_session, key)
-    return {"key": key}
-
-
-@router.post("/async/background")
-async def async_background(key: str, tasks: BackgroundTasks, db_session: DatabaseSession):
-    tasks.add_task(probes.write_later_async, db_session, key)
-    return {"key": key}
-
-
 # provide_session(key), as the FastAPI docs' `ReportingSession` shows. In 1.12.0 two configs of one kind (async, or
 # sync) share one `request.state` key (`_make_unique_state_key` looks on `app.state`, where nothing stores them),
 # so this returns the request's default-bind session.
+SECOND_SESSION = ASYNC_SECOND_SESSION = None
 if SECOND_DATABASE_URL:
-    SecondSession = Annotated[AsyncSession, Depends(alchemy.provide_session("second"))]
-    SyncSecondSession = Annotated[Session, Depends(alchemy.provide_session("second_sync"))]
-
-    @router.post("/sync/write2")
-    def sync_write2(key: str, fail: bool, delay: float, db_session: SyncDatabaseSession, second: SyncSecondSession):
-        return probes.write_both(db_session, second, key, fail, delay)
-
-    @router.post("/async/write2")
-    async def async_write2(key: str, fail: bool, delay: float, db_session: DatabaseSession, second: SecondSession):
-        return await probes.write_both_async(db_session, second, key, fail, delay)
-
-
-app.include_router(router)
+    SECOND_SESSION = Annotated[Session, Depends(alchemy.provide_session("second_sync"))]
+    ASYNC_SECOND_SESSION = Annotated[AsyncSession, Depends(alchemy.provide_session("second"))]

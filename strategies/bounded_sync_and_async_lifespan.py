@@ -17,15 +17,13 @@ semaphores: https://anyio.readthedocs.io/en/stable/synchronization.html#semaphor
 
 import os
 from contextlib import asynccontextmanager
+from typing import Annotated
 
 import anyio
-from fastapi import BackgroundTasks, Depends, FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
-
-from experiments import probes
 
 SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
 ASYNC_SECOND_DATABASE_URL = os.environ.get("ASYNC_SECOND_DATABASE_URL")
@@ -33,20 +31,17 @@ ASYNC_SECOND_DATABASE_URL = os.environ.get("ASYNC_SECOND_DATABASE_URL")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    engines = {"sessionmaker": create_engine(os.environ["DATABASE_URL"])}
-    async_engines = {"async_sessionmaker": create_async_engine(os.environ["ASYNC_DATABASE_URL"])}
-    if SECOND_DATABASE_URL:
-        engines["second_sessionmaker"] = create_engine(SECOND_DATABASE_URL)
-    if ASYNC_SECOND_DATABASE_URL:
-        async_engines["async_second_sessionmaker"] = create_async_engine(ASYNC_SECOND_DATABASE_URL)
-    yield {
-        **{name: sessionmaker(engine) for name, engine in engines.items()},
-        **{
-            f"{name}_semaphore": anyio.Semaphore(engine.pool.size() + engine.pool._max_overflow)
-            for name, engine in engines.items()
-        },
-        **{name: async_sessionmaker(engine, expire_on_commit=False) for name, engine in async_engines.items()},
-    }
+    urls = {"": os.environ["DATABASE_URL"], "second_": SECOND_DATABASE_URL}
+    async_urls = {"async_": os.environ["ASYNC_DATABASE_URL"], "async_second_": ASYNC_SECOND_DATABASE_URL}
+    engines = {prefix: create_engine(url) for prefix, url in urls.items() if url}
+    async_engines = {prefix: create_async_engine(url) for prefix, url in async_urls.items() if url}
+    state = {}
+    for prefix, engine in engines.items():
+        state[f"{prefix}sessionmaker"] = sessionmaker(engine)
+        state[f"{prefix}semaphore"] = anyio.Semaphore(engine.pool.size() + engine.pool._max_overflow)
+    for prefix, engine in async_engines.items():
+        state[f"{prefix}sessionmaker"] = async_sessionmaker(engine, expire_on_commit=False)
+    yield state
     for engine in engines.values():
         engine.dispose()
     for engine in async_engines.values():
@@ -56,138 +51,36 @@ async def lifespan(app: FastAPI):
 app = FastAPI(lifespan=lifespan)
 
 
+# `def` endpoints: a sync Session, held under the semaphore of its engine's pool.
 async def get_db(request: Request):
-    async with request.state.sessionmaker_semaphore:
+    async with request.state.semaphore:
         with request.state.sessionmaker() as session:
             yield session
 
 
+# `async def` endpoints: an AsyncSession.
 async def get_async_db(request: Request):
     async with request.state.async_sessionmaker() as session:
         yield session
 
 
-def load_user(db: Session = Depends(get_db)) -> int:
-    return probes.session_key(db)
+SessionDep = Annotated[Session, Depends(get_db)]
+AsyncSessionDep = Annotated[AsyncSession, Depends(get_async_db)]
 
 
-@app.get("/sync/tag")
-def sync_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
-    return probes.tag(db, tag, delay, query)
-
-
-@app.get("/async/tag")
-async def async_tag(tag: str, delay: float, query: bool, db: AsyncSession = Depends(get_async_db)):
-    return await probes.tag_async(db, tag, delay, query)
-
-
-@app.get("/same")
-def same(user: int = Depends(load_user), db: Session = Depends(get_db)):
-    return probes.same_session(user, db)
-
-
-@app.post("/sync/write")
-def sync_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
-    return probes.write(db, key, fail, delay)
-
-
-@app.post("/async/write")
-async def async_write(key: str, fail: bool, delay: float, db: AsyncSession = Depends(get_async_db)):
-    return await probes.write_async(db, key, fail, delay)
-
-
-@app.get("/nodb")
-def nodb():
-    return probes.no_database()
-
-
-def current_user(db: Session = Depends(get_db)) -> int:
-    return probes.current_user(db)
-
-
-@app.get("/sync/model", response_model=probes.NoteOut)
-def sync_model(delay: float, db: Session = Depends(get_db)):
-    return probes.load_note(db, delay)
-
-
-@app.get("/sync/user")
-def sync_user(delay: float, user: int = Depends(current_user)):
-    return probes.greet(user, delay)
-
-
-@app.post("/sync/conflict")
-def sync_conflict(key: str, db: Session = Depends(get_db)):
-    result = probes.add_conflicting(db, key)
-    db.commit()
-    return result
-
-
-@app.post("/async/conflict")
-async def async_conflict(key: str, db: AsyncSession = Depends(get_async_db)):
-    result = probes.add_conflicting(db, key)
-    await db.commit()
-    return result
-
-
-@app.get("/sync/stream")
-def sync_stream(chunks: int, delay: float, db: Session = Depends(get_db)):
-    return StreamingResponse(probes.stream(db, chunks, delay), media_type="application/x-ndjson")
-
-
-@app.get("/async/stream")
-async def async_stream(chunks: int, delay: float, db: AsyncSession = Depends(get_async_db)):
-    return StreamingResponse(probes.stream_async(db, chunks, delay), media_type="application/x-ndjson")
-
-
-@app.post("/sync/background")
-def sync_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_db)):
-    tasks.add_task(probes.write_later, db, key)
-    return {"key": key}
-
-
-@app.post("/async/background")
-async def async_background(key: str, tasks: BackgroundTasks, db: AsyncSession = Depends(get_async_db)):
-    tasks.add_task(probes.write_later_async, db, key)
-    return {"key": key}
-
-
-@app.post("/sync/created", response_model=probes.NoteOut)
-def sync_created(key: str, db: Session = Depends(get_db)):
-    return probes.create(db, key)
-
-
-@app.post("/async/created", response_model=probes.NoteOut)
-async def async_created(key: str, db: AsyncSession = Depends(get_async_db)):
-    return await probes.create_async(db, key)
-
-
-# An app with a second database: a session of each kind for it, from its own dependency.
-if SECOND_DATABASE_URL:
-
-    async def get_second_db(request: Request):
-        async with request.state.second_sessionmaker_semaphore:
-            with request.state.second_sessionmaker() as session:
-                yield session
-
-    @app.post("/sync/write2")
-    def sync_write2(
-        key: str, fail: bool, delay: float, db: Session = Depends(get_db), second: Session = Depends(get_second_db)
-    ):
-        return probes.write_both(db, second, key, fail, delay)
-
-
-if ASYNC_SECOND_DATABASE_URL:
-
-    async def get_async_second_db(request: Request):
-        async with request.state.async_second_sessionmaker() as session:
+# An app with a second database: a session of each kind for it, the sync one under its own pool's semaphore.
+async def get_second_db(request: Request):
+    async with request.state.second_semaphore:
+        with request.state.second_sessionmaker() as session:
             yield session
 
-    @app.post("/async/write2")
-    async def async_write2(
-        key: str,
-        fail: bool,
-        delay: float,
-        db: AsyncSession = Depends(get_async_db),
-        second: AsyncSession = Depends(get_async_second_db),
-    ):
-        return await probes.write_both_async(db, second, key, fail, delay)
+
+SECOND_SESSION = Annotated[Session, Depends(get_second_db)] if SECOND_DATABASE_URL else None
+
+
+async def get_async_second_db(request: Request):
+    async with request.state.async_second_sessionmaker() as session:
+        yield session
+
+
+ASYNC_SECOND_SESSION = Annotated[AsyncSession, Depends(get_async_second_db)] if ASYNC_SECOND_DATABASE_URL else None

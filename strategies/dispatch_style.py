@@ -3,9 +3,8 @@
 Dispatch's API (https://github.com/Netflix/dispatch at commit
 dd2837e82a0bf5565b1b4b4b91ea30b7262d4061), copied from src/dispatch/main.py
 (`db_session_middleware`, the `api` sub-application and its mount), src/dispatch/database/core.py
-(`create_db_engine`, `get_db`, `DbSession`), src/dispatch/config.py (the pool settings'
-defaults), src/dispatch/api.py (`api_router`) and src/dispatch/auth/service.py
-(`get_current_user`, which queries `request.state.db`):
+(`create_db_engine`, `get_db`, `DbSession`) and src/dispatch/config.py (the pool settings'
+defaults):
 
     session = scoped_session(sessionmaker(bind=schema_engine), scopefunc=get_request_id)
     request.state.db = session()
@@ -19,13 +18,15 @@ and resets in `finally`, after closing the session and `remove()`-ing the regist
 registry per request). The engine is module-level and never disposed. Endpoints are
 mostly `def`, and their services commit (`db_session.add(...); db_session.commit()`), so
 the probes commit in the endpoint; the middleware commits whatever is left. The API
-is its own FastAPI app, `api_router` included in it, mounted with `app.mount("/api/v1", app=api)`.
+is its own FastAPI app (src/dispatch/api.py's `api_router` is included in it), mounted with
+`app.mount("/api/v1", app=api)`.
 Left out as not session handling: the per-organization schema (the `/{organization}` path
 prefix, `schema_translate_map`, and the `inspect(engine).get_schema_names()` check before
 it, which checks out a connection on every request), SessionTracker, the frontend mount,
 GZip, security headers, metrics, Sentry and the exception middleware. `get_current_user`
-runs only where a route asks for it (`/sync/user`), not on every route as Dispatch's
-authenticated routers do.
+(src/dispatch/auth/service.py) queries `request.state.db`, the session `DbSession` gives:
+the harness's `/sync/user` dependency stands for it, run only where a route asks for it, not
+on every route as Dispatch's authenticated routers do.
 """
 
 import logging
@@ -34,14 +35,11 @@ from contextvars import ContextVar
 from typing import Annotated, Final
 from uuid import uuid1
 
-from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, FastAPI
 from sqlalchemy import create_engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from starlette.requests import Request
-
-from experiments import probes
 
 # config.py defaults
 DATABASE_ENGINE_MAX_OVERFLOW = 10
@@ -74,15 +72,6 @@ def get_db(request: Request) -> Session:
 
 
 DbSession = Annotated[Session, Depends(get_db)]
-
-
-# auth/service.py
-def get_current_user(request: Request) -> int:
-    """Dispatch loads (or creates) the authenticated user with `request.state.db`."""
-    return probes.current_user(request.state.db)
-
-
-CurrentUser = Annotated[int, Depends(get_current_user)]
 
 
 # main.py
@@ -150,108 +139,6 @@ async def db_session_middleware(request: Request, call_next):
         _request_id_ctx_var.reset(ctx_token)
 
 
-# <module>/views.py: one router per module, included under its prefix
-sync_router = APIRouter()
-async_router = APIRouter()
-probe_router = APIRouter()
-
-
-def load_user(db_session: DbSession) -> int:
-    return probes.session_key(db_session)
-
-
-@sync_router.get("/tag")
-def sync_tag(db_session: DbSession, tag: str, delay: float, query: bool):
-    return probes.tag(db_session, tag, delay, query)
-
-
-@async_router.get("/tag")
-async def async_tag(db_session: DbSession, tag: str, delay: float, query: bool):
-    return await probes.tag_async(db_session, tag, delay, query)
-
-
-@probe_router.get("/same")
-def same(db_session: DbSession, user: Annotated[int, Depends(load_user)]):
-    return probes.same_session(user, db_session)
-
-
-@sync_router.post("/write")
-def sync_write(db_session: DbSession, key: str, fail: bool, delay: float):
-    return probes.write(db_session, key, fail, delay)
-
-
-@async_router.post("/write")
-async def async_write(db_session: DbSession, key: str, fail: bool, delay: float):
-    return await probes.write_async(db_session, key, fail, delay)
-
-
-@sync_router.post("/created", response_model=probes.NoteOut)
-def sync_created(db_session: DbSession, key: str):
-    return probes.create(db_session, key)
-
-
-@async_router.post("/created", response_model=probes.NoteOut)
-async def async_created(db_session: DbSession, key: str):
-    return await probes.create_async(db_session, key)
-
-
-@probe_router.get("/nodb")
-def nodb():
-    return probes.no_database()
-
-
-@sync_router.get("/model", response_model=probes.NoteOut)
-def sync_model(db_session: DbSession, delay: float):
-    return probes.load_note(db_session, delay)
-
-
-@sync_router.get("/user")
-def sync_user(current_user: CurrentUser, delay: float):
-    return probes.greet(current_user, delay)
-
-
-@sync_router.post("/conflict")
-def sync_conflict(db_session: DbSession, key: str):
-    result = probes.add_conflicting(db_session, key)
-    db_session.commit()
-    return result
-
-
-@async_router.post("/conflict")
-async def async_conflict(db_session: DbSession, key: str):
-    result = probes.add_conflicting(db_session, key)
-    db_session.commit()
-    return result
-
-
-@sync_router.get("/stream")
-def sync_stream(db_session: DbSession, chunks: int, delay: float):
-    return StreamingResponse(probes.stream(db_session, chunks, delay), media_type="application/x-ndjson")
-
-
-@async_router.get("/stream")
-async def async_stream(db_session: DbSession, chunks: int, delay: float):
-    return StreamingResponse(probes.stream_async(db_session, chunks, delay), media_type="application/x-ndjson")
-
-
-@sync_router.post("/background")
-def sync_background(db_session: DbSession, key: str, tasks: BackgroundTasks):
-    tasks.add_task(probes.write_later, db_session, key)
-    return {"key": key}
-
-
-@async_router.post("/background")
-async def async_background(db_session: DbSession, key: str, tasks: BackgroundTasks):
-    tasks.add_task(probes.write_later_async, db_session, key)
-    return {"key": key}
-
-
-# api.py
-api_router = APIRouter()
-api_router.include_router(sync_router, prefix="/sync", tags=["sync"])
-api_router.include_router(async_router, prefix="/async", tags=["async"])
-api_router.include_router(probe_router, tags=["probes"])
-
-# main.py
-api.include_router(api_router)
+# main.py: the API's routers are included in `api`, which is mounted under /api/v1
 app.mount("/api/v1", app=api)
+SUB_APP = api  # its middleware serves the endpoints

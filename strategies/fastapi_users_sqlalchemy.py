@@ -18,29 +18,17 @@ import os
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, FastAPI
 from fastapi_users import BaseUserManager, FastAPIUsers, UUIDIDMixin, models, schemas
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport, JWTStrategy
 from fastapi_users.db import SQLAlchemyBaseUserTableUUID, SQLAlchemyUserDatabase
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-from experiments import probes
-
 REQUIRES = ("fastapi-users>=15", "fastapi-users-db-sqlalchemy>=7")
 
-UNSUPPORTED = {
-    "/sync/tag": "get_async_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/write": "get_async_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/model": "get_async_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/user": "get_async_session yields an AsyncSession, which a `def` dependency cannot await",
-    "/sync/conflict": "get_async_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/stream": "get_async_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/background": "get_async_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/created": "get_async_session yields an AsyncSession, which a `def` endpoint cannot await",
-}
 
 # app/db.py
 DATABASE_URL = os.environ["ASYNC_DATABASE_URL"]
@@ -127,49 +115,5 @@ app.include_router(fastapi_users.get_verify_router(UserRead), prefix="/auth", ta
 app.include_router(fastapi_users.get_users_router(UserRead, UserUpdate), prefix="/users", tags=["users"])
 
 
-async def load_user(session: AsyncSession = Depends(get_async_session)) -> int:
-    return probes.session_key(session)
-
-
-@app.get("/async/tag")
-async def async_tag(tag: str, delay: float, query: bool, session: AsyncSession = Depends(get_async_session)):
-    return await probes.tag_async(session, tag, delay, query)
-
-
-@app.get("/same")
-async def same(user: int = Depends(load_user), session: AsyncSession = Depends(get_async_session)):
-    return probes.same_session(user, session)
-
-
-@app.post("/async/write")
-async def async_write(key: str, fail: bool, delay: float, session: AsyncSession = Depends(get_async_session)):
-    return await probes.write_async(session, key, fail, delay)
-
-
-@app.post("/async/created", response_model=probes.NoteOut)
-async def async_created(key: str, session: AsyncSession = Depends(get_async_session)):
-    return await probes.create_async(session, key)
-
-
-@app.get("/nodb")
-async def nodb():
-    return probes.no_database()
-
-
-# Committed where it writes, as the adapter's own methods commit.
-@app.post("/async/conflict")
-async def async_conflict(key: str, session: AsyncSession = Depends(get_async_session)):
-    result = probes.add_conflicting(session, key)
-    await session.commit()
-    return result
-
-
-@app.get("/async/stream")
-async def async_stream(chunks: int, delay: float, session: AsyncSession = Depends(get_async_session)):
-    return StreamingResponse(probes.stream_async(session, chunks, delay), media_type="application/x-ndjson")
-
-
-@app.post("/async/background")
-async def async_background(key: str, tasks: BackgroundTasks, session: AsyncSession = Depends(get_async_session)):
-    tasks.add_task(probes.write_later_async, session, key)
-    return {"key": key}
+# The session the docs' dependencies take, as the probe endpoints take it.
+SessionDep = Annotated[AsyncSession, Depends(get_async_session)]

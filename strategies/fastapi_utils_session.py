@@ -17,7 +17,7 @@ docs/src/session1.py, https://fastapiutils.github.io/fastapi-utils/user-guide/se
 returned, rolls back when it raised, and closes it; the guide warns: "The `get_db`
 dependency **will not finalize your ORM session until *after* a response is
 returned to the user**" and tells users to commit inside the endpoint where a
-write may fail, so the conflict routes here leave the commit to `get_db`, the
+write may fail, so the endpoints here leave the commit to `get_db`, the
 pattern's own place for it. The engine (`sa.create_engine(uri, pool_pre_ping=True)`)
 is created at the first request and never disposed.
 
@@ -33,14 +33,12 @@ only the `all` extra installs. fastapi-utils and its fork fastapi-restful (0.6.0
 
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, FastAPI
 from fastapi_utils.session import FastAPISessionMaker
 from pydantic_settings import BaseSettings
 from sqlalchemy.orm import Session
-
-from experiments import probes
 
 REQUIRES = ("fastapi-utils>=0.8", "typing-inspect>=0.9", "pydantic-settings>=2.0")
 
@@ -65,93 +63,5 @@ def _get_fastapi_sessionmaker() -> FastAPISessionMaker:
 
 app = FastAPI()
 
-
-def load_user(db: Session = Depends(get_db)) -> int:
-    return probes.session_key(db)
-
-
-@app.get("/sync/tag")
-def sync_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
-    return probes.tag(db, tag, delay, query)
-
-
-@app.get("/async/tag")
-async def async_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
-    return await probes.tag_async(db, tag, delay, query)
-
-
-@app.get("/same")
-def same(user: int = Depends(load_user), db: Session = Depends(get_db)):
-    return probes.same_session(user, db)
-
-
-@app.post("/sync/write")
-def sync_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
-    return probes.write(db, key, fail, delay, commit=False)
-
-
-@app.post("/async/write")
-async def async_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
-    return await probes.write_async(db, key, fail, delay, commit=False)
-
-
-@app.get("/nodb")
-def nodb():
-    return probes.no_database()
-
-
-def current_user(db: Session = Depends(get_db)) -> int:
-    return probes.current_user(db)
-
-
-@app.get("/sync/model", response_model=probes.NoteOut)
-def sync_model(delay: float, db: Session = Depends(get_db)):
-    return probes.load_note(db, delay)
-
-
-@app.get("/sync/user")
-def sync_user(delay: float, user: int = Depends(current_user)):
-    return probes.greet(user, delay)
-
-
-# get_db commits when the endpoint has returned: the pattern's place for the commit.
-@app.post("/sync/conflict")
-def sync_conflict(key: str, db: Session = Depends(get_db)):
-    return probes.add_conflicting(db, key)
-
-
-@app.post("/async/conflict")
-async def async_conflict(key: str, db: Session = Depends(get_db)):
-    return probes.add_conflicting(db, key)
-
-
-@app.get("/sync/stream")
-def sync_stream(chunks: int, delay: float, db: Session = Depends(get_db)):
-    return StreamingResponse(probes.stream(db, chunks, delay), media_type="application/x-ndjson")
-
-
-@app.get("/async/stream")
-async def async_stream(chunks: int, delay: float, db: Session = Depends(get_db)):
-    return StreamingResponse(probes.stream_async(db, chunks, delay), media_type="application/x-ndjson")
-
-
-@app.post("/sync/background")
-def sync_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_db)):
-    tasks.add_task(probes.write_later, db, key)
-    return {"key": key}
-
-
-@app.post("/async/background")
-async def async_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_db)):
-    tasks.add_task(probes.write_later_async, db, key)
-    return {"key": key}
-
-
-@app.post("/sync/created", response_model=probes.NoteOut)
-def sync_created(key: str, db: Session = Depends(get_db)):
-    return probes.create(db, key, commit=False)
-
-
-@app.post("/async/created", response_model=probes.NoteOut)
-async def async_created(key: str, db: Session = Depends(get_db)):
-    return await probes.create_async(db, key, commit=False)
+SessionDep = Annotated[Session, Depends(get_db)]
+COMMITS_AFTER_ENDPOINT = True  # get_db commits when the endpoint has returned

@@ -34,9 +34,9 @@ that way and commit where they write.
 
 import os
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, FastAPI
 from fastcrud import crud_router
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -45,17 +45,6 @@ from sqlalchemy.orm import sessionmaker
 from experiments import probes
 
 REQUIRES = ("fastcrud>=0.23",)
-
-UNSUPPORTED = {
-    "/sync/tag": "get_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/write": "get_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/model": "get_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/user": "get_session yields an AsyncSession, which a `def` dependency cannot await",
-    "/sync/conflict": "get_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/stream": "get_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/background": "get_session yields an AsyncSession, which a `def` endpoint cannot await",
-    "/sync/created": "get_session yields an AsyncSession, which a `def` endpoint cannot await",
-}
 
 
 class NoteCreateSchema(BaseModel):
@@ -76,6 +65,9 @@ async_session = sessionmaker(engine, class_=AsyncSession, expire_on_commit=False
 async def get_session() -> AsyncGenerator[AsyncSession, None]:
     async with async_session() as session:
         yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]  # the README's `Depends(get_session)`
 
 
 # Create tables before the app start
@@ -99,51 +91,3 @@ note_router = crud_router(
 )
 
 app.include_router(note_router)
-
-
-async def load_user(db: AsyncSession = Depends(get_session)) -> int:
-    return probes.session_key(db)
-
-
-@app.get("/async/tag")
-async def async_tag(tag: str, delay: float, query: bool, db: AsyncSession = Depends(get_session)):
-    return await probes.tag_async(db, tag, delay, query)
-
-
-@app.get("/same")
-async def same(user: int = Depends(load_user), db: AsyncSession = Depends(get_session)):
-    return probes.same_session(user, db)
-
-
-@app.post("/async/write")
-async def async_write(key: str, fail: bool, delay: float, db: AsyncSession = Depends(get_session)):
-    return await probes.write_async(db, key, fail, delay)
-
-
-@app.post("/async/created", response_model=probes.NoteOut)
-async def async_created(key: str, db: AsyncSession = Depends(get_session)):
-    return await probes.create_async(db, key)
-
-
-@app.get("/nodb")
-async def nodb():
-    return probes.no_database()
-
-
-# Committed where it writes, as the CRUD calls commit.
-@app.post("/async/conflict")
-async def async_conflict(key: str, db: AsyncSession = Depends(get_session)):
-    result = probes.add_conflicting(db, key)
-    await db.commit()
-    return result
-
-
-@app.get("/async/stream")
-async def async_stream(chunks: int, delay: float, db: AsyncSession = Depends(get_session)):
-    return StreamingResponse(probes.stream_async(db, chunks, delay), media_type="application/x-ndjson")
-
-
-@app.post("/async/background")
-async def async_background(key: str, tasks: BackgroundTasks, db: AsyncSession = Depends(get_session)):
-    tasks.add_task(probes.write_later_async, db, key)
-    return {"key": key}

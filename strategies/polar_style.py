@@ -5,7 +5,7 @@ c6c3645e639ee8eeaa05aa0835cf8e39e330382f), copied from server/polar/postgres.py
 (`AsyncSessionMiddleware`, `get_db_session`), server/polar/app.py (`lifespan`,
 `create_app`), server/polar/kit/db/postgres.py (`create_async_sessionmaker`),
 server/polar/kit/routing.py and server/polar/routing.py (`AutoCommitAPIRoute`, the
-routers' route class) and server/polar/api.py (`APIRouter(prefix="/v1")`):
+routers' route class):
 
     class AsyncSessionMiddleware:
         async def __call__(self, scope, receive, send):
@@ -21,7 +21,7 @@ middleware as lifespan state. Every endpoint router is `polar.routing.APIRouter`
 routes wrap the endpoint to `await session.commit()` once it returns (before the response);
 `get_db_session` commits again after `yield`, with FastAPI's default dependency scope (after
 the response), or rolls back on an exception. Services flush and never commit, so the probes
-leave the commit to the pattern (`commit=False`). Kept from the engine's settings: pool size 5,
+leave the commit to the pattern. Kept from the engine's settings: pool size 5,
 recycle 600 s (`settings.DATABASE_POOL_SIZE`, `DATABASE_POOL_RECYCLE_SECONDS`) and the pool's
 logging name; its asyncpg `connect_args` are left out (aiosqlite rejects them). The sync engine the
 lifespan also makes (pool size 1, for authlib's OAuth2 server) goes with the `def` routes
@@ -34,23 +34,21 @@ import contextlib
 import functools
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
-from fastapi import APIRouter as _APIRouter
-from fastapi import BackgroundTasks, Depends, FastAPI, Request
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from experiments import probes
+from experiments.probes import ROUTES
 
 NO_DEF_ENDPOINTS = (
     "Polar's endpoints are all `async def` (513 of 513), given the middleware's AsyncSession; its one "
     "sync Session (pool size 1) is built for authlib's OAuth2 server only"
 )
-UNSUPPORTED = {path: NO_DEF_ENDPOINTS for path in probes.ROUTES if path.startswith("/sync/")}
+UNSUPPORTED = {path: NO_DEF_ENDPOINTS for path in ROUTES if path.startswith("/sync/")}
 
 DATABASE_POOL_SIZE = 5  # polar/config.py
 DATABASE_POOL_RECYCLE_SECONDS = 600
@@ -104,6 +102,9 @@ async def get_db_session(request: Request) -> AsyncGenerator[AsyncSession]:
         await session.commit()
 
 
+SessionDep = Annotated[AsyncSession, Depends(get_db_session)]
+
+
 # kit/routing.py, routing.py
 class AutoCommitAPIRoute(APIRoute):
     """
@@ -137,71 +138,8 @@ class AutoCommitAPIRoute(APIRoute):
         return wrapped_endpoint
 
 
-def get_api_router_class(route_class: type[APIRoute]) -> type[_APIRouter]:
-    class _CustomAPIRouter(_APIRouter):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["route_class"] = route_class
-            super().__init__(*args, **kwargs)
-
-    return _CustomAPIRouter
-
-
-APIRouter = get_api_router_class(AutoCommitAPIRoute)
-
-# <module>/endpoints.py: one router per module, with its prefix
-async_router = APIRouter(prefix="/async", tags=["async"])
-probe_router = APIRouter(tags=["probes"])
-
-
-async def load_user(session: AsyncSession = Depends(get_db_session)) -> int:
-    return probes.session_key(session)
-
-
-@async_router.get("/tag")
-async def async_tag(tag: str, delay: float, query: bool, session: AsyncSession = Depends(get_db_session)):
-    return await probes.tag_async(session, tag, delay, query)
-
-
-@probe_router.get("/same")
-async def same(user: int = Depends(load_user), session: AsyncSession = Depends(get_db_session)):
-    return probes.same_session(user, session)
-
-
-@async_router.post("/write")
-async def async_write(key: str, fail: bool, delay: float, session: AsyncSession = Depends(get_db_session)):
-    return await probes.write_async(session, key, fail, delay, commit=False)
-
-
-@async_router.post("/created", response_model=probes.NoteOut)
-async def async_created(key: str, session: AsyncSession = Depends(get_db_session)):
-    return await probes.create_async(session, key, commit=False)
-
-
-@probe_router.get("/nodb")
-async def nodb():
-    return probes.no_database()
-
-
-@async_router.post("/conflict")
-async def async_conflict(key: str, session: AsyncSession = Depends(get_db_session)):
-    return probes.add_conflicting(session, key)
-
-
-@async_router.get("/stream")
-async def async_stream(chunks: int, delay: float, session: AsyncSession = Depends(get_db_session)):
-    return StreamingResponse(probes.stream_async(session, chunks, delay), media_type="application/x-ndjson")
-
-
-@async_router.post("/background")
-async def async_background(key: str, tasks: BackgroundTasks, session: AsyncSession = Depends(get_db_session)):
-    tasks.add_task(probes.write_later_async, session, key)
-    return {"key": key}
-
-
-# api.py
-router = _APIRouter(prefix="/v1")
-router.include_router(async_router)
-router.include_router(probe_router)
+ROUTE_CLASS = AutoCommitAPIRoute  # routing.py: every router's route class (`get_api_router_class`)
+COMMITS_AFTER_ENDPOINT = True  # services flush; the route class and get_db_session commit
 
 
 # app.py
@@ -226,7 +164,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
 def create_app() -> FastAPI:
     app = FastAPI(lifespan=lifespan, openapi_url=None)
     app.add_middleware(AsyncSessionMiddleware)
-    app.include_router(router)
     return app
 
 

@@ -16,14 +16,12 @@ https://fastapi.tiangolo.com/advanced/events/#alternative-events-deprecated
 
 import os
 from collections.abc import AsyncIterable
+from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, FastAPI
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine as Database
 from sqlalchemy.orm import Session
-
-from experiments import probes
 
 SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
 
@@ -59,102 +57,11 @@ async def get_db_sess(db_conn=Depends(get_db_conn)) -> AsyncIterable[Session]:
         sess.close()
 
 
-def load_user(db_sess: Session = Depends(get_db_sess)) -> int:
-    return probes.session_key(db_sess)
-
-
-@app.get("/sync/tag")
-def sync_tag(tag: str, delay: float, query: bool, db_sess: Session = Depends(get_db_sess)):
-    return probes.tag(db_sess, tag, delay, query)
-
-
-@app.get("/async/tag")
-async def async_tag(tag: str, delay: float, query: bool, db_sess: Session = Depends(get_db_sess)):
-    return await probes.tag_async(db_sess, tag, delay, query)
-
-
-@app.get("/same")
-def same(user: int = Depends(load_user), db_sess: Session = Depends(get_db_sess)):
-    return probes.same_session(user, db_sess)
-
-
-@app.post("/sync/write")
-def sync_write(key: str, fail: bool, delay: float, db_sess: Session = Depends(get_db_sess)):
-    return probes.write(db_sess, key, fail, delay)
-
-
-@app.post("/async/write")
-async def async_write(key: str, fail: bool, delay: float, db_sess: Session = Depends(get_db_sess)):
-    return await probes.write_async(db_sess, key, fail, delay)
-
-
-@app.get("/nodb")
-def nodb():
-    return probes.no_database()
-
-
-def current_user(db_sess: Session = Depends(get_db_sess)) -> int:
-    return probes.current_user(db_sess)
-
-
-@app.get("/sync/model", response_model=probes.NoteOut)
-def sync_model(delay: float, db_sess: Session = Depends(get_db_sess)):
-    return probes.load_note(db_sess, delay)
-
-
-@app.get("/sync/user")
-def sync_user(delay: float, user: int = Depends(current_user)):
-    return probes.greet(user, delay)
-
-
-@app.post("/sync/conflict")
-def sync_conflict(key: str, db_sess: Session = Depends(get_db_sess)):
-    result = probes.add_conflicting(db_sess, key)
-    db_sess.commit()
-    return result
-
-
-@app.post("/async/conflict")
-async def async_conflict(key: str, db_sess: Session = Depends(get_db_sess)):
-    result = probes.add_conflicting(db_sess, key)
-    db_sess.commit()
-    return result
-
-
-@app.get("/sync/stream")
-def sync_stream(chunks: int, delay: float, db_sess: Session = Depends(get_db_sess)):
-    return StreamingResponse(probes.stream(db_sess, chunks, delay), media_type="application/x-ndjson")
-
-
-@app.get("/async/stream")
-async def async_stream(chunks: int, delay: float, db_sess: Session = Depends(get_db_sess)):
-    return StreamingResponse(probes.stream_async(db_sess, chunks, delay), media_type="application/x-ndjson")
-
-
-@app.post("/sync/background")
-def sync_background(key: str, tasks: BackgroundTasks, db_sess: Session = Depends(get_db_sess)):
-    tasks.add_task(probes.write_later, db_sess, key)
-    return {"key": key}
-
-
-@app.post("/async/background")
-async def async_background(key: str, tasks: BackgroundTasks, db_sess: Session = Depends(get_db_sess)):
-    tasks.add_task(probes.write_later_async, db_sess, key)
-    return {"key": key}
-
-
-@app.post("/sync/created", response_model=probes.NoteOut)
-def sync_created(key: str, db_sess: Session = Depends(get_db_sess)):
-    return probes.create(db_sess, key)
-
-
-@app.post("/async/created", response_model=probes.NoteOut)
-async def async_created(key: str, db_sess: Session = Depends(get_db_sess)):
-    return await probes.create_async(db_sess, key)
-
+SessionDep = Annotated[Session, Depends(get_db_sess)]
 
 # An app with a second database ("I need to connect to at least 3"): the same three functions and
 # dependency for each database, its own global filled on startup and disposed on shutdown.
+SECOND_SESSION = None
 if SECOND_DATABASE_URL:
     _second_db_conn: Database | None
 
@@ -180,22 +87,4 @@ if SECOND_DATABASE_URL:
         finally:
             sess.close()
 
-    @app.post("/sync/write2")
-    def sync_write2(
-        key: str,
-        fail: bool,
-        delay: float,
-        db_sess: Session = Depends(get_db_sess),
-        second: Session = Depends(get_second_db_sess),
-    ):
-        return probes.write_both(db_sess, second, key, fail, delay)
-
-    @app.post("/async/write2")
-    async def async_write2(
-        key: str,
-        fail: bool,
-        delay: float,
-        db_sess: Session = Depends(get_db_sess),
-        second: Session = Depends(get_second_db_sess),
-    ):
-        return await probes.write_both_async(db_sess, second, key, fail, delay)
+    SECOND_SESSION = Annotated[Session, Depends(get_second_db_sess)]

@@ -6,13 +6,11 @@ after the request. https://fastapi.tiangolo.com/tutorial/sql-databases/
 """
 
 import os
+from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi import Depends, FastAPI
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
-
-from experiments import probes
 
 engine = create_engine(os.environ["DATABASE_URL"])
 SessionLocal = sessionmaker(engine)
@@ -26,101 +24,10 @@ def get_db():
         yield session
 
 
-def load_user(db: Session = Depends(get_db)) -> int:
-    return probes.session_key(db)
-
-
-@app.get("/sync/tag")
-def sync_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
-    return probes.tag(db, tag, delay, query)
-
-
-@app.get("/async/tag")
-async def async_tag(tag: str, delay: float, query: bool, db: Session = Depends(get_db)):
-    return await probes.tag_async(db, tag, delay, query)
-
-
-@app.get("/same")
-def same(user: int = Depends(load_user), db: Session = Depends(get_db)):
-    return probes.same_session(user, db)
-
-
-@app.post("/sync/write")
-def sync_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
-    return probes.write(db, key, fail, delay)
-
-
-@app.post("/async/write")
-async def async_write(key: str, fail: bool, delay: float, db: Session = Depends(get_db)):
-    return await probes.write_async(db, key, fail, delay)
-
-
-@app.get("/nodb")
-def nodb():
-    return probes.no_database()
-
-
-def current_user(db: Session = Depends(get_db)) -> int:
-    return probes.current_user(db)
-
-
-@app.get("/sync/model", response_model=probes.NoteOut)
-def sync_model(delay: float, db: Session = Depends(get_db)):
-    return probes.load_note(db, delay)
-
-
-@app.get("/sync/user")
-def sync_user(delay: float, user: int = Depends(current_user)):
-    return probes.greet(user, delay)
-
-
-@app.post("/sync/conflict")
-def sync_conflict(key: str, db: Session = Depends(get_db)):
-    result = probes.add_conflicting(db, key)
-    db.commit()
-    return result
-
-
-@app.post("/async/conflict")
-async def async_conflict(key: str, db: Session = Depends(get_db)):
-    result = probes.add_conflicting(db, key)
-    db.commit()
-    return result
-
-
-@app.get("/sync/stream")
-def sync_stream(chunks: int, delay: float, db: Session = Depends(get_db)):
-    return StreamingResponse(probes.stream(db, chunks, delay), media_type="application/x-ndjson")
-
-
-@app.get("/async/stream")
-async def async_stream(chunks: int, delay: float, db: Session = Depends(get_db)):
-    return StreamingResponse(probes.stream_async(db, chunks, delay), media_type="application/x-ndjson")
-
-
-@app.post("/sync/background")
-def sync_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_db)):
-    tasks.add_task(probes.write_later, db, key)
-    return {"key": key}
-
-
-@app.post("/async/background")
-async def async_background(key: str, tasks: BackgroundTasks, db: Session = Depends(get_db)):
-    tasks.add_task(probes.write_later_async, db, key)
-    return {"key": key}
-
-
-@app.post("/sync/created", response_model=probes.NoteOut)
-def sync_created(key: str, db: Session = Depends(get_db)):
-    return probes.create(db, key)
-
-
-@app.post("/async/created", response_model=probes.NoteOut)
-async def async_created(key: str, db: Session = Depends(get_db)):
-    return await probes.create_async(db, key)
-
+SessionDep = Annotated[Session, Depends(get_db)]
 
 # An app with a second database (SECOND_DATABASE_URL): a session for each, from its own dependency.
+SECOND_SESSION = None
 if SECOND_DATABASE_URL:
     SecondSessionLocal = sessionmaker(create_engine(SECOND_DATABASE_URL))
 
@@ -128,14 +35,4 @@ if SECOND_DATABASE_URL:
         with SecondSessionLocal() as session:
             yield session
 
-    @app.post("/sync/write2")
-    def sync_write2(
-        key: str, fail: bool, delay: float, db: Session = Depends(get_db), second: Session = Depends(get_second_db)
-    ):
-        return probes.write_both(db, second, key, fail, delay)
-
-    @app.post("/async/write2")
-    async def async_write2(
-        key: str, fail: bool, delay: float, db: Session = Depends(get_db), second: Session = Depends(get_second_db)
-    ):
-        return await probes.write_both_async(db, second, key, fail, delay)
+    SECOND_SESSION = Annotated[Session, Depends(get_second_db)]

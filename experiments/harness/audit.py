@@ -22,6 +22,7 @@ Not `from __future__ import annotations`: the probe endpoints are closures, and 
 """
 
 import importlib
+import inspect
 import json
 import os
 import re
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import traceback
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, get_origin
 
@@ -74,6 +75,9 @@ class Spec:
     sources: tuple[Source, ...]
     env: tuple[tuple[str, str], ...] = ()  # (setting, template over FIELDS)
     app_dir: str | None = None  # put first on the import path, for the app and every process the run starts
+    route_class: str | None = None  # its endpoints' route class, where none of its routes shows it (--route-class)
+    sub_app: str | None = None  # the mounted application its endpoints are served by (--sub-app)
+    background: str | None = None  # what its background tasks open their own session from (--background-session)
 
     @property
     def id(self) -> str:
@@ -90,14 +94,25 @@ class Spec:
             tuple(Source(**s) for s in raw["sources"]),
             tuple(map(tuple, raw["env"])),
             raw["app_dir"],
+            raw.get("route_class"),
+            raw.get("sub_app"),
+            raw.get("background"),
         )
 
 
 def spec(
-    app: str, sessions: list[str], getters: list[str], env: list[str], app_dir: Path | None, scope: str | None = None
+    app: str,
+    sessions: list[str],
+    getters: list[str],
+    env: list[str],
+    app_dir: Path | None,
+    scope: str | None = None,
+    declared: dict[str, str | None] | None = None,
 ) -> Spec:
-    """The command line's audit options, checked for form (one-line AuditError), nothing imported yet."""
-    for target in [app, *sessions, *getters]:
+    """The command line's audit options, checked for form (one-line AuditError), nothing imported yet; `declared`:
+    route_class, sub_app and background, as the flags name them."""
+    declared = {k: v for k, v in (declared or {}).items() if v}
+    for target in [app, *sessions, *getters, *declared.values()]:
         if not re.fullmatch(r"[\w.]+:[\w.]+", target):
             raise AuditError(f"{target!r}: name it as module:attribute, e.g. myapp.main:app or myapp.deps:get_db")
     if not sessions and not getters:
@@ -117,7 +132,7 @@ def spec(
             raise AuditError(f"--env {item!r}: unknown field {exc}; a template may name {known}") from None
         settings.append((name, template))
     sources = tuple(Source(t, scope=scope) for t in sessions) + tuple(Source(t, getter=True) for t in getters)
-    return Spec(app, sources, tuple(settings), str(app_dir.resolve()) if app_dir else None)
+    return Spec(app, sources, tuple(settings), str(app_dir.resolve()) if app_dir else None, **declared)
 
 
 def _use_app_dir(spec: Spec) -> None:
@@ -131,7 +146,9 @@ def _apply_env(spec: Spec) -> None:
         os.environ[name] = template.format_map(os.environ)
 
 
-def _object(target: str):
+def _object(target: str, read_later: bool = False):
+    """The object `target` names; with `read_later`, a function that reads it when called, for a getter that is a
+    property (fastapi-sqlalchemy's `db.session` raises outside a request, so it is read in the request)."""
     module, _, attribute = target.partition(":")
     try:
         found = importlib.import_module(module)
@@ -141,11 +158,17 @@ def _object(target: str):
             f"{target}: {module} does not import ({type(exc).__name__}: {line}); run from the app's folder "
             "or pass --app-dir, and install what it needs into the session's environment"
         ) from None
-    for name in attribute.split("."):
+    *path, last = attribute.split(".")
+    for name in path:
         if not hasattr(found, name):
             raise AuditError(f"{target}: {module} has no {attribute}")
         found = getattr(found, name)
-    return found
+    owner, static = found, inspect.getattr_static(found, last, None)
+    if read_later and isinstance(static, property):
+        return lambda: getattr(owner, last)
+    if static is None and not hasattr(found, last):
+        raise AuditError(f"{target}: {module} has no {attribute}")
+    return getattr(found, last)
 
 
 def _app(spec: Spec) -> FastAPI:
@@ -171,7 +194,7 @@ def _side(source: Source) -> mount.Side:
     """Where the probe routes get their session from `source`: its dependency, or its getter."""
     if not source.getter:
         return mount.Side(dependency=_annotation(source), commits=source.commits)
-    found = _object(source.target)
+    found = _object(source.target, read_later=True)
     if not callable(found):
         raise AuditError(f"{source.target} is a {type(found).__name__}, not a callable returning the session")
     return mount.Side(getter=found, commits=source.commits)
@@ -234,9 +257,19 @@ def mounted(spec_json: str) -> tuple[FastAPI, dict[str, str]]:
     app = _app(spec)
     by_kind = {kind: _side(source) for kind, source in sides(spec.sources).items()}
     def_side, async_side, unsupported = mount.sides(by_kind, {})
-    wiring = mount.Wiring(def_side, async_side, route_class=route_class(app, spec.sources))
-    mount.in_front(app, wiring.router())
+    background = _object(spec.background) if spec.background else None
+    wiring = mount.Wiring(def_side, async_side, route_class=_route_class(spec, app), background=background)
+    mount.in_front(_serving(spec, app), wiring.router())
     return app, unsupported
+
+
+def _route_class(spec: Spec, app: FastAPI) -> type[APIRoute]:
+    return _object(spec.route_class) if spec.route_class else route_class(app, spec.sources)
+
+
+def _serving(spec: Spec, app: FastAPI) -> FastAPI:
+    """The application the probe routes go on: the app, or the sub-application its endpoints are served by."""
+    return _object(spec.sub_app) if spec.sub_app else app
 
 
 def write_strategy(spec: Spec, directory: Path) -> Path:
@@ -301,16 +334,17 @@ def _resolve_in_child(spec_json: str, environ: dict[str, str], result: str, log:
 
     async def call() -> list[dict]:
         app = _app(spec)
-        router = APIRouter(prefix=PREFIX, route_class=route_class(app, spec.sources))
+        router = APIRouter(prefix=PREFIX, route_class=_route_class(spec, app))
         for i, source in enumerate(spec.sources):
             router.get(f"/{i}")(_resolve_route(source, i))
-        mount.in_front(app, router)
+        mount.in_front(_serving(spec, app), router)
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(manager.app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://audit") as client:
                 found = []
                 for i, source in enumerate(spec.sources):
-                    response = await client.get(f"{PREFIX}/{i}")
+                    path = next(p for p, _ in discovery.walk(app) if p.endswith(f"{PREFIX}/{i}"))  # under a sub-app's
+                    response = await client.get(path)
                     if response.status_code != 200:
                         raise AuditError(
                             f"{source.flag}: a route taking its session answered {response.status_code} "
@@ -379,7 +413,7 @@ def resolve(spec: Spec, database, workdir: Path, timeout_s: float = TIMEOUT_S) -
             raise AuditError(_bound_elsewhere(spec, source, facts))
         kind = facts["kind"]
         resolved.append(Source(source.target, source.getter, source.scope, kind, f"{MARKER}-{i}" in committed))
-    resolved_spec = Spec(spec.app, tuple(resolved), spec.env, spec.app_dir)
+    resolved_spec = replace(spec, sources=tuple(resolved))
     sides(resolved_spec.sources)  # one source per kind, or the one-line error now
     return resolved_spec
 

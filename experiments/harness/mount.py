@@ -19,6 +19,7 @@ and what the pattern does differently, declared:
     COMMITS_AFTER_ENDPOINT = True                      teardown, middleware or the route class commits: the
                                                        probes only flush
     SECOND_SESSION / SECOND_SESSION_FROM               the second database's source, for apps that have one
+    ASYNC_SECOND_SESSION / ..._FROM                    its own for `async def` endpoints, where they differ
 
 A route the module serves itself (its body differs) or lists in UNSUPPORTED is left alone; the rest of
 experiments/probes.py's contract is added, so a check written after the module still measures it. An audited app
@@ -332,10 +333,10 @@ def _declared(module) -> dict[str, Side]:
     }
     if getters:
         return getters
-    second = getattr(module, "SECOND_SESSION", None)
+    seconds = [getattr(module, name, None) for name in SECONDS]
     found: dict[str, dict] = {}
     for name, value in vars(module).items():
-        if (kind := kind_of(value)) is not None and value is not second:
+        if (kind := kind_of(value)) is not None and not any(value is second for second in seconds):
             found.setdefault(kind, {}).setdefault(get_args(value)[-1].dependency, (name, value))
     by_kind = {}
     for kind, aliases in found.items():
@@ -350,13 +351,21 @@ def _declared(module) -> dict[str, Side]:
     return by_kind
 
 
-def _second(module, kinds: set[str]) -> tuple[Side | None, Side | None]:
-    dependency, getter = getattr(module, "SECOND_SESSION", None), getattr(module, "SECOND_SESSION_FROM", None)
-    if dependency is None and getter is None:
-        return None, None
-    side = Side(dependency=dependency, getter=getter)
-    is_async = kind_of(dependency) == "AsyncSession" if dependency is not None else "Session" not in kinds
-    return (None if is_async else side), side
+SECONDS = ("SECOND_SESSION", "SECOND_SESSION_FROM", "ASYNC_SECOND_SESSION", "ASYNC_SECOND_SESSION_FROM")
+
+
+def _second(module) -> tuple[Side | None, Side | None]:
+    """The second database's (def, async) sources: SECOND_SESSION for both kinds, or for `def` endpoints where
+    ASYNC_SECOND_SESSION gives `async def` ones their own (each may be a getter, ..._FROM)."""
+
+    def side(prefix: str) -> Side | None:
+        dependency, getter = getattr(module, f"{prefix}SESSION", None), getattr(module, f"{prefix}SESSION_FROM", None)
+        return None if dependency is None and getter is None else Side(dependency=dependency, getter=getter)
+
+    first, for_async = side("SECOND_"), side("ASYNC_SECOND_")
+    if first is not None and first.dependency is not None and kind_of(first.dependency) == "AsyncSession":
+        return None, for_async or first
+    return first, for_async or first
 
 
 def wiring(module) -> Wiring | None:
@@ -368,7 +377,7 @@ def wiring(module) -> Wiring | None:
     return Wiring(
         def_side,
         async_side,
-        _second(module, set(by_kind)),
+        _second(module),
         getattr(module, "ROUTE_CLASS", APIRoute),
         getattr(module, "BACKGROUND_SESSION", None),
         unsupported,
