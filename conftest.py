@@ -24,7 +24,7 @@ from experiments.harness import discovery, instruments, postgres
 from experiments.harness.serving import Database, serve
 from experiments.harness.watch import LOOP_BLOCKED_S, Watch
 from experiments.probes import KINDS, path_kinds
-from experiments.rules import judge
+from experiments.rules import judge, permanent
 from report.format import ERROR, FAILED, SKIPPED, Row
 
 ROWS = pytest.StashKey[dict]()
@@ -190,9 +190,8 @@ def watch(request, check, engines) -> Watch:
 
     def blocked(reason: str, silent_s: float, in_flight: int) -> None:
         metrics = {"loop_blocked_s": round(silent_s, 1), "requests_in_flight": in_flight}
-        _write_row(
-            request.node, check.id, {"outcome": judge(check, metrics), "metrics": metrics, "evidence": reason + "."}
-        )
+        row = {"outcome": judge(check, metrics), "metrics": metrics, "evidence": reason + "."}
+        _write_row(request.node, check.id, {**row, "permanent": permanent(check, metrics)})
         os._exit(3)
 
     limit = request.config.getoption("time_limit")
@@ -227,6 +226,8 @@ def record(request, check, engines, watch):
         if conditions["as_declared"] is False:
             evidence += f" Not under the declared pool: {instruments.mismatch(conditions)}."
         row = {"metrics": metrics, "evidence": evidence, "outcome": judge(check, metrics)}
+        if row["outcome"] == FAILED:
+            row["permanent"] = permanent(check, metrics)
         if conditions["engines"]:
             row["conditions"] = conditions
         request.node.stash[ROWS] = row

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from report import instructions, throughput
-from report.markdown import KIND_NAMES, MEASURED, SYMBOLS, cell, ready
+from report.format import SEVERITIES
+from report.markdown import KIND_NAMES, MEASURED, SYMBOLS, cell, ready, table
 from report.results import judged, key_number, verdict_metrics
 
 APPS = {  # the kinds of app a reader has -> the kinds of endpoint (probes.KINDS) it has
@@ -69,10 +70,74 @@ def _against(vs: list[Verdict]) -> list[Verdict]:
     return [v for v in vs if v.row.get("outcome") not in ("passed", "skipped")]
 
 
-def _failure_line(v: Verdict, kinds: tuple[str, ...], keys: dict) -> str:
+def severity(v: Verdict, severities: dict) -> int:
+    """How bad a failed verdict is: its check's severity, worst (0) first, as report.format.SEVERITIES orders them."""
+    return list(SEVERITIES).index(severities.get(v.check, "nuisance"))
+
+
+def _failure_line(v: Verdict, kinds: tuple[str, ...], keys: dict, severities: dict, lacks: dict) -> str:
     if v.row.get("outcome") == "failed":
-        return f"  - ❌ {name(v, kinds)}: {cell(key_number(v.row, keys[v.check]))}"
+        lasting = "permanent" if v.row.get("permanent") else "recovers"
+        fix = lacks.get((v.check, v.kind))
+        return (
+            f"  - ❌ {name(v, kinds)}: {cell(key_number(v.row, keys[v.check]))} ({severities.get(v.check)}, {lasting})"
+            + (f"; the answer's {', '.join(f'`{line}`' for line in fix)} is what stops it" if fix else "")
+        )
     return f"  - {SYMBOLS[v.row.get('outcome')]} {name(v, kinds)}: {cell(v.row.get('reason') or 'not run')}"
+
+
+def _worst(vs: list[Verdict], severities: dict) -> str:
+    failed = [v for v in _against(vs) if v.row.get("outcome") == "failed"]
+    return severities[min(failed, key=lambda v: severity(v, severities)).check] if failed else "none"
+
+
+def rank(vs: list[Verdict], severities: dict) -> tuple:
+    """Least harmful first: the worst failure's severity, then failures that do not go away, then how many."""
+    failed = [v for v in _against(vs) if v.row.get("outcome") == "failed"]
+    worst = min((severity(v, severities) for v in failed), default=len(SEVERITIES))
+    return (-worst, sum(bool(v.row.get("permanent")) for v in failed), len(failed), len(_against(vs)))
+
+
+def ablation(doc: dict, found: dict, strategy: str, kinds: tuple[str, ...]) -> dict[str, list[Verdict]]:
+    """Per ingredient of `strategy` its ablation switched off: the verdicts (on `kinds` and the whole app) that
+    fail without it and pass with it."""
+    mine = {(v.check, v.kind): v for v in verdicts(doc, found, strategy, kinds)}
+    out = {}
+    for variant in doc["strategies"]:
+        if (variant.get("ablation_of") or [None])[0] == strategy and variant.get("preflight") == "ready":
+            out[variant["ablation_of"][1]] = [
+                v
+                for v in verdicts(doc, found, variant["id"], kinds)
+                if v.row.get("outcome") == "failed"
+                and mine.get((v.check, v.kind), Verdict("", None, {})).row.get("outcome") == "passed"
+            ]
+    return out
+
+
+def ablation_table(lines: dict[str, list[Verdict]], kinds: tuple[str, ...], keys: dict) -> list[str]:
+    """Line → the checks that fail without it → the key number; a line whose removal fails nothing says so."""
+    if not lines:
+        return []
+    rows = [
+        [
+            f"`{cell(line)}`",
+            "; ".join(f"{name(v, kinds)}: {cell(key_number(v.row, keys[v.check]))}" for v in failing)
+            or "nothing fails without it in this run: its reason is unmeasured",
+        ]
+        for line, failing in lines.items()
+    ]
+    return ["", "  Why each line is there (the same module with that line taken out, measured like any row):", ""] + [
+        f"  {line}" for line in table(["Line", "Fails without it"], rows)
+    ]
+
+
+def lacking(lines: dict[str, list[Verdict]]) -> dict[tuple[str, str | None], list[str]]:
+    """(check, kind) -> the answer's lines whose removal fails it: what a row failing it lacks."""
+    out: dict = {}
+    for line, failing in lines.items():
+        for v in failing:
+            out.setdefault((v.check, v.kind), []).append(line)
+    return out
 
 
 def _quote(strategy: dict, kinds: tuple[str, ...]) -> list[str]:
@@ -107,7 +172,7 @@ def cost_definition(mode: str | None, costs: dict, level, cpu: dict) -> str:
             f"session; higher is cheaper. In brackets, the geometric means of the per-level interval ends: a band "
             f"that holds the geometric mean of the true medians with at least {coverage * 100:.0f} % probability"
             + (" (too few rounds to promise anything: run `--throughput full`)" if coverage < 0.5 else "")
-            + ". ≈ marks a band that overlaps the one above it: this run does not order those two."
+            + ". Two bands that overlap are not ordered by this run: the report says so beside the second."
         )
     if cpu:
         text += (
@@ -133,9 +198,12 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     def fails(i: str) -> int:
         return sum(v.row.get("outcome") == "failed" for v in _against(found_verdicts[i]))
 
+    severities = {c["id"]: c.get("severity", "nuisance") for c in doc["checks"]}
     rest = sorted(
-        (i for i in cheapest if _against(found_verdicts[i])), key=lambda i: (fails(i), len(_against(found_verdicts[i])))
+        (i for i in cheapest if _against(found_verdicts[i])), key=lambda i: rank(found_verdicts[i], severities)
     )
+    lines = ablation(doc, found, clean[0], kinds) if clean else {}
+    lacks = lacking(lines)
     out = [f"### {title}", ""]
     if not clean:
         out.append("No strategy passes every check that concerns this kind of app in this run.")
@@ -147,26 +215,30 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
         overlap = previous and i in costs and costs[i]["high"] >= costs[previous]["low"]
         note = f"; ➖ {', '.join(dict.fromkeys(skipped))}" if skipped else ""
         out.append(
-            f"- {'≈ ' if overlap else ''}**`{i}`**: {by_id[i].get('label', '')}; "
-            f"{cost_text(costs.get(i), cpu.get(i))}{note}"
+            f"- **`{i}`**: {by_id[i].get('label', '')}; {cost_text(costs.get(i), cpu.get(i))}"
+            + (" (indistinguishable in cost from the one above in this run)" if overlap else "")
+            + note
         )
         out += _quote(by_id[i], kinds)
+        if i == clean[0]:
+            out += ablation_table(lines, kinds, keys)
         previous = i if i in costs else previous
     if rest:
         out += ["", "Next best:" if clean else "Closest:", ""]
     for i in rest[:NEXT_BEST]:
-        against = _against(found_verdicts[i])
+        against = sorted(_against(found_verdicts[i]), key=lambda v: severity(v, severities))
         unmeasured = len(against) - fails(i)
         out.append(
             f"- `{i}`: {fails(i)} failed"
             + (f", {unmeasured} not measured" if unmeasured else "")
             + f"; {cost_text(costs.get(i), cpu.get(i))}"
         )
-        out += [_failure_line(v, kinds, keys) for v in against]
+        out += [_failure_line(v, kinds, keys, severities, lacks) for v in against]
     if len(rest) > NEXT_BEST:
         out.append(
-            f"- {len(rest) - NEXT_BEST} more, by checks failed: "
-            + ", ".join(f"`{i}` ({fails(i)})" for i in rest[NEXT_BEST:])
+            f"- {len(rest) - NEXT_BEST} more, least harmful first (worst failure's severity, then failures that do "
+            "not go away, then how many): "
+            + ", ".join(f"`{i}` ({fails(i)}, worst: {_worst(found_verdicts[i], severities)})" for i in rest[NEXT_BEST:])
         )
     if cannot := [i for i in found_verdicts if i not in serving]:
         out += [
@@ -216,6 +288,23 @@ def hazards(doc: dict, found: dict) -> list[str]:
     ]
 
 
+def scope(doc: dict) -> str:
+    """What the answers hold for: the database and its drivers, and the versions they were measured on."""
+    env = doc.get("environment") or {}
+    db, packages = env.get("database") or {}, env.get("packages") or {}
+    drivers = ", ".join(
+        f"{driver}{f' {packages[driver]}' if packages.get(driver) else ''} ({kind})"
+        for kind, driver in (db.get("drivers") or {}).items()
+    )
+    versions = ", ".join(f"{p} {packages.get(p) or '?'}" for p in ("fastapi", "starlette", "sqlalchemy"))
+    return (
+        f"**Measured on** {db.get('backend', '?')} {db.get('version', '')}".rstrip()
+        + (f" through {drivers}" if drivers else "")
+        + f", with {versions} on Python {env.get('python', '?')}: another database, driver or release may differ "
+        "([docs/matrix.md](docs/matrix.md) runs the checks across FastAPI releases)."
+    )
+
+
 def section(doc: dict, found: dict) -> list[str]:
     """`## What to use`: the three answers, the hazards, and how cost is read."""
     mode, costs = throughput.read_costs(doc.get("throughput") or {})
@@ -225,8 +314,14 @@ def section(doc: dict, found: dict) -> list[str]:
         "",
         "From this run's rows alone, for each kind of app: the strategies that pass every check that concerns it "
         "(the verdicts on its kind of endpoint, and those on the whole app) where they could be measured, "
-        "cheapest first, with the lines of their module that make the difference; then the next best, each "
-        "failure with its key number.",
+        "cheapest first, quoted whole where the module is its pattern alone, with what each of its lines is "
+        "for; then the next best, least harmful first, each failure with its severity and key number.",
+        "",
+        scope(doc),
+        "",
+        "Severity, worst first: " + "; ".join(f"**{k}**: {v}" for k, v in SEVERITIES.items()) + ". A failure is "
+        "*permanent* when it does not go away by itself (the app never recovers, requests hang, connections stay "
+        "out), else it *recovers*.",
         "",
     ]
     for app in APPS:

@@ -98,6 +98,7 @@ class KindPart(TypedDict, total=False):
     unsupported: bool  # skipped: the strategy declared the routes it cannot serve
     metrics: dict[str, Any]
     evidence: str
+    permanent: bool  # failed, and the failure does not go away by itself (the check's `permanent_when`)
     conditions: Conditions
     warnings: list[str]
     duration_s: float

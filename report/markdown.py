@@ -14,8 +14,9 @@ MEASURED = ("passed", "failed", "error")  # outcomes of a check that ran on the 
 
 
 def ready(strategies: list[dict]) -> list[dict]:
-    """The strategies the import preflight let through (the rest are listed apart, with their reason)."""
-    return [s for s in strategies if s.get("preflight", "ready") == "ready"]
+    """The strategies the import preflight let through (the rest are listed apart, with their reason); an
+    ablation's variants are read only by its own table (answers.ablation)."""
+    return [s for s in strategies if s.get("preflight", "ready") == "ready" and not s.get("ablation_of")]
 
 
 def cell(value) -> str:

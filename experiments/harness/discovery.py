@@ -49,6 +49,7 @@ class Strategy:
     module: str
     label: str
     requires: tuple[str, ...] = ()  # REQUIRES: what it needs installed beyond the harness (PEP 508 strings)
+    ablation_of: tuple[str, ...] = ()  # ABLATION_OF: (the strategy, the ingredient switched off), for a variant
 
     @property
     def file(self) -> str:
@@ -59,11 +60,13 @@ class Strategy:
             return str(self.path)
 
     def describe(self) -> dict:
-        return {"id": self.id, "label": self.label, "module": self.module, "file": self.file}
+        found = {"id": self.id, "label": self.label, "module": self.module, "file": self.file}
+        return {**found, "ablation_of": list(self.ablation_of)} if self.ablation_of else found
 
 
 def declared(path: Path, name: str) -> tuple:
-    """A module-level tuple of literals `name` (REQUIRES, FLAGGED_BY, GOOD_FOR), read without importing the module."""
+    """A module-level tuple of literals `name` (REQUIRES, ABLATION_OF, FLAGGED_BY, GOOD_FOR), read without importing
+    the module."""
     try:
         tree = ast.parse(path.read_text(), str(path))
     except (SyntaxError, ValueError):
@@ -111,6 +114,7 @@ def at(path: Path) -> Strategy:
         module=_module_name(path),
         label=_label(path),
         requires=tuple(map(str, declared(path, "REQUIRES"))),
+        ablation_of=tuple(map(str, declared(path, "ABLATION_OF"))),
     )
 
 

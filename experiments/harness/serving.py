@@ -139,9 +139,14 @@ class Database:
 def describe_backend(server: Cluster | None) -> dict:
     """The database block of the results' environment."""
     if server is None:
-        return {"backend": "sqlite", "version": sqlite3.sqlite_version}
+        return {
+            "backend": "sqlite",
+            "version": sqlite3.sqlite_version,
+            "drivers": {"sync": "sqlite3", "async": "aiosqlite"},
+        }
     kind = "throwaway cluster" if server.directory else "existing server"
-    return {"backend": "postgresql", "version": server.version, "server": kind}
+    return {"backend": "postgresql", "version": server.version, "server": kind,
+            "drivers": {"sync": "psycopg", "async": "asyncpg"}}  # fmt: skip
 
 
 @dataclass

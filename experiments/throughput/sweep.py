@@ -283,7 +283,7 @@ class Sweep:
 def attach(results, plan: Plan, preflights: list, server: Cluster | None, out: Path, say, loadgen: str) -> bool:
     """Measure the strategies the import preflight found ready and add the `throughput` part to the results, the
     ones it did not listed with its reason; False when interrupted (Ctrl-C or SIGTERM)."""
-    strategies = [p.strategy for p in preflights if p.ready]
+    strategies = [p.strategy for p in preflights if p.ready and not p.strategy.ablation_of]  # variants: verdicts only
     say(f"throughput ({', '.join(plan.modes)}): {len(strategies)} strategies and 2 baselines")
     with finishing_on_interrupt(results, lambda exc: f"interrupted by {exc} during the throughput measurement") as stop:
         part = run(plan, strategies, server, out, say, loadgen)
