@@ -240,7 +240,7 @@ def main(argv: list[str]) -> int:
                 args.quiet,
                 max(1, args.jobs),
             )
-            preflights = preflight.run(strategies, args.out / "logs", settings.jobs, settings.say)
+            preflights = preflight.run(strategies, args.out / "logs", settings.jobs, settings.say, server)
             results = ResultsFile(
                 args.out / "results.json",
                 environment=environment(

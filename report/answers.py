@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from report import instructions, throughput
 from report.format import SEVERITIES
 from report.markdown import KIND_NAMES, MEASURED, SYMBOLS, cell, ready, table
-from report.results import judged, key_number, verdict_metrics
+from report.results import by_pair, judged, key_number, verdict_metrics
 
 APPS = {  # the kinds of app a reader has -> the kinds of endpoint (probes.KINDS) it has
     "def": ("An app whose endpoints are all `def`", ("def",)),
@@ -184,6 +184,21 @@ def cost_definition(mode: str | None, costs: dict, level, cpu: dict) -> str:
     return text
 
 
+def candidates(doc: dict) -> list[str]:
+    """The strategies that pass every check concerning some kind of app: those What to use orders by cost."""
+    found = by_pair(doc["results"])
+    ids = [s["id"] for s in ready(doc["strategies"])]
+    return [
+        i
+        for i in ids
+        if any(
+            all(serves(vs, k) for k in kinds) and not _against(vs)
+            for _, kinds in APPS.values()
+            for vs in [verdicts(doc, found, i, kinds)]
+        )
+    ]
+
+
 def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str]:
     """The section for one kind of app: clean strategies cheapest first, quoted; the next best; who cannot serve it."""
     title, kinds = APPS[app]
@@ -254,7 +269,6 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
 
 def hazards(doc: dict, found: dict) -> list[str]:
     """A check most strategies fail on one kind of endpoint: one sentence naming the rows that pass it."""
-    labels = {s["id"]: s.get("label", "") for s in doc["strategies"]}
     out = []
     for check in doc["checks"]:
         for kind in check.get("kinds") or ():
@@ -269,11 +283,7 @@ def hazards(doc: dict, found: dict) -> list[str]:
                 out.append(
                     f"- On {KIND_NAMES[kind]} endpoints, {len(failed)} of the {measured} strategies measured fail "
                     f"`{check['id']}` ({check['title']}): a hazard of that kind of endpoint, not of one pattern. "
-                    + (
-                        f"Passed by {'; '.join(f'`{i}` ({labels[i]})' for i in passed)}."
-                        if passed
-                        else "No strategy passes it."
-                    )
+                    + (f"Passed by {', '.join(f'`{i}`' for i in passed)}." if passed else "No strategy passes it.")
                 )
     if not out:
         return []
@@ -337,7 +347,7 @@ def section(doc: dict, found: dict) -> list[str]:
         ),
         "",
     ]
-    absent = [s for s in doc["strategies"] if s not in ready(doc["strategies"])]
+    absent = [s for s in doc["strategies"] if s.get("preflight", "ready") != "ready"]
     if absent:
         out += [
             "Not measured in this environment: "

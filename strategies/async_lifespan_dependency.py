@@ -17,17 +17,12 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-SECOND_DATABASE_URL = os.environ.get("ASYNC_SECOND_DATABASE_URL")  # set when the app has a second database
-
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    engines = {"sessionmaker": create_async_engine(os.environ["ASYNC_DATABASE_URL"])}
-    if SECOND_DATABASE_URL:
-        engines["second_sessionmaker"] = create_async_engine(SECOND_DATABASE_URL)
-    yield {name: async_sessionmaker(engine, expire_on_commit=False) for name, engine in engines.items()}
-    for engine in engines.values():
-        await engine.dispose()
+    engine = create_async_engine(os.environ["ASYNC_DATABASE_URL"])
+    yield {"sessionmaker": async_sessionmaker(engine, expire_on_commit=False)}
+    await engine.dispose()
 
 
 app = FastAPI(lifespan=lifespan)
@@ -39,12 +34,3 @@ async def get_db(request: Request):
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
-
-
-# An app with a second database (ASYNC_SECOND_DATABASE_URL): a session for each, from its own dependency.
-async def get_second_db(request: Request):
-    async with request.state.second_sessionmaker() as session:
-        yield session
-
-
-SECOND_SESSION = Annotated[AsyncSession, Depends(get_second_db)] if SECOND_DATABASE_URL else None

@@ -1,8 +1,8 @@
 """Engine in lifespan, `async def` dependency holding a pool-sized semaphore
 
 lifespan_dependency's pattern with a guard against pool exhaustion: the
-lifespan sizes an `anyio.Semaphore` to the engine's pool (`pool.size()` plus
-its overflow, read from the engine it created) and the `async def` dependency
+lifespan sizes an `anyio.Semaphore` to the engine's pool (`pool.size()`, read
+from the engine it created; overflow connections stay free) and the `async def` dependency
 holds it for the session's whole life, so that requests beyond the pool's
 capacity wait on the event loop instead of in a threadpool thread blocked on
 the pool. `def` and `async def` endpoints alike get the sync `Session`.
@@ -34,7 +34,7 @@ async def lifespan(app: FastAPI):
     state = {}
     for prefix, engine in engines.items():
         state[f"{prefix}sessionmaker"] = sessionmaker(engine)
-        state[f"{prefix}semaphore"] = anyio.Semaphore(engine.pool.size() + engine.pool._max_overflow)
+        state[f"{prefix}semaphore"] = anyio.Semaphore(engine.pool.size())
     yield state
     for engine in engines.values():
         engine.dispose()

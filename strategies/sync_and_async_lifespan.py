@@ -20,26 +20,17 @@ from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
-ASYNC_SECOND_DATABASE_URL = os.environ.get("ASYNC_SECOND_DATABASE_URL")
-
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    engines = {"sessionmaker": create_engine(os.environ["DATABASE_URL"])}
-    async_engines = {"async_sessionmaker": create_async_engine(os.environ["ASYNC_DATABASE_URL"])}
-    if SECOND_DATABASE_URL:
-        engines["second_sessionmaker"] = create_engine(SECOND_DATABASE_URL)
-    if ASYNC_SECOND_DATABASE_URL:
-        async_engines["async_second_sessionmaker"] = create_async_engine(ASYNC_SECOND_DATABASE_URL)
+    engine = create_engine(os.environ["DATABASE_URL"])
+    async_engine = create_async_engine(os.environ["ASYNC_DATABASE_URL"])
     yield {
-        **{name: sessionmaker(engine) for name, engine in engines.items()},
-        **{name: async_sessionmaker(engine, expire_on_commit=False) for name, engine in async_engines.items()},
+        "sessionmaker": sessionmaker(engine),
+        "async_sessionmaker": async_sessionmaker(async_engine, expire_on_commit=False),
     }
-    for engine in engines.values():
-        engine.dispose()
-    for engine in async_engines.values():
-        await engine.dispose()
+    engine.dispose()
+    await async_engine.dispose()
 
 
 app = FastAPI(lifespan=lifespan)
@@ -57,20 +48,3 @@ async def get_async_db(request: Request):
 
 SessionDep = Annotated[Session, Depends(get_db)]
 AsyncSessionDep = Annotated[AsyncSession, Depends(get_async_db)]
-
-
-# An app with a second database: a session of each kind for it, from its own dependency.
-def get_second_db(request: Request):
-    with request.state.second_sessionmaker() as session:
-        yield session
-
-
-SECOND_SESSION = Annotated[Session, Depends(get_second_db)] if SECOND_DATABASE_URL else None
-
-
-async def get_async_second_db(request: Request):
-    async with request.state.async_second_sessionmaker() as session:
-        yield session
-
-
-ASYNC_SECOND_SESSION = Annotated[AsyncSession, Depends(get_async_second_db)] if ASYNC_SECOND_DATABASE_URL else None

@@ -27,7 +27,7 @@ from experiments.harness.serving import Database
 
 # Checks the audit cannot reproduce by design: a second database's source has no flag (--session names one per kind).
 NOT_AUDITED = ("multiple_databases",)
-QUICK = ("bounded_sync_and_async_lifespan", "fastcrud_setup", "polar_style", "dispatch_style", "contextvar")
+QUICK = ("gated_sync_and_async_sessions", "fastcrud_setup", "polar_style", "dispatch_style", "contextvar")
 STRATEGIES = sorted(p.stem for p in (ROOT / "strategies").glob("[!_]*.py"))
 
 

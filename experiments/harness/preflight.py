@@ -29,6 +29,7 @@ from experiments.checks import source_hash
 from experiments.harness import discovery
 from experiments.harness.discovery import Strategy
 from experiments.harness.processes import FORKS, exit_reason, kill_group, signals_interrupt
+from experiments.probes import path_kinds
 from report.format import Strategy as StrategyEntry
 from report.locks import pins, python_markers
 
@@ -46,6 +47,7 @@ class Preflight:
     versions: dict[str, str | None] = field(default_factory=dict)  # installed versions of what it REQUIRES
     warnings: tuple[str, ...] = ()  # what the import warned about (shown, never raised)
     pattern: dict[str, str] = field(default_factory=dict)  # per kind of endpoint, its source the report quotes
+    unserved: dict[str, dict] = field(default_factory=dict)  # check id -> {kind or "": skip reason} it cannot be run on
 
     @property
     def ready(self) -> bool:
@@ -126,8 +128,10 @@ def _meets(requires: tuple[str, ...], pinned: dict[str, str], python: str) -> bo
     return True
 
 
-def _import_in_child(path: str, result: str, log: str, scratch: str) -> None:
-    """Body of the preflight process: import the module against a database in `scratch`, say what it served.
+def _import_in_child(path: str, result: str, log: str, scratch: str, server=None) -> None:
+    """Body of the preflight process: import the module against a database of the run's backend (a file in
+    `scratch`, or one on `server`, a postgres.Cluster), say what it served: an app whose settings accept only the
+    run's kind of URL imports here as it will in its checks.
 
     The parent owns `scratch`: a module that exits or hangs at import ends this process before any cleanup of its
     own would run."""
@@ -141,11 +145,15 @@ def _import_in_child(path: str, result: str, log: str, scratch: str) -> None:
 
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        database = Database.sqlite(Path(scratch) / "preflight.db")
-        os.environ.update(database.environ)
+        if server is None:
+            database = Database.sqlite(Path(scratch) / "preflight.db")
+        else:
+            database = Database.postgresql(server, f"sb_preflight_{Path(path).stem}"[:63].lower())
+        os.environ.update({**database.environ, **database.second().environ_as_second})
         try:
             module = discovery.load(discovery.at(Path(path)))
-            body = {"served": sorted(discovery.served_routes(module.app)), "pattern": discovery.pattern(module)}
+            body = {"served": sorted(discovery.served_routes(module.app)), "pattern": discovery.pattern(module),
+                    "unserved": unserved(module)}  # fmt: skip
         except discovery.ContractError as exc:
             body = {"error": str(exc)}
         body["warnings"] = sorted({discovery.one_line_warning(w) for w in seen})
@@ -153,7 +161,31 @@ def _import_in_child(path: str, result: str, log: str, scratch: str) -> None:
     os._exit(0)  # don't wait for threads or engines the module may have started
 
 
-def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: set | None = None) -> Preflight:
+def unserved(module) -> dict[str, dict]:
+    """The checks the module serves no route of, for any kind of endpoint they judge: check id -> {kind or "": the
+    skip row's reason and whether the module declared it}, as the check process would find them, so that the runner
+    writes those rows without starting one. A route missing from the contract is left to the check (an error)."""
+    from experiments.checks import registry
+
+    found = {}
+    for check in registry().values():
+        if discovery.missing_routes(module, check.routes):
+            continue
+        parts = {}
+        for kind in check.kinds or (None,):
+            wanted = tuple(p for p in check.routes if kind is None or kind in path_kinds(p))
+            if discovery.served_routes(module.app, kind) & set(wanted):
+                break
+            declared = set(wanted) <= set(discovery.unsupported(module))
+            parts[kind or ""] = {"reason": discovery.not_served(module, wanted, kind), "unsupported": declared}
+        else:
+            found[check.id] = parts
+    return found
+
+
+def check(
+    strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: set | None = None, server=None
+) -> Preflight:
     """Import `strategy` in a process of its own (forked from the preloaded server) and judge it ready or not.
 
     The process is added to `live` while it runs, so that an interrupted run can kill it."""
@@ -168,7 +200,7 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
     scratch = tempfile.TemporaryDirectory(prefix="sessionbench-preflight-")
     proc = FORKS.Process(
         target=_import_in_child,
-        args=(str(strategy.path), str(result), str(log), scratch.name),
+        args=(str(strategy.path), str(result), str(log), scratch.name, server),
         name=f"{strategy.id}-preflight",
     )
     proc.start()
@@ -199,15 +231,16 @@ def check(strategy: Strategy, logs: Path, timeout_s: float = TIMEOUT_S, live: se
         )
     if "error" in body:
         return Preflight(strategy, "error", body["error"], versions, tuple(body["warnings"]))
-    return Preflight(strategy, "ready", None, versions, tuple(body["warnings"]), body["pattern"])
+    return Preflight(strategy, "ready", None, versions, tuple(body["warnings"]), body["pattern"], body["unserved"])
 
 
-def run(strategies: list[Strategy], logs: Path, jobs: int, say) -> list[Preflight]:
-    """Preflight every strategy, `jobs` at a time, in the order given; one progress line per strategy not ready."""
+def run(strategies: list[Strategy], logs: Path, jobs: int, say, server=None) -> list[Preflight]:
+    """Preflight every strategy, `jobs` at a time, in the order given, against the run's backend (`server`, or
+    SQLite); one progress line per strategy not ready."""
     started, live = time.monotonic(), set()
     with ThreadPoolExecutor(max(1, jobs)) as pool, signals_interrupt():
         try:
-            found = list(pool.map(lambda s: check(s, logs, live=live), strategies))
+            found = list(pool.map(lambda s: check(s, logs, live=live, server=server), strategies))
         except BaseException:  # Ctrl-C or SIGTERM: a module stuck importing must not outlive the run
             for proc in list(live):
                 kill_group(proc)

@@ -152,6 +152,23 @@ def _queue(items: list) -> Queue:
     return found
 
 
+def _skipped(strategy: Strategy, check: Check, parts: dict) -> Row:
+    """The row of a check the strategy serves no route of, per kind of endpoint as its check process would write it."""
+    rows = [
+        {
+            "strategy": strategy.id,
+            "check": check.id,
+            **({"kind": kind} if kind else {}),
+            "outcome": SKIPPED,
+            "reason": part["reason"],
+            "unsupported": part["unsupported"],
+            "duration_s": 0.0,
+        }  # fmt: skip
+        for kind, part in parts.items()
+    ]
+    return combine(rows) if check.kinds else rows[0]
+
+
 def _pytest_in_own_session(args: list[str], log: str, nice: int, cpu: int | None) -> None:
     """Body of a check process: its own session (so a kill reaches what it starts), on `cpu` alone when given,
     output to `log`, pytest."""
@@ -248,7 +265,12 @@ def run(
             for check in checks:
                 results.add(_unmeasured(preflight, check))
     strategies = [p.strategy for p in preflights if p.ready]
+    unserved = {p.strategy.id: p.unserved for p in preflights if p.ready}
     pairs = [(s, c) for s in strategies for c in checks]
+    for strategy, check in pairs:  # nothing to start a process for: skipped as the check process would skip it
+        if check.id in unserved[strategy.id]:
+            results.add(_skipped(strategy, check, unserved[strategy.id][check.id]))
+    pairs = [(s, c) for s, c in pairs if c.id not in unserved[s.id]]
     # (pairs, at once, niceness): checks that share the machine yield the CPU to what runs beside them (their numbers
     # are counts, not timings), or work started by `shared()`, the instruction count, would hold up the run's end.
     phases = [

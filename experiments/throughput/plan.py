@@ -17,6 +17,7 @@ class Plan:
     modes: tuple[str, ...]
     benchmark_rounds: int  # session cost: pytest-benchmark rounds per app, path and repeat
     hold_requests: int = 20  # connection hold time: sequential in-process requests per app, tag path and round
+    answers_only: bool = False  # after the checks, only what What to use orders by cost (and the baselines)
 
 
 @dataclass(frozen=True)

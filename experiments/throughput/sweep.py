@@ -51,11 +51,14 @@ from experiments.throughput.plan import App, Plan
 from experiments.throughput.routes import KINDS
 from experiments.throughput.summaries import CEILING_TOLERANCE, summarize, summarize_hold, summarize_under_load
 from experiments.throughput.workers import START_TIMEOUT_S, WRK_LUA, Failed, Target, Worker, python_client, wrk_client
+from report import answers
 from report.format import Throughput
 
 PLANS = {
     # The quick plan: one level, no session-cost benchmark (`--instructions quick` counts the CPU per request beside it).
-    "quick": Plan(levels=(8,), rounds=4, seconds=0.05, warmup_s=0.02, modes=("inprocess",), benchmark_rounds=0),
+    "quick": Plan(
+        levels=(8,), rounds=4, seconds=0.05, warmup_s=0.02, modes=("inprocess",), benchmark_rounds=0, answers_only=True
+    ),
     "full": Plan(
         levels=(1, 8, 32, 64), rounds=7, seconds=0.2, warmup_s=0.05, modes=("inprocess", "server"), benchmark_rounds=30
     ),
@@ -284,6 +287,9 @@ def attach(results, plan: Plan, preflights: list, server: Cluster | None, out: P
     """Measure the strategies the import preflight found ready and add the `throughput` part to the results, the
     ones it did not listed with its reason; False when interrupted (Ctrl-C or SIGTERM)."""
     strategies = [p.strategy for p in preflights if p.ready and not p.strategy.ablation_of]  # variants: verdicts only
+    if plan.answers_only and results.doc["results"]:  # the quick pass orders the answers; bench measures every row
+        wanted = set(answers.candidates(results.doc))
+        strategies = [s for s in strategies if s.id in wanted]
     say(f"throughput ({', '.join(plan.modes)}): {len(strategies)} strategies and 2 baselines")
     with finishing_on_interrupt(results, lambda exc: f"interrupted by {exc} during the throughput measurement") as stop:
         part = run(plan, strategies, server, out, say, loadgen)
