@@ -104,7 +104,7 @@ def ablation(doc: dict, found: dict, strategy: str, kinds: tuple[str, ...]) -> d
     mine = {(v.check, v.kind): v for v in verdicts(doc, found, strategy, kinds)}
     out = {}
     for variant in doc["strategies"]:
-        if (variant.get("ablation_of") or [None])[0] == strategy and variant.get("preflight") == "ready":
+        if (variant.get("ablation_of") or [None])[0] == strategy and variant.get("preflight", "ready") == "ready":
             out[variant["ablation_of"][1]] = [
                 v
                 for v in verdicts(doc, found, variant["id"], kinds)
@@ -184,19 +184,22 @@ def cost_definition(mode: str | None, costs: dict, level, cpu: dict) -> str:
     return text
 
 
-def candidates(doc: dict) -> list[str]:
-    """The strategies that pass every check concerning some kind of app: those What to use orders by cost."""
-    found = by_pair(doc["results"])
+def clean_for(doc: dict, found: dict, kinds: tuple[str, ...]) -> list[str]:
+    """The strategies that serve `kinds` of endpoint and pass every check concerning them, in the results' order."""
     ids = [s["id"] for s in ready(doc["strategies"])]
     return [
         i
         for i in ids
-        if any(
-            all(serves(vs, k) for k in kinds) and not _against(vs)
-            for _, kinds in APPS.values()
-            for vs in [verdicts(doc, found, i, kinds)]
-        )
+        for vs in [verdicts(doc, found, i, kinds)]
+        if all(serves(vs, k) for k in kinds) and not _against(vs)
     ]
+
+
+def candidates(doc: dict) -> list[str]:
+    """The strategies that pass every check concerning some kind of app: those What to use orders by cost."""
+    found = by_pair(doc["results"])
+    clean = {i for _, kinds in APPS.values() for i in clean_for(doc, found, kinds)}
+    return [s["id"] for s in ready(doc["strategies"]) if s["id"] in clean]
 
 
 def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str]:
@@ -223,7 +226,7 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     if not clean:
         out.append("No strategy passes every check that concerns this kind of app in this run.")
     previous = None
-    for i in clean:
+    for i in clean:  # the first quoted whole, with its ablation; the others, which pass as much, named
         skipped = [
             name(v, kinds) for v in found_verdicts[i] if v.row.get("outcome") == "skipped" and v.check not in everywhere
         ]
@@ -234,9 +237,8 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
             + (" (indistinguishable in cost from the one above in this run)" if overlap else "")
             + note
         )
-        out += _quote(by_id[i], kinds)
         if i == clean[0]:
-            out += ablation_table(lines, kinds, keys)
+            out += [*_quote(by_id[i], kinds), *ablation_table(lines, kinds, keys)]
         previous = i if i in costs else previous
     if rest:
         out += ["", "Next best:" if clean else "Closest:", ""]
@@ -315,6 +317,61 @@ def scope(doc: dict) -> str:
     )
 
 
+def already(doc: dict, found: dict, costs: dict) -> list[str]:
+    """If you already use X: each strategy that is no answer for the kinds of endpoint it serves, its failures by
+    severity, and the lines of that kind's first answer whose removal fails the same checks (the ablation's table),
+    matched by check, never by name."""
+    by_id = {s["id"]: s for s in ready(doc["strategies"])}
+    severities = {c["id"]: c.get("severity", "nuisance") for c in doc["checks"]}
+    out = []
+    for i in by_id:
+        app = next((a for a, (_, kinds) in APPS.items() if kinds == _served(doc, found, i)), None)
+        if app is None:
+            continue
+        kinds = APPS[app][1]
+        vs = verdicts(doc, found, i, kinds)
+        failed = [v for v in _against(vs) if v.row.get("outcome") == "failed"]
+        answer_id = _first_clean(doc, found, kinds, costs)
+        if not failed or answer_id is None:
+            continue
+        lacks = lacking(ablation(doc, found, answer_id, kinds))
+        counts = [
+            f"{sum(severities[v.check] == sev for v in failed)} {sev}"
+            + (f" ({sum(bool(v.row.get('permanent')) for v in failed if severities[v.check] == sev)} permanent)"
+               if any(v.row.get("permanent") for v in failed if severities[v.check] == sev) else "")
+            for sev in SEVERITIES
+            if any(severities[v.check] == sev for v in failed)
+        ]  # fmt: skip
+        lines = list(dict.fromkeys(line for v in failed for line in lacks.get((v.check, v.kind), [])))
+        out.append(
+            f"- `{i}` ({' and '.join(KIND_NAMES[k] for k in kinds)}): fails {', '.join(counts)}"
+            + (f"; lacks {', '.join(f'`{line}`' for line in lines)} of `{answer_id}`" if lines else "")
+            + "."
+        )
+    if not out:
+        return []
+    return [
+        "### If you already use one of these",
+        "",
+        "Each strategy that is not an answer for the endpoints it serves: its failures by severity, and the lines of "
+        "that kind's first answer whose removal fails the same checks in the ablation (what it lacks; a failure "
+        "no line matches is its own).",
+        "",
+        *out,
+        "",
+    ]
+
+
+def _served(doc: dict, found: dict, strategy: str) -> tuple[str, ...]:
+    """The kinds of endpoint a strategy serves, as APPS names them."""
+    return tuple(k for k in ("def", "async") if serves(verdicts(doc, found, strategy, (k,)), k))
+
+
+def _first_clean(doc: dict, found: dict, kinds: tuple[str, ...], costs: dict) -> str | None:
+    clean = clean_for(doc, found, kinds)
+    return min(clean, key=lambda i: -costs[i]["median"] if i in costs else 0, default=None)
+
+
 def section(doc: dict, found: dict) -> list[str]:
     """`## What to use`: the three answers, the hazards, and how cost is read."""
     mode, costs = throughput.read_costs(doc.get("throughput") or {})
@@ -336,6 +393,7 @@ def section(doc: dict, found: dict) -> list[str]:
     ]
     for app in APPS:
         out += answer(doc, found, app, costs, cpu)
+    out += already(doc, found, costs)
     out += hazards(doc, found)
     everywhere = skipped_everywhere(doc, found)
     out += [

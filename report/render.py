@@ -227,7 +227,9 @@ def claims_section(doc: dict) -> list[str]:
 def render(doc: dict, extra: list[str] = (), matrix_link: bool = False) -> str:
     """The whole report; `extra` lines (e.g. report.agreement's section) go after the throughput section;
     `matrix_link`: a MATRIX.md (report/matrix.py) lies next to it."""
-    strategies, checks, rows = doc["strategies"], doc["checks"], doc["results"]
+    # An ablation's variants are read by What to use's tables alone (answers.ablation), not listed as rows here.
+    strategies = [s for s in doc["strategies"] if not s.get("ablation_of")]
+    checks, rows = doc["checks"], doc["results"]
     found = by_pair(rows)
     out = ["# sessionbench: how FastAPI apps manage SQLAlchemy sessions", ""]
     banner = (

@@ -448,7 +448,7 @@ def test_a_check_most_strategies_fail_on_one_kind_is_named_a_hazard_with_the_row
     lines = answers.hazards(doc, by_pair(doc["results"]))
     assert len([line for line in lines if line.startswith("- ")]) == 1
     assert "On `async def` endpoints, 4 of the 5 strategies measured fail `loop_lag`" in lines[-2]
-    assert "Passed by `both_kinds` (label of both_kinds)." in lines[-2]
+    assert "Passed by `both_kinds`." in lines[-2]
     assert answers.hazards(_kinds_doc(), by_pair(_kinds_doc()["results"])) == []  # 1 of 3: no hazard
 
 
@@ -805,3 +805,25 @@ def test_against_says_which_source_changed_under_a_verdict_that_moved():
     without = run("a", {"moved": "passed"})
     del without["checks"][0]["source_hash"]
     assert agreement.verdicts(this, without)[0]["why"].startswith("unknown")
+
+
+def test_the_first_answer_shows_why_each_line_is_there_and_what_others_lack():
+    """An ablation variant of the answer failing a check names that line beside the check; a row failing the same
+    check is told it lacks the line; variants are no rows of their own elsewhere in the report."""
+    doc = _kinds_doc()
+    doc["checks"][2]["severity"] = "data"
+    doc["strategies"].append(
+        {"id": "both_kinds__without_x", "label": "v", "file": "v.py", "ablation_of": ["both_kinds", "the close"]}
+    )
+    doc["results"] += [
+        {**copy.deepcopy(r), "strategy": "both_kinds__without_x"}
+        for r in doc["results"]
+        if r["strategy"] == "both_kinds"
+    ]
+    variant = next(r for r in doc["results"] if r["strategy"] == "both_kinds__without_x" and r["check"] == "writes")
+    variant["kinds"]["async"] = {"outcome": "failed", "metrics": {"lost": 2}, "evidence": "e", "permanent": True}
+    text = render(doc)
+    both = "\n".join(_answer(text, "both"))
+    assert "| `the close` | `writes` (`async def`): lost=2 |" in both
+    assert "- `leaks` (`def` and `async def`): fails 1 data, 1 nuisance; lacks `the close` of `both_kinds`." in text
+    assert text.count("both_kinds__without_x") == 0
