@@ -241,6 +241,10 @@ def main(argv: list[str]) -> int:
                 max(1, args.jobs),
             )
             preflights = preflight.run(strategies, args.out / "logs", settings.jobs, settings.say, server)
+            if audited is not None and (broken := next((p for p in preflights if p.strategy.id == audited.id), None)):
+                if broken.outcome == "error":  # every row of it would be an error: bad input, not a measurement
+                    print(f"error: {broken.reason}", file=sys.stderr)
+                    return 2
             results = ResultsFile(
                 args.out / "results.json",
                 environment=environment(

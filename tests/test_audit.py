@@ -142,6 +142,9 @@ def myapp(tmp_path) -> Path:
     (folder / "myapp").mkdir(parents=True)
     (folder / "myapp" / "__init__.py").touch()
     (folder / "myapp" / "main.py").write_text(textwrap.dedent(APP.format(elsewhere=tmp_path / "own.db")))
+    (folder / "myapp" / "settings.py").write_text(  # as pydantic-settings words a missing setting
+        'raise ValueError("1 validation error for Settings\\nPOSTGRES_SERVER\\n  Field required")\n'
+    )
     return folder
 
 
@@ -192,6 +195,7 @@ def test_a_setting_that_never_reached_the_engine_is_one_line(myapp, tmp_path):
         (["--audit", "myapp.main:app"], "say where its endpoints get a session"),
         (["--audit", "myapp.main:app", "--session", "myapp.main:get_db", "--env", "X={URL}"], "unknown field"),
         (["--session", "myapp.main:get_db"], "belong to --audit"),
+        (["--audit", "myapp.settings:app", "--session", "myapp.main:get_db"], "POSTGRES_SERVER; Field required"),
     ],
 )
 def test_bad_input_is_one_line(myapp, tmp_path, argv, says):

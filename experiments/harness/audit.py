@@ -153,11 +153,8 @@ def _object(target: str, read_later: bool = False):
     try:
         found = importlib.import_module(module)
     except Exception as exc:  # whatever the app raises on import
-        line = (str(exc).splitlines() or [""])[0]
-        raise AuditError(
-            f"{target}: {module} does not import ({type(exc).__name__}: {line}); run from the app's folder "
-            "or pass --app-dir, and install what it needs into the session's environment"
-        ) from None
+        traceback.print_exc(limit=-8)  # the app's last frames, into the log of the process importing it
+        raise AuditError(f"{target}: {module} does not import ({_own_words(exc)}); {_fix(exc)}") from None
     *path, last = attribute.split(".")
     for name in path:
         if not hasattr(found, name):
@@ -169,6 +166,25 @@ def _object(target: str, read_later: bool = False):
     if static is None and not hasattr(found, last):
         raise AuditError(f"{target}: {module} has no {attribute}")
     return getattr(found, last)
+
+
+def _own_words(exc: BaseException) -> str:
+    """The app's own message on one line, every line of it (a settings error names each field), at most 600
+    characters."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip() and "errors.pydantic" not in line)
+    return f"{type(exc).__name__}: {text}"[:600]
+
+
+def _fix(exc: BaseException) -> str:
+    """The flag or file that fixes an import failure, by what failed."""
+    if isinstance(exc, ModuleNotFoundError):
+        return (
+            "run from the app's folder or pass --app-dir, and install what it needs (--requirements FILE, or the "
+            "app's pyproject.toml)"
+        )
+    if isinstance(exc, SyntaxError):
+        return "the app does not parse with this Python: pass the interpreter it needs to nox (--python)"
+    return "the app raised this while importing: point its settings at the harness's database with --env NAME=TEMPLATE"
 
 
 def _app(spec: Spec) -> FastAPI:
