@@ -46,7 +46,11 @@ HOSTILE = {
     "syntax_error": "def broken(:\n",
     "import_error": "import a_module_that_does_not_exist\n",
     "no_app": '"""defines everything but the app"""\nAPP = None\n',
-    "missing_route": template_with((ALIAS, 'SessionDep = Depends(get_db, scope="function")')),  # no session source
+    # No session source, so nothing is mounted: it hand-wires /async/tag only, and GET /same is missing.
+    "missing_route": template_with((ALIAS, 'SessionDep = Depends(get_db, scope="function")'))
+    + '\n\nfrom experiments import probes\n\n\n@app.get("/async/tag")\n'
+    "async def tag(tag: str, delay: float, query: bool, db: Annotated[Session, SessionDep]):\n"
+    "    return await probes.tag_async(db, tag, delay, query)\n",
     "lifespan_raises": LIFESPAN_RAISES,
     "crashes": with_route("    import os\n\n    os._exit(3)"),
     "hangs": with_route("    import time\n\n    time.sleep(3600)"),  # blocks the event loop

@@ -24,7 +24,11 @@ def ingredients(path: Path) -> tuple[dict[str, list[tuple[str, str]]], str]:
     """The module's INGREDIENTS, read without importing it ({} when it declares none), and its source without
     that declaration (whose texts would otherwise be edited too)."""
     source = path.read_text()
-    for node in ast.parse(source, str(path)).body:
+    try:
+        tree = ast.parse(source, str(path))
+    except (SyntaxError, ValueError):  # the preflight says so, in its row's one line
+        return {}, source
+    for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "INGREDIENTS" for t in node.targets):
             lines = source.splitlines(keepends=True)
             rest = "".join(lines[: node.lineno - 1] + lines[node.end_lineno :])

@@ -10,7 +10,8 @@ from experiments.harness.discovery import ROOT
 
 
 def template_with(before_request):
-    """A fresh copy of the template (the middleware goes on a new app only) with `before_request()` in a middleware."""
+    """A fresh copy of the template (the middleware goes on a new app only) with `before_request()` in a middleware:
+    its app and its session alias, which the harness mounts the probe routes from."""
     spec = importlib.util.spec_from_file_location("_bench_template", ROOT / "strategies" / "_template.py")
     template = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(template)
@@ -20,4 +21,4 @@ def template_with(before_request):
         before_request()
         return await call_next(request)
 
-    return template.app, template.UNSUPPORTED
+    return template.app, template.SessionDep

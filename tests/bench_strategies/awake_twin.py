@@ -11,4 +11,4 @@ def nothing():
     pass
 
 
-app, UNSUPPORTED = template_with(nothing)
+app, SessionDep = template_with(nothing)

@@ -12,4 +12,4 @@ def busy():
     sum(i * i for i in range(20_000))
 
 
-app, UNSUPPORTED = template_with(busy)
+app, SessionDep = template_with(busy)

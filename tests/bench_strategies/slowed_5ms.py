@@ -15,4 +15,4 @@ def five_ms_of_sleep():
     time.sleep(0.005)  # blocks the event loop, like CPU work would, but executes almost no instructions
 
 
-app, UNSUPPORTED = template_with(five_ms_of_sleep)
+app, SessionDep = template_with(five_ms_of_sleep)
