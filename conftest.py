@@ -141,7 +141,7 @@ def database(db_server, strategy, check, kind, tmp_path_factory) -> Database:
         if check.needs_server:
             pytest.skip(NEEDS_SERVER)
         return Database.sqlite(tmp_path_factory.mktemp("db") / f"{strategy.id}-{check.id}.db")
-    return Database.postgresql(db_server, f"sb_{strategy.id}_{check.id}_{kind or 'app'}"[:63].lower())
+    return Database.postgresql(db_server, f"sb_{strategy.id}_{check.id}_{kind or 'app'}")
 
 
 @pytest.fixture

@@ -220,13 +220,16 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     rest = sorted(
         (i for i in cheapest if _against(found_verdicts[i])), key=lambda i: rank(found_verdicts[i], severities)
     )
-    lines = ablation(doc, found, clean[0], kinds) if clean else {}
+    # Quoted whole: the first answer, and each answer measured line by line (its ablation, under its quote).
+    tables = {i: table for i in clean if (table := ablation(doc, found, i, kinds))}
+    quoted = [*clean[:1], *tables]
+    lines = next(iter(tables.values()), {})
     lacks = lacking(lines)
     out = [f"### {title}", ""]
     if not clean:
         out.append("No strategy passes every check that concerns this kind of app in this run.")
     previous = None
-    for i in clean:  # the first quoted whole, with its ablation; the others, which pass as much, named
+    for i in clean:  # those quoted, with their ablation; the others, which pass as much, named
         skipped = [
             name(v, kinds) for v in found_verdicts[i] if v.row.get("outcome") == "skipped" and v.check not in everywhere
         ]
@@ -237,8 +240,8 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
             + (" (indistinguishable in cost from the one above in this run)" if overlap else "")
             + note
         )
-        if i == clean[0]:
-            out += [*_quote(by_id[i], kinds), *ablation_table(lines, kinds, keys)]
+        if i in quoted:
+            out += [*_quote(by_id[i], kinds), *ablation_table(tables.get(i, {}), kinds, keys)]
         previous = i if i in costs else previous
     if rest:
         out += ["", "Next best:" if clean else "Closest:", ""]
@@ -368,8 +371,10 @@ def _served(doc: dict, found: dict, strategy: str) -> tuple[str, ...]:
 
 
 def _first_clean(doc: dict, found: dict, kinds: tuple[str, ...], costs: dict) -> str | None:
+    """The answer whose ablation says what each line is for (else the first answer), cheapest first."""
     clean = clean_for(doc, found, kinds)
-    return min(clean, key=lambda i: -costs[i]["median"] if i in costs else 0, default=None)
+    measured = [i for i in clean if ablation(doc, found, i, kinds)] or clean
+    return min(measured, key=lambda i: -costs[i]["median"] if i in costs else 0, default=None)
 
 
 def section(doc: dict, found: dict) -> list[str]:

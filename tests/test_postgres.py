@@ -150,3 +150,14 @@ def test_compare_with_an_unreachable_server_says_so_in_one_line(tmp_path):
     done = compare(tmp_path, "--db", "postgresql://nobody@127.0.0.1:1/x", "--strategies-dir", str(FIXTURES))
     assert done.returncode == 2
     assert done.stderr.startswith("error: cannot connect to PostgreSQL at postgresql") and done.stderr.count("\n") == 1
+
+
+def test_long_database_names_stay_distinct():
+    """Two check processes of one ablation variant, whose id alone nearly fills PostgreSQL's 63 characters, must not
+    share a database: a shared one is dropped under the other's feet."""
+    from experiments.harness.serving import NAME_MAX, database_name
+
+    variant = "sb_gated_sync_and_async_sessions__without_engine_dispose_await_async_engine_dispos"
+    names = {database_name(f"{variant}_{check}_def") for check in ("streaming", "lost_writes", "shutdown")}
+    assert len(names) == 3 and all(len(n) <= NAME_MAX for n in names)
+    assert database_name("sb_Yield-Dependency") == "sb_yield_dependency"

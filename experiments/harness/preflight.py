@@ -148,7 +148,7 @@ def _import_in_child(path: str, result: str, log: str, scratch: str, server=None
         if server is None:
             database = Database.sqlite(Path(scratch) / "preflight.db")
         else:
-            database = Database.postgresql(server, f"sb_preflight_{Path(path).stem}"[:63].lower())
+            database = Database.postgresql(server, f"sb_preflight_{Path(path).stem}")
         os.environ.update({**database.environ, **database.second().environ_as_second})
         try:
             module = discovery.load(discovery.at(Path(path)))

@@ -6,7 +6,9 @@ enters it and hands the lifespan state on, as a server would.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -34,6 +36,19 @@ PG_PAUSE = (
 )
 
 
+NAME_MAX = 63  # PostgreSQL cuts identifiers longer than this, so two long names that share a start would collide
+
+
+def database_name(name: str) -> str:
+    """`name` lowercased with every other character than a letter, digit or `_` replaced, and, when longer than
+    NAME_MAX, its start and a hash of the whole: check processes running at once each get their own database
+    (an ablation variant's id alone nearly fills the limit)."""
+    name = re.sub(r"\W", "_", name).lower()
+    if len(name) <= NAME_MAX:
+        return name
+    return f"{name[: NAME_MAX - 9]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
 @dataclass(frozen=True)
 class Database:
     """One fresh database for one strategy × check, and the URLs a strategy reads from the environment."""
@@ -57,7 +72,7 @@ class Database:
         """A second fresh database next to this one (same server, or same folder), with the probe table and seed row."""
         if self.server is None:
             return Database.sqlite(self.path.with_name(f"{self.path.stem}-second{self.path.suffix}"))
-        return Database.postgresql(self.server, f"{self.name[:56]}_second")  # names stop at 63 characters
+        return Database.postgresql(self.server, f"{self.name}_second")
 
     def activity(self) -> dict[str, int]:
         """PostgreSQL's own counts for this database (backends, idle_in_transaction, sessions_abandoned)."""
@@ -132,7 +147,9 @@ class Database:
 
     @classmethod
     def postgresql(cls, server: Cluster, name: str) -> Database:
-        """A new database on the server (psycopg and asyncpg URLs), with the schema and seed row."""
+        """A new database on the server (psycopg and asyncpg URLs), with the schema and seed row; `name` made a
+        PostgreSQL identifier that stays distinct (database_name)."""
+        name = database_name(name)
         return cls(*server.fresh_database(name), server=server, name=name)._create_schema(functions=(PG_PAUSE,))
 
 

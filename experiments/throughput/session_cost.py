@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import pytest
 
 from experiments.harness import discovery
 from experiments.harness.processes import kill_group
-from experiments.harness.serving import Database, serve
+from experiments.harness.serving import Database, database_name, serve
 from experiments.throughput import baselines, stats
 
 TIMEOUT_S = 180
@@ -52,7 +51,7 @@ CASES = [
 def test_request_cost(benchmark, db_server, tmp_path, monkeypatch, repeat, app, file, path, query):
     """A strategy on the tag path it serves (`def` first), a baseline on both, so each has its like to compare with."""
     strategy = discovery.at(Path(file))
-    name = re.sub(r"\W", "_", f"sb_cost_{app}").lower()[:63]
+    name = database_name(f"sb_cost_{app}")
     database = Database.postgresql(db_server, name) if db_server else Database.sqlite(tmp_path / f"{name}.db")
     for key, value in database.environ.items():
         monkeypatch.setenv(key, value)

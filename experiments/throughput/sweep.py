@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from pathlib import Path
 from experiments.harness import discovery, preflight
 from experiments.harness.postgres import Cluster, free_port
 from experiments.harness.processes import finishing_on_interrupt
-from experiments.harness.serving import Database
+from experiments.harness.serving import Database, database_name
 from experiments.throughput import baselines, hold, session_cost
 from experiments.throughput.baselines import NO_DB, RAW
 from experiments.throughput.plan import App, Plan
@@ -125,7 +124,7 @@ def apps(strategies: list[discovery.Strategy]) -> list[App]:
 
 
 def _database(app: App, mode: str, server: Cluster | None, scratch: Path) -> Database:
-    name = re.sub(r"\W", "_", f"sb_tp_{mode}_{app.id}").lower()[:63]
+    name = database_name(f"sb_tp_{mode}_{app.id}")
     return Database.postgresql(server, name) if server else Database.sqlite(scratch / f"{name}.db")
 
 

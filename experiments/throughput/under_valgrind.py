@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import anyio.from_thread
 import pytest
 
 from experiments.harness import discovery
-from experiments.harness.serving import Database, serve
+from experiments.harness.serving import Database, database_name, serve
 from experiments.throughput.baselines import DIR as BASELINES_DIR
 from experiments.throughput.instruction_count import cases
 from experiments.throughput.routes import KINDS
@@ -64,7 +63,7 @@ class Apps:
         return self.current
 
     def _start(self, app: str, file: Path) -> Served:
-        name = re.sub(r"\W", "_", f"sb_instr_{os.getpid()}_{app}").lower()[:63]  # two processes may count one app
+        name = database_name(f"sb_instr_{os.getpid()}_{app}")  # two processes may count one app
         database = (
             Database.postgresql(self.db_server, name) if self.db_server else Database.sqlite(self.tmp / f"{name}.db")
         )
