@@ -70,7 +70,7 @@ def add_arguments(parser) -> None:
         "--throughput",
         choices=["quick", "full", "off"],
         default="quick",
-        help="quick (default: in-process, 8 clients, 4 rounds, ~1 min), full (both modes, 4 levels, 7 rounds, "
+        help="quick (default: in-process, 8 clients, 4 rounds, the answers and the baselines only), full (both modes, 4 levels, 7 rounds, "
         "~25 min) or off",
     )
     group.add_argument(
