@@ -81,7 +81,7 @@ def _failure_line(v: Verdict, kinds: tuple[str, ...], keys: dict, severities: di
         fix = lacks.get((v.check, v.kind))
         return (
             f"  - ❌ {name(v, kinds)}: {cell(key_number(v.row, keys[v.check]))} ({severities.get(v.check)}, {lasting})"
-            + (f"; the answer's {', '.join(f'`{line}`' for line in fix)} is what stops it" if fix else "")
+            + (f"; the answer fails it too without {', '.join(f'`{line}`' for line in fix)}" if fix else "")
         )
     return f"  - {SYMBOLS[v.row.get('outcome')]} {name(v, kinds)}: {cell(v.row.get('reason') or 'not run')}"
 
