@@ -27,7 +27,7 @@ import operator
 import re
 from dataclasses import dataclass
 
-from report.results import by_pair, key_number
+from report.results import by_pair, key_number, measured_parts
 
 OUTCOMES = ("passed", "failed", "unserved")
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "=": operator.eq, "!=": operator.ne}
@@ -48,6 +48,15 @@ def _measured(row: dict) -> str | None:
     if not row:
         return "not run"
     return None if row["outcome"] in ("passed", "failed") else row["outcome"]
+
+
+def _metrics(row: dict, kind: str | None) -> dict:
+    """The numbers a claim reads: the row's, or those of `kind` of endpoint where the check judges kinds apart
+    (a claim about such a check names its kind; where it does not and only one kind was measured, that one)."""
+    parts = measured_parts(row)
+    if kind is not None and "kinds" in row:
+        return parts.get(kind, {})
+    return next(iter(parts.values())) if len(parts) == 1 else {}
 
 
 def _absent(row: dict) -> bool:
@@ -72,6 +81,7 @@ class Expect:
     strategy: str
     check: str
     want: str
+    kind: str | None = None  # the kind of endpoint whose numbers a rule reads, for a check that judges kinds apart
 
     def __post_init__(self):
         if not (set(self.want.split(" or ")) <= set(OUTCOMES) or RULE.match(self.want)):
@@ -100,7 +110,7 @@ class Expect:
 
     def _rule(self, row: dict, where: str, metric: str, op: str, other: str) -> Finding:
         missing = _measured(row)
-        metrics = row.get("metrics") or {}
+        metrics = _metrics(row, self.kind)
         if not missing and metric not in metrics:
             missing = f"{row['outcome']}, no {metric} measured"
         if not missing and not re.match(r"^-?[\d.]+$", other) and other not in metrics:
@@ -124,6 +134,7 @@ class Compare:
     strategies: tuple[str, str]
     same: bool = True
     metric: str | None = None
+    kind: str | None = None  # whose numbers `metric` is, for a check that judges kinds apart
 
     @property
     def pairs(self) -> tuple[tuple[str, str], ...]:
@@ -139,12 +150,12 @@ class Compare:
         missing += [
             f"`{s}` {r['outcome']}, no {self.metric} measured"
             for s, r in zip(self.strategies, rows)
-            if not _measured(r) and self.metric and self.metric not in (r.get("metrics") or {})
+            if not _measured(r) and self.metric and self.metric not in _metrics(r, self.kind)
         ]
         if missing:
             return Finding(None, self.check, f"{where}: {'; '.join(missing)} {needs}", any(map(_absent, rows)))
         if self.metric:
-            values = [r["metrics"][self.metric] for r in rows]
+            values = [_metrics(r, self.kind)[self.metric] for r in rows]
             shown = f"{self.metric} {_value(values[0])} vs {_value(values[1])}"
         else:
             values = [r["outcome"] for r in rows]

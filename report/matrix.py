@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from report.markdown import SYMBOLS, cell, key_numbers, table
 from report.render import lock
-from report.results import ResultsError, by_pair, load
+from report.results import ResultsError, by_pair, load, per_kind
 
 MEASURED = ("passed", "failed")
 
@@ -151,7 +151,7 @@ def _difference(strategy: str, check: dict, rows: dict, values: dict[str, str], 
     if check.get("exclusive") and "No known" in why:
         why += " Its numbers are timings: a re-run of the cells tells noise from a change."
     marks = [
-        " ".join(filter(None, [SYMBOLS[row["outcome"]], key_numbers(row.get("metrics") or {}, check.get("key", []))]))
+        " ".join(filter(None, [SYMBOLS[row["outcome"]], per_kind(row, lambda m: key_numbers(m, check.get("key", [])))]))
         if row
         else SYMBOLS[None]
         for row in rows.values()
@@ -207,7 +207,11 @@ def render(cells: list[tuple[str, dict | None]], base: str = "matrix") -> str:
         for c, check in checks.items():
             rows = {name: found[name].get((s, c)) for name in names}
             verdicts = {name: r["outcome"] for name, r in rows.items() if r and r["outcome"] in MEASURED}
-            zeros = {name: _zeros(r["metrics"], check.get("key", [])) for name, r in rows.items() if name in verdicts}
+            zeros = {
+                name: per_kind(r, lambda m: _zeros(m, check.get("key", [])))
+                for name, r in rows.items()
+                if name in verdicts
+            }
             outcomes = {r["outcome"] if r else None for r in rows.values()}
             if len(set(verdicts.values())) > 1:
                 differ.append(_difference(s, check, rows, verdicts, envs))

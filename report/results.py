@@ -138,8 +138,8 @@ PRECEDENCE = (FAILED, ERROR, PASSED, SKIPPED)  # a row's outcome is the first it
 
 def combine(rows: list[Row]) -> Row:
     """One row from a check's rows per kind of endpoint: each under `kinds`, as measured; the row's own outcome the
-    first of PRECEDENCE among them, its metrics theirs added up (numbers summed, flags or-ed, durations the
-    longest), so that what reads a row without kinds reads what one pass over every route would have counted."""
+    first of PRECEDENCE among them. The kind is part of the row's key from here on: its numbers stay under its kind
+    (measured_parts), and a reader that wants one kind's asks for it (judged)."""
     first = rows[0]
     kinds = {r["kind"]: {k: v for k, v in r.items() if k not in ("strategy", "check", "kind")} for r in rows}
     outcomes = {r["outcome"] for r in rows}
@@ -150,8 +150,7 @@ def combine(rows: list[Row]) -> Row:
         "kinds": kinds,
     }
     measured = [r for r in rows if "metrics" in r]
-    if measured:
-        row["metrics"] = _added([r["metrics"] for r in measured])
+    if measured:  # no metrics of the row's own: a count of one kind added to another's is no count of either
         row["evidence"] = " ".join(f"{r['kind']}: {r['evidence']}" for r in measured)
         if conditions := [r["conditions"] for r in measured if r.get("conditions")]:
             verdicts = [c["as_declared"] for c in conditions]
@@ -170,20 +169,17 @@ def combine(rows: list[Row]) -> Row:
     return row
 
 
-def _added(metrics: list[dict]) -> dict:
-    total: dict = {}
-    for m in metrics:
-        for name, value in m.items():
-            had = total.get(name)
-            if had is None:
-                total[name] = value
-            elif isinstance(value, bool):
-                total[name] = had or value
-            elif isinstance(value, int) and isinstance(had, int):
-                total[name] = had + value
-            elif isinstance(value, (int, float)):
-                total[name] = max(had, value)
-    return total
+def measured_parts(row: Row) -> dict[str | None, dict]:
+    """The metrics of each kind of endpoint a row measured, never added up ({None: ...} for a check of the whole
+    app)."""
+    if "kinds" in row:
+        return {kind: part["metrics"] for kind, part in row["kinds"].items() if "metrics" in part}
+    return {None: row["metrics"]} if "metrics" in row else {}
+
+
+def per_kind(row: Row, show) -> str:
+    """`show(metrics)` of each kind the row measured, `def: …; async: …` where it judged kinds apart."""
+    return "; ".join(f"{kind}: {show(m)}" if kind else show(m) for kind, m in measured_parts(row).items())
 
 
 def judged(row: Row, kind: str | None) -> Row | KindPart:
@@ -204,7 +200,10 @@ def verdict_metrics(check: Check) -> list[str]:
 
 
 def key_number(row: Row | KindPart, keys: list[str]) -> str:
-    """`foreign_tag_seen=49`: the first of a check's key metrics that is not zero (else the first measured)."""
+    """`foreign_tag_seen=49`: the first of a check's key metrics that is not zero (else the first measured); of
+    each kind, `def: …; async: …`, for a row that judged kinds apart."""
+    if "kinds" in row:
+        return per_kind(row, lambda m: key_number({"metrics": m}, keys))
     metrics = row.get("metrics") or {}
     present = [k for k in keys if k in metrics]
     chosen = next((k for k in present if metrics[k] not in (0, False, None, [])), present[0] if present else None)

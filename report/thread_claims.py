@@ -174,7 +174,9 @@ CLAIMS = (
         says=(
             *(Compare(c, ("yield_dependency", "middleware")) for c in EVERY_CHECK),
             Compare("sessions_nobody_needed", ("yield_dependency", "middleware"), metric="sessions_per_request"),
-            Compare("cleanup_timing", ("yield_dependency", "middleware"), metric="responses_sent_before_cleanup"),
+            Compare(
+                "cleanup_timing", ("yield_dependency", "middleware"), metric="responses_sent_before_cleanup", kind="def"
+            ),
         ),
     ),
     Claim(
@@ -188,8 +190,8 @@ CLAIMS = (
         "handle commits and any associated errors inside your endpoint, which I would argue you should do anyway "
         "unless you want to be returning 500s to your clients)",
         "dmontagu",
-        says=(Expect("yield_dependency", "cleanup_timing", "responses_sent_before_cleanup > 0"),),
-        contrast=(Expect("middleware", "cleanup_timing", "responses_sent_before_cleanup = 0"),),
+        says=(Expect("yield_dependency", "cleanup_timing", "responses_sent_before_cleanup > 0", kind="def"),),
+        contrast=(Expect("middleware", "cleanup_timing", "responses_sent_before_cleanup = 0", kind="def"),),
         note="FastAPI's default dependency scope; the response's last byte is sent while the connection is "
         "still checked out",
     ),
@@ -237,7 +239,7 @@ CLAIMS = (
         "tiangolo",
         says=(
             Expect("global_scoped_session", "same_session_in_request", "failed"),
-            Expect("global_scoped_session", "same_session_in_request", "mismatched > 0"),
+            Expect("global_scoped_session", "same_session_in_request", "mismatched > 0", kind="def"),
         ),
         contrast=(
             Expect("contextvar", "same_session_in_request", "passed"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 
 from experiments.checks import registry
+from experiments.rules import judge
+from report.results import judged, measured_parts
 from tests.running import GOOD, children_left, compare, known_bad, known_good, rows_by_pair
 
 CHECKS = registry()
@@ -29,7 +31,8 @@ def test_every_check_has_a_known_bad_strategy():
 def test_check_flags_known_bad(request, check, strategy):
     row = rows_for(check, request)[(strategy, check)]
     assert row["outcome"] == "failed", row
-    assert not CHECKS[check].passes(row["metrics"])
+    failed = [m for kind, m in measured_parts(row).items() if judged(row, kind)["outcome"] == "failed"]
+    assert failed and all(judge(CHECKS[check], m) == "failed" for m in failed)
 
 
 GOOD_PAIRS = sorted((check, name) for check, names in known_good().items() for name in names)
@@ -83,14 +86,14 @@ def test_a_check_judges_each_kind_of_endpoint_on_its_own_numbers(fixture_run):
 def test_a_thread_local_race_is_caught_in_every_round(fixture_run):
     """Each round of the threadpool burst catches the session handed to a second request, not only some runs."""
     row = fixture_run[("threadlocal_filled_in_dependency", "isolation_threadpool")]
-    metrics = row["metrics"]
+    metrics = judged(row, "def")["metrics"]
     assert metrics["rounds"] == 3 and metrics["requests"] == 3 * metrics["threadpool_tokens"] * 2.5
     assert metrics["shared_concurrently"] > 0 and "per round of 100: " in row["evidence"]
 
 
 def test_a_shared_session_is_counted_not_just_flagged(fixture_run):
     """Numbers, not a boolean: nearly every request saw a foreign tag, all on one session."""
-    metrics = fixture_run[("one_global_session", "isolation_async")]["metrics"]
+    metrics = judged(fixture_run[("one_global_session", "isolation_async")], "async")["metrics"]
     assert metrics["foreign_tag_seen"] > metrics["requests"] // 2
     assert metrics["distinct_sessions"] == 1
 
@@ -99,7 +102,7 @@ def test_a_strategy_that_hangs_its_own_requests_fails_with_them_counted(fixture_
     """Sessions leaked per request exhaust the pool; the requests left waiting are the finding, not an error."""
     row = fixture_run[("task_session_removed_in_middleware", "carryover_sequential")]
     assert row["outcome"] == "failed", row
-    assert row["metrics"]["unanswered_requests"] >= 1
+    assert sum(m.get("unanswered_requests", 0) for m in measured_parts(row).values()) >= 1
     assert "no answer within" in row["evidence"] and "connections checked out" in row["evidence"]
 
 

@@ -39,7 +39,7 @@ def rows(tmp_path_factory):
 @pytest.mark.parametrize("strategy", ["through_sqlalchemy_engine", "through_engine_from_config"])
 def test_the_declared_pool_reaches_engines_made_another_way(rows, strategy):
     row = rows[(strategy, POOL_EXHAUSTION.id)]
-    assert row["metrics"]["peak_checked_out"] <= POOL_EXHAUSTION.pool["pool_size"], row
+    assert row["kinds"]["def"]["metrics"]["peak_checked_out"] <= POOL_EXHAUSTION.pool["pool_size"], row
     (engine,) = row["conditions"]["engines"]
     assert engine["class"] == "QueuePool" and engine["as_declared"] is True, engine
     assert {k: engine[k] for k in POOL_EXHAUSTION.pool} == POOL_EXHAUSTION.pool
@@ -55,6 +55,7 @@ def test_an_engine_that_chose_its_own_pool_is_named_in_the_row(rows):
 def test_a_burst_outnumbers_the_threads_the_app_gave_itself(rows):
     """Tokens raised in lifespan (fastapi-tips §2) are read after startup: the burst is twice them, and recorded."""
     row = rows[("raises_threadpool_tokens", POOL_EXHAUSTION.id)]
-    assert row["conditions"]["threadpool_tokens"] == 60 and row["metrics"]["burst"] == 120, row
-    assert row["metrics"]["requests"] == 2 * 120
-    assert rows[("own_pool_size", POOL_EXHAUSTION.id)]["metrics"]["burst"] == 100  # FastAPI's 40 tokens
+    metrics = row["kinds"]["def"]["metrics"]
+    assert row["conditions"]["threadpool_tokens"] == 60 and metrics["burst"] == 120, row
+    assert metrics["requests"] == 2 * 120
+    assert rows[("own_pool_size", POOL_EXHAUSTION.id)]["kinds"]["def"]["metrics"]["burst"] == 100  # 40 tokens

@@ -155,7 +155,7 @@ def test_a_request_that_never_returns_is_a_finding_not_an_error(hostile_run):
     _, rows, *_ = hostile_run
     row = rows[("hangs_in_a_thread", "isolation_threadpool")]
     assert row["outcome"] == "failed", row
-    assert row["metrics"]["unanswered_requests"] > 0
+    assert row["kinds"]["def"]["metrics"]["unanswered_requests"] > 0
     assert "no answer within 10 s" in row["evidence"] and "event loop responsive" in row["evidence"]
 
 
@@ -165,7 +165,8 @@ def test_a_loop_blocked_for_good_is_a_finding_not_an_error(hostile_run):
     _, rows, *_ = hostile_run
     row = rows[("hangs", "isolation_async")]
     assert row["outcome"] == "failed", row
-    assert row["metrics"]["loop_blocked_s"] >= TIMEOUT_S / 2 and row["metrics"]["requests_in_flight"] == 50
+    metrics = row["kinds"]["async"]["metrics"]
+    assert metrics["loop_blocked_s"] >= TIMEOUT_S / 2 and metrics["requests_in_flight"] == 50
     assert "s with 50 requests in flight (GET /async/tag)" in row["evidence"]
 
 

@@ -29,7 +29,7 @@ from experiments.harness.discovery import ROOT, Strategy
 from experiments.harness.processes import FORKS, Interrupted, exit_reason, finishing_on_interrupt, kill_group
 from report.format import ERROR, FAILED, PASSED, SKIPPED, Document, Row
 from report.markdown import key_numbers
-from report.results import ResultsFile, by_pair, combine
+from report.results import ResultsFile, by_pair, combine, measured_parts, per_kind
 
 if TYPE_CHECKING:
     from experiments.harness.preflight import Preflight
@@ -207,8 +207,8 @@ def lock(out: Path):
 def summary(row: Row, check: Check) -> str:
     """`passed (foreign_tag_seen=0)` or `ERROR: reason`, for the progress line."""
     mark = WORDS[row["outcome"]]
-    if "metrics" in row:
-        return f"{mark} ({key_numbers(row['metrics'], check.key)})"
+    if measured_parts(row):
+        return f"{mark} ({per_kind(row, lambda m: key_numbers(m, check.key))})"
     return f"{mark}: {row.get('reason', '')}"
 
 
