@@ -63,8 +63,10 @@ def _audit(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
 
 
 def verdicts(doc: dict, strategy: str) -> dict[tuple[str, str | None], tuple[str, dict]]:
-    """(check, kind or None) -> (outcome, key counts) of one strategy's rows where it was measured (not skipped): the
-    whole-number key metrics its rule judges, of checks that count, not timings (those differ from run to run). A
+    """(check, kind or None) -> (outcome, key counts) of one strategy's rows where it was measured (not skipped): for
+    each whole-number key metric its rule judges, whether it is 0, of checks that count, not timings. Zero or not is
+    what a rule turns on; the exact count differs between two runs of one app too (10 connections left open, or 9,
+    as the collector happens to run: report/matrix.py reads them the same way). A
     number shown beside a verdict may differ: where the app commits is learnt by resolving it (dispatch_style's
     middleware commits what its endpoints leave, so an audit flushes where the strategy commits)."""
     checks = {c["id"]: c for c in doc["checks"]}
@@ -77,7 +79,7 @@ def verdicts(doc: dict, strategy: str) -> dict[tuple[str, str | None], tuple[str
             if part["outcome"] != "skipped":
                 metrics = part.get("metrics") or {}
                 judged = [k for k in check["key"] if k in check["rule_metrics"]]
-                counts = {k: metrics[k] for k in judged if type(metrics.get(k)) is int}
+                counts = {k: "=0" if metrics[k] == 0 else ">0" for k in judged if type(metrics.get(k)) is int}
                 found[(row["check"], kind)] = (part["outcome"], {} if check["exclusive"] else counts)
     return found
 
