@@ -105,12 +105,26 @@ def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]
     ]
 
 
-def strategy_line(s: dict, rows: list[dict]) -> str:
-    """`- id: label (file; fastapi-sqla 4.0.1); warned: ...` for the environment block."""
+def warnings_of(s: dict, rows: list[dict]) -> set[str]:
+    return {w for r in rows for w in r.get("warnings", [])} | set(s.get("import_warnings", []))
+
+
+def strategy_line(s: dict, rows: list[dict], shared: set[str] = frozenset()) -> str:
+    """`- id: label (file; fastapi-sqla 4.0.1); warned: ...` for the environment block; a warning in `shared` is
+    said once, under the list (shared_warnings)."""
     versions = "; ".join(f"{name} {version or 'not installed'}" for name, version in (s.get("versions") or {}).items())
-    warned = sorted({w for r in rows for w in r.get("warnings", [])} | set(s.get("import_warnings", [])))
+    warned = sorted(warnings_of(s, rows) - shared)
     where = "; ".join(filter(None, [f"`{s.get('file') or s.get('module')}`", versions]))
     return f"- `{s['id']}`: {s.get('label', '')} ({where})" + (f"; warned: {cell('; '.join(warned))}" if warned else "")
+
+
+def shared_warnings(strategies: list[dict], rows: list[dict]) -> dict[str, list[str]]:
+    """Each warning more than one strategy raised -> those strategies: said once, not once per strategy."""
+    found: dict[str, list[str]] = {}
+    for s in strategies:
+        for w in warnings_of(s, [r for r in rows if r["strategy"] == s["id"]]):
+            found.setdefault(w, []).append(s["id"])
+    return {w: ids for w, ids in sorted(found.items()) if len(ids) > 1}
 
 
 SCOPES = {**{kind: f"{name} endpoints" for kind, name in KIND_NAMES.items()}, None: "The app as a whole"}
@@ -246,8 +260,12 @@ def render(doc: dict, extra: list[str] = (), matrix_link: bool = False) -> str:
     out += answers.section(doc, found)
     out += ["## Verdicts", "", *verdict_table(strategies, checks, found), *not_measured(strategies, checks, found)]
     out += ["## Environment", "", *environment(doc["environment"], matrix_link), "", "Strategies:", ""]
-    out += [strategy_line(s, [r for r in rows if r["strategy"] == s["id"]]) for s in strategies]
+    shared = shared_warnings(strategies, rows)
+    out += [strategy_line(s, [r for r in rows if r["strategy"] == s["id"]], set(shared)) for s in strategies]
     out += [""]
+    if shared:
+        out += ["Warned by several strategies (said once):", ""]
+        out += [f"- {cell(w)}: {', '.join(f'`{i}`' for i in ids)}" for w, ids in shared.items()] + [""]
     for check in checks:
         out += check_section(check, strategies, found)
     if doc.get("throughput"):

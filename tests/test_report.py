@@ -827,3 +827,13 @@ def test_the_first_answer_shows_why_each_line_is_there_and_what_others_lack():
     assert "| `the close` | `writes` (`async def`): lost=2 |" in both
     assert "- `leaks` (`def` and `async def`): fails 1 data, 1 nuisance; lacks `the close` of `both_kinds`." in text
     assert text.count("both_kinds__without_x") == 0
+
+
+def test_a_warning_several_strategies_raised_is_said_once():
+    doc = _kinds_doc()
+    doc["strategies"][0]["import_warnings"] = ["DeprecationWarning: old (x.py:1)", "UserWarning: mine (a.py:2)"]
+    doc["strategies"][1]["import_warnings"] = ["DeprecationWarning: old (x.py:1)"]
+    text = render(doc)
+    assert text.count("DeprecationWarning: old (x.py:1)") == 1
+    assert "- DeprecationWarning: old (x.py:1): `sync_only`, `both_kinds`" in text
+    assert "warned: UserWarning: mine (a.py:2)" in text
