@@ -47,13 +47,14 @@ def verdicts(doc: dict, other: dict) -> list[dict]:
     they were recorded) says "unknown"."""
     mine = {(r["strategy"], r["check"]): r["outcome"] for r in doc.get("results", [])}
     theirs = {(r["strategy"], r["check"]): r["outcome"] for r in other.get("results", [])}
+    hashes = {part: (_hashes(doc, part), _hashes(other, part)) for part in ("checks", "strategies")}
     found = []
     for (strategy, check), outcome in mine.items():
         if (strategy, check) not in theirs or theirs[(strategy, check)] == outcome:
             continue
         reasons, unknown = [], False
         for name, part, key in (("check", "checks", check), ("strategy", "strategies", strategy)):
-            this, that = _hashes(doc, part).get(key), _hashes(other, part).get(key)
+            this, that = hashes[part][0].get(key), hashes[part][1].get(key)
             unknown |= this is None or that is None
             if this != that:
                 reasons.append(f"the {name}'s source changed")

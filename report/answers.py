@@ -326,18 +326,17 @@ def already(doc: dict, found: dict, costs: dict) -> list[str]:
     matched by check, never by name."""
     by_id = {s["id"]: s for s in ready(doc["strategies"])}
     severities = {c["id"]: c.get("severity", "nuisance") for c in doc["checks"]}
+    measured = {app: _measured_answer(doc, found, kinds, costs) for app, (_, kinds) in APPS.items()}
     out = []
     for i in by_id:
         app = next((a for a, (_, kinds) in APPS.items() if kinds == _served(doc, found, i)), None)
-        if app is None:
+        if app is None or measured[app][0] is None:
             continue
         kinds = APPS[app][1]
-        vs = verdicts(doc, found, i, kinds)
-        failed = [v for v in _against(vs) if v.row.get("outcome") == "failed"]
-        answer_id = _first_clean(doc, found, kinds, costs)
-        if not failed or answer_id is None:
+        failed = [v for v in _against(verdicts(doc, found, i, kinds)) if v.row.get("outcome") == "failed"]
+        if not failed:
             continue
-        lacks = lacking(ablation(doc, found, answer_id, kinds))
+        answer_id, lacks = measured[app][0], lacking(measured[app][1])
         counts = [
             f"{sum(severities[v.check] == sev for v in failed)} {sev}"
             + (f" ({sum(bool(v.row.get('permanent')) for v in failed if severities[v.check] == sev)} permanent)"
@@ -370,11 +369,11 @@ def _served(doc: dict, found: dict, strategy: str) -> tuple[str, ...]:
     return tuple(k for k in ("def", "async") if serves(verdicts(doc, found, strategy, (k,)), k))
 
 
-def _first_clean(doc: dict, found: dict, kinds: tuple[str, ...], costs: dict) -> str | None:
-    """The answer whose ablation says what each line is for (else the first answer), cheapest first."""
-    clean = clean_for(doc, found, kinds)
-    measured = [i for i in clean if ablation(doc, found, i, kinds)] or clean
-    return min(measured, key=lambda i: -costs[i]["median"] if i in costs else 0, default=None)
+def _measured_answer(doc: dict, found: dict, kinds: tuple[str, ...], costs: dict) -> tuple[str | None, dict]:
+    """The cheapest answer whose ablation says what each of its lines is for, with that table; else the cheapest
+    answer and no table; (None, {}) when nothing answers."""
+    clean = sorted(clean_for(doc, found, kinds), key=lambda i: -costs[i]["median"] if i in costs else 0)
+    return next(((i, t) for i in clean if (t := ablation(doc, found, i, kinds))), (next(iter(clean), None), {}))
 
 
 def section(doc: dict, found: dict) -> list[str]:

@@ -59,9 +59,3 @@ def variants(strategies: list[Strategy], directory: Path) -> list[Strategy]:
             )
             found.append(discovery.at(path))
     return found
-
-
-def of(strategy: dict) -> tuple[str, str] | None:
-    """(parent id, ingredient) of a variant as the results file describes it, else None."""
-    pair = strategy.get("ablation_of")
-    return tuple(pair) if pair else None
