@@ -23,7 +23,7 @@ from experiments.checks import CHECKS, NEEDS_SERVER, UnknownCheck, select
 from experiments.harness import discovery, instruments, postgres
 from experiments.harness.serving import Database, serve
 from experiments.harness.watch import LOOP_BLOCKED_S, Watch
-from experiments.probes import KINDS, path_kinds
+from experiments.probes import KINDS
 from experiments.rules import judge, permanent
 from report.format import ERROR, FAILED, SKIPPED, Row
 
@@ -161,12 +161,11 @@ def app_module(request, strategy, check, kind, database, second_database, monkey
     missing = discovery.missing_routes(module, check.routes)
     if missing:
         raise discovery.contract_error(strategy, missing)
-    wanted = tuple(p for p in check.routes if kind is None or kind in path_kinds(p))
-    if not discovery.served_routes(module.app, kind) & set(wanted):
+    if skipped := discovery.unserved(module, check.routes, kind):
         # The strategy said it cannot serve these routes (a finding some claims rest on), left optional ones out,
         # or serves them with the other kind of endpoint.
-        request.node.stash.setdefault(ROWS, {})["unsupported"] = set(wanted) <= set(discovery.unsupported(module))
-        pytest.skip(discovery.not_served(module, wanted, kind))
+        request.node.stash.setdefault(ROWS, {})["unsupported"] = skipped["unsupported"]
+        pytest.skip(skipped["reason"])
     return module
 
 

@@ -23,7 +23,7 @@ import sqlalchemy.orm
 from starlette.routing import Mount
 
 from experiments.harness import mount
-from experiments.probes import KINDS, OPTIONAL, ROUTES
+from experiments.probes import KINDS, OPTIONAL, ROUTES, path_kinds
 
 try:
     from fastapi.routing import iter_route_contexts
@@ -373,6 +373,16 @@ def not_served(module, paths: tuple[str, ...], kind: str | None = None) -> str:
         return f"an optional route ({OPTIONAL[path]}), left out"
 
     return "; ".join(f"{p} not served{f' as {KINDS[kind]}' if kind else ''}: {why(p)}" for p in paths)
+
+
+def unserved(module, routes: tuple[str, ...], kind: str | None) -> dict | None:
+    """Why the module serves none of `routes` as `kind` of endpoint (all kinds when None), as a skipped row says it:
+    {"reason", "unsupported": it declared them all}; None when it serves one. The one rule for the check process and
+    the runner, which writes such rows without starting one."""
+    wanted = tuple(p for p in routes if kind is None or kind in path_kinds(p))
+    if served_routes(module.app, kind) & set(wanted):
+        return None
+    return {"reason": not_served(module, wanted, kind), "unsupported": set(wanted) <= set(unsupported(module))}
 
 
 def contract_error(strategy: Strategy, missing: list[str]) -> ContractError:

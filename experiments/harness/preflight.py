@@ -29,7 +29,6 @@ from experiments.checks import source_hash
 from experiments.harness import discovery
 from experiments.harness.discovery import Strategy
 from experiments.harness.processes import FORKS, exit_reason, kill_group, signals_interrupt
-from experiments.probes import path_kinds
 from report.format import Strategy as StrategyEntry
 from report.locks import pins, python_markers
 
@@ -171,14 +170,8 @@ def unserved(module) -> dict[str, dict]:
     for check in registry().values():
         if discovery.missing_routes(module, check.routes):
             continue
-        parts = {}
-        for kind in check.kinds or (None,):
-            wanted = tuple(p for p in check.routes if kind is None or kind in path_kinds(p))
-            if discovery.served_routes(module.app, kind) & set(wanted):
-                break
-            declared = set(wanted) <= set(discovery.unsupported(module))
-            parts[kind or ""] = {"reason": discovery.not_served(module, wanted, kind), "unsupported": declared}
-        else:
+        parts = {kind or "": discovery.unserved(module, check.routes, kind) for kind in check.kinds or (None,)}
+        if all(parts.values()):
             found[check.id] = parts
     return found
 
