@@ -41,6 +41,14 @@ async def lifespan(app: FastAPI):
 app = FastAPI(lifespan=lifespan)
 
 
+async def get_async_session(request: Request):
+    async with request.state.async_sessionmaker() as session:
+        yield session
+
+
+AsyncSessionDep = Annotated[AsyncSession, Depends(get_async_session)]
+
+
 async def admitted(request: Request):
     try:
         with anyio.fail_after(ADMISSION_TIMEOUT_S):
@@ -58,13 +66,7 @@ def get_session(request: Request, _: Annotated[None, Depends(admitted)]):
         yield session
 
 
-async def get_async_session(request: Request):
-    async with request.state.async_sessionmaker() as session:
-        yield session
-
-
 SessionDep = Annotated[Session, Depends(get_session)]
-AsyncSessionDep = Annotated[AsyncSession, Depends(get_async_session)]
 
 INGREDIENTS = {  # each line of the pattern, and the pattern without it, for the ablation
     "pool_pre_ping=True": [

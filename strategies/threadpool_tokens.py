@@ -1,6 +1,6 @@
 """Engine in lifespan, threadpool tokens set to the pool's capacity
 
-lifespan_dependency's pattern plus, in the lifespan, the threadpool's tokens
+lifespan_dependency's pattern (one database) plus, in the lifespan, the threadpool's tokens
 (how many `def` endpoints and dependencies run at once) set to the engine's pool
 capacity, `pool.size()` plus its overflow, read from the engine it created.
 Kludex's FastAPI tips (§2, "Be careful with non-async functions") advise raising
@@ -19,18 +19,13 @@ from fastapi import Depends, FastAPI, Request
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-SECOND_DATABASE_URL = os.environ.get("SECOND_DATABASE_URL")  # set when the app has a second database
-
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    urls = {"sessionmaker": os.environ["DATABASE_URL"], "second_sessionmaker": SECOND_DATABASE_URL}
-    engines = {name: create_engine(url) for name, url in urls.items() if url}
-    pool = engines["sessionmaker"].pool
-    anyio.to_thread.current_default_thread_limiter().total_tokens = pool.size() + pool._max_overflow
-    yield {name: sessionmaker(engine) for name, engine in engines.items()}
-    for engine in engines.values():
-        engine.dispose()
+    engine = create_engine(os.environ["DATABASE_URL"])
+    anyio.to_thread.current_default_thread_limiter().total_tokens = engine.pool.size() + engine.pool._max_overflow
+    yield {"sessionmaker": sessionmaker(engine)}
+    engine.dispose()
 
 
 app = FastAPI(lifespan=lifespan)
@@ -42,12 +37,3 @@ def get_db(request: Request):
 
 
 SessionDep = Annotated[Session, Depends(get_db)]
-
-
-# An app with a second database (SECOND_DATABASE_URL): a session for each, from its own dependency.
-def get_second_db(request: Request):
-    with request.state.second_sessionmaker() as session:
-        yield session
-
-
-SECOND_SESSION = Annotated[Session, Depends(get_second_db)] if SECOND_DATABASE_URL else None
