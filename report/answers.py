@@ -150,8 +150,15 @@ def _quote(strategy: dict, kinds: tuple[str, ...]) -> list[str]:
     return ["", "  ```python", *(f"  {line}".rstrip() for line in lines), "  ```"]
 
 
-def cost_text(cost: dict | None, cpu: dict | None = None) -> str:
-    wall = f"× raw connection {throughput.span(cost)}" if cost else "cost not measured"
+def cost_text(costs: dict[str, dict], i: str, kinds: tuple[str, ...], cpu: dict | None = None) -> str:
+    """The strategy's × raw connection on each kind of route of `kinds` it was measured on."""
+    measured = [(k, costs[k][i]) for k in kinds if i in costs.get(k, {})]
+    if not measured:
+        wall = "cost not measured"
+    elif len(kinds) == 1:
+        wall = f"× raw connection {throughput.span(measured[0][1])}"
+    else:
+        wall = "; ".join(f"× raw connection on {KIND_NAMES[k]} routes {throughput.span(c)}" for k, c in measured)
     return wall + (
         f"; instructions × raw connection {cpu['median']:.2f} ({cpu['min']:.2f}–{cpu['max']:.2f})" if cpu else ""
     )
@@ -162,8 +169,9 @@ def cost_definition(mode: str | None, costs: dict, level, cpu: dict) -> str:
     if not mode:
         text = "Cost was not measured in this run (`--throughput off`), so nothing here is ordered by it."
     else:
-        first = next(iter(costs.values()), {"levels": []})
-        coverage = min((c["covers"] for c in costs.values()), default=0)
+        every = [c for by_app in costs.values() for c in by_app.values()]
+        first = next(iter(every), {"levels": []})
+        coverage = min((c["covers"] for c in every), default=0)
         text = (
             f"**Cost** is × raw connection on the read route ({throughput.KIND_TITLES['read']}; "
             f"{throughput.MODES[mode].split(' (')[0].lower()} mode): the geometric mean over the concurrency levels "
@@ -172,7 +180,9 @@ def cost_definition(mode: str | None, costs: dict, level, cpu: dict) -> str:
             f"session; higher is cheaper. In brackets, the geometric means of the per-level interval ends: a band "
             f"that holds the geometric mean of the true medians with at least {coverage * 100:.0f} % probability"
             + (" (too few rounds to promise anything: run `--throughput full`)" if coverage < 0.5 else "")
-            + ". Two bands that overlap are not ordered by this run: the report says so beside the second."
+            + ". Two bands that overlap are not ordered by this run: the report says so beside the second. Each "
+            "kind of app is ordered by the cost on its own kind of route, against the baseline on that route (an "
+            "app with both kinds: its `def` route)."
         )
     if cpu:
         text += (
@@ -210,7 +220,8 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     by_id = {s["id"]: s for s in ready(doc["strategies"])}
     found_verdicts = {i: verdicts(doc, found, i, kinds) for i in by_id}
     serving = [i for i, vs in found_verdicts.items() if all(serves(vs, k) for k in kinds)]
-    cheapest = sorted(serving, key=lambda i: -costs[i]["median"] if i in costs else 0)
+    own = costs.get(kinds[0], {})  # ordered by the cost on its first kind's route, against that kind's baseline
+    cheapest = sorted(serving, key=lambda i: -own[i]["median"] if i in own else 0)
     clean = [i for i in cheapest if not _against(found_verdicts[i])]
 
     def fails(i: str) -> int:
@@ -233,16 +244,16 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
         skipped = [
             name(v, kinds) for v in found_verdicts[i] if v.row.get("outcome") == "skipped" and v.check not in everywhere
         ]
-        overlap = previous and i in costs and costs[i]["high"] >= costs[previous]["low"]
+        overlap = previous and i in own and own[i]["high"] >= own[previous]["low"]
         note = f"; ➖ {', '.join(dict.fromkeys(skipped))}" if skipped else ""
         out.append(
-            f"- **`{i}`**: {by_id[i].get('label', '')}; {cost_text(costs.get(i), cpu.get(i))}"
+            f"- **`{i}`**: {by_id[i].get('label', '')}; {cost_text(costs, i, kinds, cpu.get(i))}"
             + (" (indistinguishable in cost from the one above in this run)" if overlap else "")
             + note
         )
         if i in quoted:
             out += [*_quote(by_id[i], kinds), *ablation_table(tables.get(i, {}), kinds, keys)]
-        previous = i if i in costs else previous
+        previous = i if i in own else previous
     if rest:
         out += ["", "Next best:" if clean else "Closest:", ""]
     for i in rest[:NEXT_BEST]:
@@ -251,7 +262,7 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
         out.append(
             f"- `{i}`: {fails(i)} failed"
             + (f", {unmeasured} not measured" if unmeasured else "")
-            + f"; {cost_text(costs.get(i), cpu.get(i))}"
+            + f"; {cost_text(costs, i, kinds, cpu.get(i))}"
         )
         out += [_failure_line(v, kinds, keys, severities, lacks) for v in against]
     if len(rest) > NEXT_BEST:
@@ -372,7 +383,8 @@ def _served(doc: dict, found: dict, strategy: str) -> tuple[str, ...]:
 def _measured_answer(doc: dict, found: dict, kinds: tuple[str, ...], costs: dict) -> tuple[str | None, dict]:
     """The cheapest answer whose ablation says what each of its lines is for, with that table; else the cheapest
     answer and no table; (None, {}) when nothing answers."""
-    clean = sorted(clean_for(doc, found, kinds), key=lambda i: -costs[i]["median"] if i in costs else 0)
+    own = costs.get(kinds[0], {})
+    clean = sorted(clean_for(doc, found, kinds), key=lambda i: -own[i]["median"] if i in own else 0)
     return next(((i, t) for i in clean if (t := ablation(doc, found, i, kinds))), (next(iter(clean), None), {}))
 
 

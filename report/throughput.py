@@ -71,14 +71,19 @@ def costs(cells: list[dict], baselines: set[str]) -> dict[str, dict]:
     return found
 
 
-def read_costs(tp: dict) -> tuple[str | None, dict[str, dict]]:
-    """(mode, costs) of the read route in the first mode measured (in-process when it was): what "What to use"
-    orders by."""
+def read_costs(tp: dict) -> tuple[str | None, dict[str, dict[str, dict]]]:
+    """(mode, kind of endpoint -> costs) of the read route in the first mode measured (in-process when it was):
+    what "What to use" orders by. Each kind's costs are ratios to the raw connection on that kind's route, so
+    rows of one kind are only ever compared with each other."""
     modes = [m for m in MODES if any(c["mode"] == m for c in tp.get("cells", []))]
     if not modes:
         return None, {}
     baselines = {a["id"] for a in tp["apps"] if a["baseline"]}
-    return modes[0], costs([c for c in tp["cells"] if c["mode"] == modes[0] and c["kind"] == "read"], baselines)
+    read = [c for c in tp["cells"] if c["mode"] == modes[0] and c["kind"] == "read"]
+    return modes[0], {
+        kind: costs([c for c in read if c["path"].startswith("/async/") == (kind == "async")], baselines)
+        for kind in ("def", "async")
+    }
 
 
 def span(cost: dict) -> str:
@@ -87,9 +92,14 @@ def span(cost: dict) -> str:
 
 
 def _ranking(cells: list[dict], baselines: set[str]) -> str:
-    """Strategies from slowest to fastest by costs()."""
-    found = costs(cells, baselines)
-    return ", ".join(f"`{a}` {span(found[a])}" for a in sorted(found, key=lambda a: found[a]["median"]))
+    """Strategies from slowest to fastest by costs(), on each path apart: each against its own path's baseline."""
+    paths = list(dict.fromkeys(c["path"] for c in cells))
+    ranked = []
+    for path in paths:
+        found = costs([c for c in cells if c["path"] == path], baselines)
+        text = ", ".join(f"`{a}` {span(found[a])}" for a in sorted(found, key=lambda a: found[a]["median"]))
+        ranked.append(f"on `{path}`: {text}" if len(paths) > 1 else text)
+    return "; ".join(ranked)
 
 
 def confidence(cells: list[dict]) -> str:

@@ -207,7 +207,7 @@ def throughput_part(strategies: list[str]) -> dict:
     """A quick plan's worth of cells: read and nodb at levels 1 and 8, strategy i at ratio 0.9 - 0.05 i to raw."""
     baselines = ["baseline:no_database", "baseline:raw_connection"]
     cells = []
-    for kind, path in (("read", "/sync/tag"), ("nodb", "/nodb")):
+    for kind, path in (("read", "/sync/tag"), ("read", "/async/tag"), ("nodb", "/nodb")):
         for level in (1, 8):
             for i, app in enumerate(baselines + strategies):
                 ratio = {"baseline:no_database": 1.5, "baseline:raw_connection": 1.0}.get(app, 0.9 - 0.05 * (i - 2))
@@ -527,17 +527,20 @@ def test_labels_keep_their_backticks(tmp_path, first_line):
     assert discovery.at(module).label == first_line.strip()
 
 
-def test_plot_styles_are_one_per_app_and_keep_baselines_apart():
+def test_plot_styles_colour_the_answers_and_baselines_and_mute_the_rest():
     tp = _wide()["throughput"]
-    look = plots.styles(tp)
     strategies = [a["id"] for a in tp["apps"] if not a["baseline"]]
-    assert len({(look[a]["color"], look[a]["marker"]) for a in strategies}) == len(strategies) == 15
+    answering, others = set(strategies[:12]), strategies[12:]
+    look = plots.styles(tp, answering)
+    assert len({(look[a]["color"], look[a]["marker"]) for a in answering}) == len(answering)
+    assert all(look[a] is plots.MUTED for a in others)
     baseline_colours = {look[a["id"]]["color"] for a in tp["apps"] if a["baseline"]}
     assert baseline_colours == {"black", "dimgrey"} and not baseline_colours & {look[a]["color"] for a in strategies}
-    assert plots.styles(copy.deepcopy(tp)) == look
+    assert plots.styles(copy.deepcopy(tp), answering) == look
     for what in ("throughput", "latency"):
         labels = [h.get_label() for h in plots._legend(tp, look, what, "inprocess")]
-        assert set(labels) >= {a["id"] for a in tp["apps"]}
+        assert set(labels) >= {a["id"] for a in tp["apps"] if a["id"] not in others}
+        assert f"{len(others)} other strategies (no answer)" in labels
 
 
 def test_render_links_the_matrix_when_asked(doc):

@@ -208,8 +208,11 @@ class Sweep:
 
     def _cells(self, targets: list[Target]) -> list[tuple[Target, str, str, str]]:
         """(target, kind, method, path) for every path each app is measured on."""
-        wanted = {p for t in targets if not t.app.baseline for paths in t.paths(set()).values() for p in paths}
-        return [(t, kind, KINDS[kind][1], p) for t in targets for kind, paths in t.paths(wanted).items() for p in paths]
+        every = self.plan.answers_only  # the quick pass costs each answer on each kind of endpoint it serves
+        wanted = {p for t in targets if not t.app.baseline for ps in t.paths(set(), every).values() for p in ps}
+        return [
+            (t, kind, KINDS[kind][1], p) for t in targets for kind, ps in t.paths(wanted, every).items() for p in ps
+        ]
 
     def mode(self, mode: str) -> None:
         self.clients.setdefault(mode, "httpx ASGI transport, in the app's process")

@@ -148,13 +148,14 @@ class Target:
     def close(self) -> None:
         self.worker.close()
 
-    def paths(self, wanted: set[str]) -> dict[str, list[str]]:
-        """kind -> paths measured: a strategy's preferred served path; a baseline's every served path in `wanted`."""
+    def paths(self, wanted: set[str], every: bool = False) -> dict[str, list[str]]:
+        """kind -> paths measured: a strategy's preferred served path (`every`: each it serves, so that each kind
+        of endpoint has its cost); a baseline's every served path in `wanted`."""
         chosen = {}
         for kind, (candidates, _, _) in KINDS.items():
             served = [p for p in candidates if p in self.routes and (not self.app.baseline or p in wanted)]
             if served:
-                chosen[kind] = served if self.app.baseline else served[:1]
+                chosen[kind] = served if self.app.baseline or every else served[:1]
         return chosen
 
     def measure(self, method: str, url: str, level: int, plan: Plan, prefix: str) -> dict:
