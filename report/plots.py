@@ -6,8 +6,10 @@ report.throughput.figures() gives.
 
 Every app keeps one colour and marker in every panel of every figure
 (`styles`, from the document's list of apps); the baselines are black and grey
-and dashed (hatched bars), apart from the strategies' solid lines; one legend
-per figure names every line and bar of every panel.
+and dashed (hatched bars), apart from the strategies' solid lines. Only the
+answers (the rows What to use can quote) get a hue: the other strategies are
+drawn muted, so that the eye finds what it came for. One legend per figure
+names every line and bar of every panel.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from report import instructions  # noqa: E402
+from report import answers, instructions  # noqa: E402
 from report.throughput import KIND_TITLES, MODES, figures, series  # noqa: E402
 
 # tab10 without its grey (kept for a baseline): nine hues, no light/dark pair of one hue. Past nine strategies a
@@ -31,12 +33,14 @@ CYCLE_STYLES = ["-", "-."]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*", "d", "H", "8"]
 BASELINE_COLOURS = ["black", "dimgrey"]
 BASELINE_MARKERS = ["x", "+"]
+MUTED = dict(color="#c4c4c4", marker=".", linestyle="-", linewidth=0.8)  # a strategy that answers no kind of app
 # A baseline serves every route kind: its line on the `async def` route is dotted, on the others dashed.
 ASYNC_PREFIX = "/async/"
 
 
-def styles(tp: dict) -> dict[str, dict]:
-    """app id -> matplotlib keywords (color, marker, linestyle), the same in every figure of this document."""
+def styles(tp: dict, answering: set[str]) -> dict[str, dict]:
+    """app id -> matplotlib keywords (color, marker, linestyle), the same in every figure of this document: a hue
+    for each baseline and each strategy in `answering`, MUTED for the others."""
     found, strategies, baselines = {}, 0, 0
     for app in tp["apps"]:
         if app["baseline"]:
@@ -44,13 +48,15 @@ def styles(tp: dict) -> dict[str, dict]:
                 color=BASELINE_COLOURS[baselines % 2], marker=BASELINE_MARKERS[baselines % 2], linestyle="--"
             )
             baselines += 1
-        else:
+        elif app["id"] in answering:
             found[app["id"]] = dict(
                 color=COLOURS[strategies % len(COLOURS)],
                 marker=MARKERS[strategies % len(MARKERS)],
                 linestyle=CYCLE_STYLES[strategies // len(COLOURS) % len(CYCLE_STYLES)],
             )
             strategies += 1
+        else:
+            found[app["id"]] = MUTED
     return found
 
 
@@ -102,13 +108,18 @@ def _legend(tp: dict, look: dict, what: str, mode: str) -> list:
     """Every app drawn in this figure, then what the line styles or the bar parts mean."""
     drawn = dict.fromkeys(c["app"] for c in tp["cells"] if c["mode"] == mode)
     order = [a["id"] for a in tp["apps"] if a["id"] in drawn]
+    muted = [a for a in order if look[a] is MUTED]
+    order = [a for a in order if look[a] is not MUTED]
+    others = f"{len(muted)} other strateg{'ies' if len(muted) != 1 else 'y'} (no answer)"
     if what == "throughput":
         handles = [Line2D([], [], label=a, **look[a]) for a in order]
+        handles += [Line2D([], [], label=others, **MUTED)] if muted else []
         return handles + [
             Line2D([], [], color="grey", linestyle="--", label="baseline on a `def` route (/sync/…, /nodb)"),
             Line2D([], [], color="grey", linestyle=":", label="baseline on an `async def` route (/async/…)"),
         ]
     handles = [Patch(facecolor=look[a]["color"], hatch=_hatch(look[a]), edgecolor="white", label=a) for a in order]
+    handles += [Patch(facecolor=MUTED["color"], label=others)] if muted else []
     return handles + [
         Patch(facecolor="grey", label="bar: p50"),
         Line2D([], [], color="grey", marker="|", markersize=10, linestyle="-", label="tick: p90"),
@@ -126,7 +137,7 @@ def _throughput_figures(doc: dict, out: Path) -> list[Path]:
     if not tp:
         return []
     baselines = {a["id"] for a in tp["apps"] if a["baseline"]}
-    look = styles(tp)
+    look = styles(tp, set(answers.candidates(doc)))
     written = []
     for name, mode, what in figures(tp):
         kinds = [k for k in KIND_TITLES if any(c["mode"] == mode and c["kind"] == k for c in tp["cells"])]
