@@ -75,7 +75,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     audit.add_argument(
         "--env", action="append", default=[], metavar="NAME=TEMPLATE",
         help="a setting of the app pointed at the harness's database, e.g. MYAPP_DATABASE_URL={DATABASE_URL} "
-        "(fields: {DATABASE_URL}, {ASYNC_DATABASE_URL})",
+        "(fields: {DATABASE_URL}, {ASYNC_DATABASE_URL}, and the parts {DATABASE_HOST}, {DATABASE_PORT}, "
+        "{DATABASE_USER}, {DATABASE_PASSWORD}, {DATABASE_NAME})",
     )  # fmt: skip
     audit.add_argument(
         "--scope", choices=("request", "function"),

@@ -27,7 +27,14 @@ from experiments.harness.serving import Database
 
 # Checks the audit cannot reproduce by design: a second database's source has no flag (--session names one per kind).
 NOT_AUDITED = ("multiple_databases",)
-QUICK = ("gated_sync_and_async_sessions", "fastcrud_setup", "polar_style", "dispatch_style", "contextvar")
+QUICK = (  # one of each way in: aliases, a route class, a sub-app, getters, a getter that fails in every request
+    "gated_sync_and_async_sessions",
+    "fastcrud_setup",
+    "polar_style",
+    "dispatch_style",
+    "contextvar",
+    "contextvar_def_dependency",
+)
 STRATEGIES = sorted(p.stem for p in (ROOT / "strategies").glob("[!_]*.py"))
 
 
@@ -110,10 +117,11 @@ APP = """
     import os
     from fastapi import Depends, FastAPI
     from sqlalchemy import create_engine
-    from sqlalchemy.orm import Session
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+    from sqlalchemy.orm import Session, sessionmaker
 
     engine = create_engine(os.environ.get("MYAPP_DATABASE_URL", "sqlite:///{elsewhere}"))
-    app = FastAPI()
+    app = FastAPI(generate_unique_id_function=lambda route: f"{{route.tags[0]}}-{{route.name}}")  # the template's
 
     @app.middleware("http")
     async def session_per_request(request, call_next):
@@ -124,14 +132,26 @@ APP = """
     def session_of(request):
         return request.state.db
 
+    def no_session(request):
+        return request.state.nothing
+
     def get_db():
         with Session(engine) as session:
             yield session
 
+    Maker = sessionmaker(engine)
+    AsyncMaker = async_sessionmaker(create_async_engine(os.environ.get("MYAPP_ASYNC_URL", "sqlite+aiosqlite://")))
+
+    def get_maker():  # the app's code opens `with maker() as session` itself, as rhoboro's use cases do
+        yield Maker
+
+    async def get_async_maker():
+        yield AsyncMaker
+
     def get_settings():
         return {{"debug": True}}
 
-    @app.get("/items")
+    @app.get("/items", tags=["items"])
     def items(db: Session = Depends(get_db)):
         return []
 """
@@ -144,6 +164,13 @@ def myapp(tmp_path) -> Path:
     (folder / "myapp").mkdir(parents=True)
     (folder / "myapp" / "__init__.py").touch()
     (folder / "myapp" / "main.py").write_text(textwrap.dedent(APP.format(elsewhere=tmp_path / "own.db")))
+    (folder / ".env").write_text("MYAPP_PROJECT=demo\n")
+    (folder / "myapp" / "parts.py").write_text(  # a URL built from its parts, as apps with POSTGRES_SERVER etc. do,
+        # and a settings file read from where the app runs (the full-stack template's env_file="../.env")
+        "import os\nfrom pathlib import Path\nPROJECT = Path('.env').read_text()\nfrom fastapi import FastAPI\nfrom sqlalchemy import create_engine\nfrom sqlalchemy.orm import Session\n"
+        "engine = create_engine(f\"sqlite:///{os.environ['MYAPP_DB_NAME']}\")\napp = FastAPI()\n\n"
+        "def get_db():\n    with Session(engine) as session:\n        yield session\n"
+    )
     (folder / "myapp" / "settings.py").write_text(  # as pydantic-settings words a missing setting
         'raise ValueError("1 validation error for Settings\\nPOSTGRES_SERVER\\n  Field required")\n'
     )
@@ -157,16 +184,44 @@ def _error(done: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("source", [["--session", "myapp.main:get_db"], ["--session-from", "myapp.main:session_of"]])
-def test_an_app_of_ones_own_is_a_row(myapp, tmp_path, source):
+@pytest.mark.parametrize(
+    ("source", "like"),
+    [
+        (["--session", "myapp.main:get_db"], "yield_dependency"),
+        (["--session-from", "myapp.main:session_of"], "yield_dependency"),
+        (["--session", "myapp.main:get_maker"], "yield_dependency"),  # a dependency that gives a sessionmaker
+        (["--session-from", "myapp.main:Maker"], "yield_dependency"),  # the sessionmaker itself
+        (["--session", "myapp.main:get_async_maker"], "async_dependency"),
+    ],
+)
+def test_an_app_of_ones_own_is_a_row(myapp, tmp_path, source, like):
     done = _audit(
         tmp_path / "out", "--app-dir", str(myapp), "--audit", "myapp.main:app", *source,
-        "--env", "MYAPP_DATABASE_URL={DATABASE_URL}", "--strategy", "yield_dependency", "--check", "cleanup_on_error",
+        "--env", "MYAPP_DATABASE_URL={DATABASE_URL}", "--env", "MYAPP_ASYNC_URL={ASYNC_DATABASE_URL}",
+        "--strategy", like, "--check", "cleanup_on_error", "--check", "lost_writes",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert verdicts(doc, "audit_myapp_main_app") == verdicts(doc, "yield_dependency") != {}
+    assert verdicts(doc, "audit_myapp_main_app") == verdicts(doc, like) != {}
     assert "`myapp.main:app`, audited" in (tmp_path / "out" / "REPORT.md").read_text()
+
+
+def test_an_app_that_builds_its_url_from_parts_and_reads_files_where_it_runs_is_measured(myapp, tmp_path):
+    done = _audit(
+        tmp_path / "out", "--app-dir", str(myapp), "--audit", "myapp.parts:app", "--session", "myapp.parts:get_db",
+        "--env", "MYAPP_DB_NAME={DATABASE_NAME}", "--strategy", "yield_dependency", "--check", "cleanup_on_error",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert verdicts(doc, "audit_myapp_parts_app") == verdicts(doc, "yield_dependency") != {}
+
+
+def test_an_app_that_needs_another_python_is_one_line(myapp, tmp_path):
+    (myapp / "pyproject.toml").write_text('[project]\nname = "myapp"\nrequires-python = ">=3.14"\n')
+    line = _error(
+        _audit(tmp_path / "out", "--app-dir", str(myapp), "--audit", "myapp.main:app", "--session", "myapp.main:get_db")
+    )
+    assert "requires Python >=3.14" in line and "pass --python X.Y" in line and "3.11" in line
 
 
 def test_a_setting_that_never_reached_the_engine_is_one_line(myapp, tmp_path):
@@ -198,6 +253,7 @@ def test_a_setting_that_never_reached_the_engine_is_one_line(myapp, tmp_path):
         (["--audit", "myapp.main:app", "--session", "myapp.main:get_db", "--env", "X={URL}"], "unknown field"),
         (["--session", "myapp.main:get_db"], "belong to --audit"),
         (["--audit", "myapp.settings:app", "--session", "myapp.main:get_db"], "POSTGRES_SERVER; Field required"),
+        (["--audit", "myapp.main:app", "--session-from", "myapp.main:no_session"], "raised AttributeError: 'State'"),
     ],
 )
 def test_bad_input_is_one_line(myapp, tmp_path, argv, says):

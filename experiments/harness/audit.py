@@ -28,23 +28,36 @@ import os
 import re
 import sys
 import tempfile
+import tomllib
 import traceback
 from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, get_origin
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
-from fastapi import APIRouter, Depends, FastAPI, params
+from fastapi import Depends, FastAPI, params
 from fastapi.routing import APIRoute
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from experiments import probes
 from experiments.harness import discovery, mount
 from experiments.harness.processes import FORKS, exit_reason, kill_group
 
 TIMEOUT_S = 60.0  # importing the app, entering its lifespan and one request; a stuck app is killed after this
-FIELDS = ("DATABASE_URL", "ASYNC_DATABASE_URL")  # what an --env template may name: the harness's URLs for the app
+# What an --env template may name: the harness's URLs for the app, and the sync URL's parts for an app that builds
+# its URL from them (POSTGRES_SERVER={DATABASE_HOST} ...); a part the URL lacks (SQLite's host) is empty.
+PARTS = {
+    "DATABASE_HOST": "host",
+    "DATABASE_PORT": "port",
+    "DATABASE_USER": "username",
+    "DATABASE_PASSWORD": "password",
+    "DATABASE_NAME": "database",
+}
+FIELDS = ("DATABASE_URL", "ASYNC_DATABASE_URL", *PARTS)
 PREFIX = "/_sessionbench"  # where resolve's own routes go, away from the app's
 
 
@@ -61,6 +74,7 @@ class Source:
     scope: str | None = None  # a dependency's `Depends(scope=...)` (FastAPI 0.121+), when the app's routes give one
     kind: str | None = None  # "Session" or "AsyncSession", once resolved
     commits: bool = False  # the app commits after the endpoint (dependency teardown, middleware), once resolved
+    maker: bool = False  # it gives a sessionmaker: each request opens (`with maker() as session`) and closes its own
 
     @property
     def flag(self) -> str:
@@ -78,6 +92,7 @@ class Spec:
     route_class: str | None = None  # its endpoints' route class, where none of its routes shows it (--route-class)
     sub_app: str | None = None  # the mounted application its endpoints are served by (--sub-app)
     background: str | None = None  # what its background tasks open their own session from (--background-session)
+    notes: tuple[str, ...] = ()  # what resolving the sources found that the reader should know
 
     @property
     def id(self) -> str:
@@ -97,6 +112,7 @@ class Spec:
             raw.get("route_class"),
             raw.get("sub_app"),
             raw.get("background"),
+            tuple(raw.get("notes", ())),
         )
 
 
@@ -131,19 +147,62 @@ def spec(
             known = ", ".join(f"{{{f}}}" for f in FIELDS)
             raise AuditError(f"--env {item!r}: unknown field {exc}; a template may name {known}") from None
         settings.append((name, template))
+    if app_dir is not None:
+        _python_it_needs(Path(app_dir))
     sources = tuple(Source(t, scope=scope) for t in sessions) + tuple(Source(t, getter=True) for t in getters)
     return Spec(app, sources, tuple(settings), str(app_dir.resolve()) if app_dir else None, **declared)
 
 
+def pythons() -> list[str]:
+    """The X.Y of every Python on PATH or in pyenv, for a message that names what `--python` can pick."""
+    found = {m.group(1) for d in os.environ.get("PATH", "").split(os.pathsep) if os.path.isdir(d)
+             for name in os.listdir(d) if (m := re.fullmatch(r"python(3\.\d+)", name))}  # fmt: skip
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if versions.is_dir():
+        found |= {m.group(1) for v in versions.iterdir() if (m := re.match(r"(3\.\d+)", v.name))}
+    return sorted(found, key=lambda v: tuple(map(int, v.split("."))))
+
+
+def _python_it_needs(app_dir: Path) -> None:
+    """AuditError when the app's pyproject.toml `requires-python` excludes the Python running the audit: its code
+    may not even parse here (PEP 758's `except A, B:` needs 3.14)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    pyproject = app_dir / "pyproject.toml"
+    try:
+        wanted = tomllib.loads(pyproject.read_text()).get("project", {}).get("requires-python")
+        accepted = SpecifierSet(wanted) if wanted else None
+    except (OSError, tomllib.TOMLDecodeError, InvalidSpecifier):  # no pyproject, or none we can read: no demand
+        return
+    here = ".".join(map(str, sys.version_info[:3]))
+    if accepted is not None and here not in accepted:
+        raise AuditError(
+            f"{pyproject}: the app requires Python {wanted}, this audit runs {here}; pass --python X.Y naming one "
+            f"that fits (on this machine: {', '.join(pythons()) or 'none found'})"
+        )
+
+
 def _use_app_dir(spec: Spec) -> None:
-    if spec.app_dir and spec.app_dir not in sys.path:
-        sys.path.insert(0, spec.app_dir)
+    """Import the app from its folder and run it there, as its own server would: a relative path it reads (pydantic
+    settings' `env_file="../.env"`) means what it means to the app. The harness's own paths are absolute."""
+    if spec.app_dir:
+        if spec.app_dir not in sys.path:
+            sys.path.insert(0, spec.app_dir)
+        os.chdir(spec.app_dir)
+
+
+def fields(environ: dict[str, str]) -> dict[str, str]:
+    """FIELDS for the database `environ` points at (the harness sets its URLs per check)."""
+    url = make_url(environ["DATABASE_URL"])
+    parts = {field: "" if (v := getattr(url, part)) is None else str(v) for field, part in PARTS.items()}
+    return {"DATABASE_URL": environ["DATABASE_URL"], "ASYNC_DATABASE_URL": environ["ASYNC_DATABASE_URL"], **parts}
 
 
 def _apply_env(spec: Spec) -> None:
-    """The app's own settings, pointed at this process's database (the harness sets FIELDS per check)."""
+    """The app's own settings, pointed at this process's database."""
+    found = fields(os.environ) if spec.env else {}
     for name, template in spec.env:
-        os.environ[name] = template.format_map(os.environ)
+        os.environ[name] = template.format_map(found)
 
 
 def _object(target: str, read_later: bool = False):
@@ -206,14 +265,48 @@ def _annotation(source: Source):
     raise AuditError(f"{source.target} is a {type(found).__name__}: name a dependency, or an Annotated[..., Depends()]")
 
 
+def declared_kind(source: Source) -> str | None:
+    """ "Session" or "AsyncSession" as the source's own annotations say: an Annotated alias's type, or a callable's
+    return type (a generator's yield type); None when it says nothing."""
+    found = _object(source.target, read_later=source.getter)
+    if get_origin(found) is Annotated:
+        return mount.kind_of(found)
+    found = found.dependency if isinstance(found, params.Depends) else found
+    try:
+        given = get_type_hints(found).get("return")
+    except Exception:  # not a function, or annotations that do not resolve: it says nothing
+        return None
+    if get_origin(given) in (Generator, Iterator, AsyncGenerator, AsyncIterator):
+        given = get_args(given)[0]
+    return mount.kind_of(Annotated[given, Depends()]) if isinstance(given, type) else None
+
+
+MAKERS = (sessionmaker, async_sessionmaker)
+
+
 def _side(source: Source) -> mount.Side:
-    """Where the probe routes get their session from `source`: its dependency, or its getter."""
-    if not source.getter:
-        return mount.Side(dependency=_annotation(source), commits=source.commits)
-    found = _object(source.target, read_later=True)
-    if not callable(found):
+    """Where the probe routes get their session from `source`: its dependency, or its getter; a sessionmaker
+    (given by either, or named itself) opened per request, as the app's code opens it."""
+    found = None if not source.getter else _object(source.target, read_later=True)
+    if source.getter and not callable(found):
         raise AuditError(f"{source.target} is a {type(found).__name__}, not a callable returning the session")
-    return mount.Side(getter=found, commits=source.commits)
+    if source.getter and not isinstance(found, MAKERS):
+        return mount.Side(getter=found, commits=source.commits)
+    given = _annotation(source) if not source.getter else Annotated[Any, Depends(lambda: found)]
+    if not (source.maker or isinstance(found, MAKERS)):
+        return mount.Side(dependency=given, commits=source.commits)
+    if source.kind == "AsyncSession" or isinstance(found, async_sessionmaker):
+
+        async def opened(maker: given):
+            async with maker() as session:
+                yield session
+    else:
+
+        def opened(maker: given):
+            with maker() as session:
+                yield session
+
+    return mount.Side(dependency=Annotated[Any, Depends(opened)], commits=source.commits)
 
 
 def _calls(dependant) -> set:
@@ -315,6 +408,10 @@ def _resolve_route(source: Source, index: int):
         return await statement(db) if isinstance(db, AsyncSession) else statement(db)
 
     async def facts(db):
+        if isinstance(db, MAKERS):  # the app opens its sessions from it: so does the probe, once
+            async_maker = isinstance(db, async_sessionmaker)
+            async with db() if async_maker else _async(db()) as session:
+                return {**await facts(session), "maker": True}
         if not isinstance(db, Session | AsyncSession):
             return {"gives": type(db).__name__}
         sync = db.sync_session if isinstance(db, AsyncSession) else db
@@ -335,6 +432,12 @@ def _resolve_route(source: Source, index: int):
     return mount.wired(facts, _side(source))
 
 
+@asynccontextmanager
+async def _async(session: Session):
+    with session:
+        yield session
+
+
 def _resolve_in_child(spec_json: str, environ: dict[str, str], result: str, log: str) -> None:
     """Body of the resolving process: serve the app with one route per source, call each once, write the facts."""
     os.setsid()
@@ -350,17 +453,28 @@ def _resolve_in_child(spec_json: str, environ: dict[str, str], result: str, log:
 
     async def call() -> list[dict]:
         app = _app(spec)
-        router = APIRouter(prefix=PREFIX, route_class=_route_class(spec, app))
+        router = mount.probe_router(_route_class(spec, app), PREFIX)
         for i, source in enumerate(spec.sources):
             router.get(f"/{i}")(_resolve_route(source, i))
         mount.in_front(_serving(spec, app), router)
         async with LifespanManager(app) as manager:
-            transport = httpx.ASGITransport(manager.app, raise_app_exceptions=False)
+            transport = httpx.ASGITransport(manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://audit") as client:
                 found = []
                 for i, source in enumerate(spec.sources):
                     path = next(p for p, _ in discovery.walk(app) if p.endswith(f"{PREFIX}/{i}"))  # under a sub-app's
-                    response = await client.get(path)
+                    try:
+                        response = await client.get(path)
+                    except Exception as exc:  # the app raised: its own words and where, never a bare 500
+                        raised = _raised(exc)
+                        if kind := declared_kind(source):  # it says what it gives: measured as it is
+                            found.append({"gives": kind, "kind": kind, "raised": raised})
+                            continue
+                        raise AuditError(
+                            f"{source.flag}: a route taking its session raised {raised}; name the source that gives "
+                            "the session, needing nothing else, or annotate what it returns (-> Session) to have the "
+                            "app measured with that failure"
+                        ) from None
                     if response.status_code != 200:
                         raise AuditError(
                             f"{source.flag}: a route taking its session answered {response.status_code} "
@@ -381,6 +495,13 @@ def _resolve_in_child(spec_json: str, environ: dict[str, str], result: str, log:
         body = {"error": f"{spec.app}: {type(exc).__name__}: {line} ({Path(where.filename).name}:{where.lineno})"}
     Path(result).write_text(json.dumps(body))
     os._exit(0)  # don't wait for the app's threads or engines
+
+
+def _raised(exc: BaseException) -> str:
+    """`LookupError: <message> (file.py:12)`: what the app raised, and its last frame."""
+    traceback.print_exception(exc, limit=-8)  # into the resolve log
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{_own_words(exc)} ({Path(where.filename).name}:{where.lineno})"
 
 
 def _bound_elsewhere(spec: Spec, source: Source, facts: dict) -> str:
@@ -417,7 +538,7 @@ def resolve(spec: Spec, database, workdir: Path, timeout_s: float = TIMEOUT_S) -
     result.unlink()
     if "error" in body:
         raise AuditError(body["error"])
-    resolved = []
+    resolved, notes = [], []
     committed = database.keys_present([f"{MARKER}-{i}" for i in range(len(spec.sources))])
     for i, (source, facts) in enumerate(zip(spec.sources, body["facts"], strict=True)):
         if "kind" not in facts:
@@ -425,11 +546,17 @@ def resolve(spec: Spec, database, workdir: Path, timeout_s: float = TIMEOUT_S) -
                 f"{source.flag} gives a {facts['gives']}, not a Session or AsyncSession; name the dependency "
                 "(or getter) that gives the session itself"
             )
-        if facts["seed"] != "seed":
+        if "raised" in facts:
+            notes.append(
+                f"{source.flag}: a request taking its session raised {facts['raised']}; it says it gives a "
+                f"{facts['kind']}, so the app is measured as it is and the checks count that failure"
+            )
+        elif facts["seed"] != "seed":
             raise AuditError(_bound_elsewhere(spec, source, facts))
         kind = facts["kind"]
-        resolved.append(Source(source.target, source.getter, source.scope, kind, f"{MARKER}-{i}" in committed))
-    resolved_spec = replace(spec, sources=tuple(resolved))
+        commits = f"{MARKER}-{i}" in committed
+        resolved.append(replace(source, kind=kind, commits=commits, maker=bool(facts.get("maker"))))
+    resolved_spec = replace(spec, sources=tuple(resolved), notes=tuple(notes))
     sides(resolved_spec.sources)  # one source per kind, or the one-line error now
     return resolved_spec
 
@@ -444,4 +571,6 @@ def prepare(spec: Spec, server, out: Path) -> Path:
         else:
             database = Database.postgresql(server, f"audit_{os.getpid()}")
         resolved = resolve(spec, database, out / "logs")
+    for note in resolved.notes:
+        print(f"note: {note}", file=sys.stderr)
     return write_strategy(resolved, out / "audited")

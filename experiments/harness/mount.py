@@ -37,6 +37,7 @@ from typing import Annotated, Any, get_args, get_origin
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request, params
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
+from fastapi.utils import generate_unique_id
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, scoped_session
 
@@ -72,11 +73,20 @@ class Wiring:
 
     def router(self, skip: set[str] = frozenset()) -> APIRouter:
         """The probe routes not in `skip`, in the route class of the pattern's endpoints."""
-        router = APIRouter(route_class=self.route_class)
+        router = probe_router(self.route_class)
         for path, method, endpoint, extra in _routes(self):
             if path not in skip:
                 router.add_api_route(path, endpoint, methods=[method], **extra)
         return router
+
+
+def probe_router(route_class: type[APIRoute], prefix: str = "") -> APIRouter:
+    """A router for probe routes that the app's own app-wide hooks cannot break: a tag for those that read
+    `route.tags[0]`, and FastAPI's own operation ids, kept when included (an app's `generate_unique_id_function`
+    would otherwise name them, and may fail on routes it was not written for)."""
+    return APIRouter(
+        prefix=prefix, route_class=route_class, tags=["sessionbench"], generate_unique_id_function=generate_unique_id
+    )
 
 
 def _call(getter: Callable) -> Callable:
