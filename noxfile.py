@@ -8,6 +8,8 @@ Virtualenvs are made by uv when nox was installed with its `uv` extra
 """
 
 import os
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +115,17 @@ def quiet() -> list[str]:
     return ["--quiet"] if os.environ.get("CI") else []
 
 
+def experiments(session: nox.Session, *args: str) -> None:
+    """`python -m experiments ARGS` in the session; its exit 2 (bad input, said in one line) stays 2 through nox,
+    which would make every failed command 1."""
+    try:
+        session.run("python", "-m", "experiments", *args)
+    except nox.command.CommandFailed as failed:
+        if failed.return_code == 2:
+            raise SystemExit(2) from None
+        raise
+
+
 @nox.session
 def compare(session: nox.Session) -> None:
     """Every strategy through every check, then a quick throughput pass; writes results/REPORT.md and results/results.json.
@@ -123,7 +136,7 @@ def compare(session: nox.Session) -> None:
     quick pass (Debian: `apt-get install valgrind`; about 1.5 minutes more); `nox -s bench` counts them in full.
     """
     install(session, DEFAULT_LOCK)
-    session.run("python", "-m", "experiments", *quiet(), *session.posargs)
+    experiments(session, *quiet(), *session.posargs)
 
 
 @nox.session
@@ -131,18 +144,43 @@ def audit(session: nox.Session) -> None:
     """Your own app as a row beside the built-in ones, without rewriting it; writes results/audit/REPORT.md.
 
     `nox -s audit -- myapp.main:app --session myapp.deps:get_db --env MYAPP_DATABASE_URL={DATABASE_URL}`: the app is
-    imported from the folder nox was started in (or `--app-dir DIR`), `--requirements FILE` installs what it needs
-    next to the pinned harness, and the other arguments go to `python -m experiments --audit` (`-- --help`).
+    imported from, and run in, the folder nox was started in (or `--app-dir DIR`). What it needs is installed next to
+    the pinned harness: `--requirements FILE`, else its folder's requirements.txt, else its pyproject.toml's
+    dependencies. `--python X.Y` audits it on that Python (on PATH or in pyenv). The other arguments go to
+    `python -m experiments --audit` (`-- --help`).
     """
-    install(session, DEFAULT_LOCK)
     posargs = list(session.posargs)
+    if "--python" in posargs[:-1]:
+        at = posargs.index("--python")
+        wanted = posargs.pop(at + 1)
+        del posargs[at]
+        if not session.python and wanted != ".".join(map(str, sys.version_info[:2])):
+            pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"), "versions")
+            if not shutil.which(f"python{wanted}") and not any(pyenv.glob(f"{wanted}.*/bin/python")):
+                print(f"error: --python {wanted}: no python{wanted} on PATH or in pyenv; install it, or pick another")
+                raise SystemExit(2)
+            # nox picks a session's interpreter before it runs: a nested nox on the one asked for
+            session.run(sys.executable, "-m", "nox", "-s", "audit", "--force-python", wanted, "--", *posargs,
+                        external=True)  # fmt: skip
+            return
+    install(session, DEFAULT_LOCK)
+    app_dir = Path(session.invoked_from)
+    if "--app-dir" in posargs[:-1]:
+        app_dir = app_dir / posargs[posargs.index("--app-dir") + 1]
+    requirements = []
     while "--requirements" in posargs[:-1]:
         at = posargs.index("--requirements")
-        session.install("-r", str(Path(session.invoked_from, posargs[at + 1])))
+        requirements += ["-r", str(Path(session.invoked_from, posargs[at + 1]))]
         del posargs[at : at + 2]
+    if not requirements and (app_dir / "requirements.txt").is_file():
+        requirements = ["-r", str(app_dir / "requirements.txt")]
+    elif not requirements and (app_dir / "pyproject.toml").is_file():
+        requirements = nox.project.load_toml(app_dir / "pyproject.toml").get("project", {}).get("dependencies", [])
+    if requirements:
+        session.install(*requirements)
     audited = ["--audit", posargs.pop(0)] if posargs and not posargs[0].startswith("-") else []
     where = ["--app-dir", session.invoked_from, "--out", str(Path("results/audit").resolve())]
-    session.run("python", "-m", "experiments", *where, *audited, *quiet(), *posargs)
+    experiments(session, *where, *audited, *quiet(), *posargs)
 
 
 @nox.session
