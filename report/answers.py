@@ -221,7 +221,7 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     found_verdicts = {i: verdicts(doc, found, i, kinds) for i in by_id}
     serving = [i for i, vs in found_verdicts.items() if all(serves(vs, k) for k in kinds)]
     own = costs.get(kinds[0], {})  # ordered by the cost on its first kind's route, against that kind's baseline
-    cheapest = sorted(serving, key=lambda i: -own[i]["median"] if i in own else 0)
+    cheapest = sorted(serving, key=lambda i: _order(doc, found, i, kinds, own))
     clean = [i for i in cheapest if not _against(found_verdicts[i])]
 
     def fails(i: str) -> int:
@@ -244,7 +244,8 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
         skipped = [
             name(v, kinds) for v in found_verdicts[i] if v.row.get("outcome") == "skipped" and v.check not in everywhere
         ]
-        overlap = previous and i in own and own[i]["high"] >= own[previous]["low"]
+        overlap = previous in own and i in own and own[i]["high"] >= own[previous]["low"]
+        overlap = overlap and own[previous]["high"] >= own[i]["low"]
         note = f"; ➖ {', '.join(dict.fromkeys(skipped))}" if skipped else ""
         out.append(
             f"- **`{i}`**: {by_id[i].get('label', '')}; {cost_text(costs, i, kinds, cpu.get(i))}"
@@ -331,6 +332,78 @@ def scope(doc: dict) -> str:
     )
 
 
+FEATURES = {  # what an audited app may not do, though the checks exercise it: (its fact, the check, the words)
+    "streams": ("streaming", "a streamed response"),
+    "background_tasks": ("background_tasks", "a background task"),
+}
+
+
+def _pool(p: dict) -> str:
+    """`QueuePool 5 + 10, 30 s timeout, pre-ping off`."""
+    size = f" {p['pool_size']} + {p['max_overflow']}, {p['pool_timeout']:g} s timeout" if "pool_size" in p else ""
+    return f"{p['class']}{size}, pre-ping {'on' if p.get('pool_pre_ping') else 'off'}"
+
+
+def yours(doc: dict, found: dict, costs: dict) -> list[str]:
+    """An audited app's own section: its kind of endpoint, so its answer is that kind's only; the features the
+    checks exercise that it does not use; the pool it declares beside the pools it was measured under; its failures
+    on its kind, each with the answer's line whose removal fails the same check."""
+    keys = {c["id"]: verdict_metrics(c) for c in doc["checks"]}
+    severities = {c["id"]: c.get("severity", "nuisance") for c in doc["checks"]}
+    out = []
+    for s in ready(doc["strategies"]):
+        own = s.get("own")
+        app = next((a for a, (_, kinds) in APPS.items() if own and list(kinds) == sorted(own["kinds"])), None)
+        if app is None:
+            continue
+        title, kinds = APPS[app]
+        answer_id, table = _measured_answer(doc, found, kinds, costs)
+        against = sorted(_against(verdicts(doc, found, s["id"], kinds)), key=lambda v: severity(v, severities))
+        unused = [f"{words} (`{check}`)" for fact, (check, words) in FEATURES.items() if not own.get(fact)]
+        imposed = {
+            row["check"]: pool
+            for row in doc["results"]
+            if row["strategy"] == s["id"]
+            for pool in [
+                next(
+                    (
+                        p["conditions"]["pool"]
+                        for p in [row, *(row.get("kinds") or {}).values()]
+                        if (p.get("conditions") or {}).get("pool")
+                    ),
+                    None,
+                )
+            ]  # fmt: skip
+            if pool
+        }
+        out += [
+            f"### Your app: {s['label'].split(',')[0]}",
+            "",
+            f"- Its own endpoints that take the session are {' and '.join(KIND_NAMES[k] for k in kinds)} "
+            f"({own['routes_taking_the_session']} routes), so it is {title[0].lower()}{title[1:]}: "
+            + (f"the answer for it is `{answer_id}`." if answer_id else "no strategy answers it in this run."),
+            "- The checks exercise what it does not use: "
+            + (", ".join(unused) if unused else "nothing else")
+            + "; a second database is not audited.",
+            "- Its engines declare "
+            + ("; ".join(_pool(p) for p in own.get("pools", [])) or "a pool the audit could not read")
+            + (
+                "; the checks that set a pool measured it under theirs: "
+                + "; ".join(
+                    f"`{c}` {p['pool_size']} + {p['max_overflow']}, {p['pool_timeout']:g} s" for c, p in imposed.items()
+                )  # fmt: skip
+                if imposed
+                else ""
+            )
+            + ".",
+            f"- On its kind: {sum(v.row.get('outcome') == 'failed' for v in against)} failed"
+            + (":" if against else ", every other check passed or was skipped."),
+            *[_failure_line(v, kinds, keys, severities, lacking(table)) for v in against],
+            "",
+        ]
+    return out
+
+
 def already(doc: dict, found: dict, costs: dict) -> list[str]:
     """If you already use X: each strategy that is no answer for the kinds of endpoint it serves, its failures by
     severity, and the lines of that kind's first answer whose removal fails the same checks (the ablation's table),
@@ -340,6 +413,8 @@ def already(doc: dict, found: dict, costs: dict) -> list[str]:
     measured = {app: _measured_answer(doc, found, kinds, costs) for app, (_, kinds) in APPS.items()}
     out = []
     for i in by_id:
+        if by_id[i].get("own"):  # an audited app: its own section (yours) says it, for its own kind
+            continue
         app = next((a for a, (_, kinds) in APPS.items() if kinds == _served(doc, found, i)), None)
         if app is None or measured[app][0] is None:
             continue
@@ -380,11 +455,17 @@ def _served(doc: dict, found: dict, strategy: str) -> tuple[str, ...]:
     return tuple(k for k in ("def", "async") if serves(verdicts(doc, found, strategy, (k,)), k))
 
 
+def _order(doc: dict, found: dict, i: str, kinds: tuple[str, ...], own: dict) -> tuple:
+    """Made for exactly this kind of app first (a module that also serves a kind the app lacks carries code it does
+    not need), then cheapest first on this kind's route."""
+    return (len(_served(doc, found, i)) > len(kinds), -own[i]["median"] if i in own else 0)
+
+
 def _measured_answer(doc: dict, found: dict, kinds: tuple[str, ...], costs: dict) -> tuple[str | None, dict]:
     """The cheapest answer whose ablation says what each of its lines is for, with that table; else the cheapest
     answer and no table; (None, {}) when nothing answers."""
     own = costs.get(kinds[0], {})
-    clean = sorted(clean_for(doc, found, kinds), key=lambda i: -own[i]["median"] if i in own else 0)
+    clean = sorted(clean_for(doc, found, kinds), key=lambda i: _order(doc, found, i, kinds, own))
     return next(((i, t) for i in clean if (t := ablation(doc, found, i, kinds))), (next(iter(clean), None), {}))
 
 
@@ -396,9 +477,9 @@ def section(doc: dict, found: dict) -> list[str]:
         "## What to use",
         "",
         "From this run's rows alone, for each kind of app: the strategies that pass every check that concerns it "
-        "(the verdicts on its kind of endpoint, and those on the whole app) where they could be measured, "
-        "cheapest first, quoted whole where the module is its pattern alone, with what each of its lines is "
-        "for; then the next best, least harmful first, each failure with its severity and key number.",
+        "(the verdicts on its kind of endpoint, and those on the whole app) where they could be measured, those "
+        "made for exactly that kind first, then cheapest first, quoted whole where the module is its pattern "
+        "alone, with what each of its lines is for; then the next best, least harmful first, each failure with its severity and key number.",
         "",
         scope(doc),
         "",
@@ -409,6 +490,7 @@ def section(doc: dict, found: dict) -> list[str]:
     ]
     for app in APPS:
         out += answer(doc, found, app, costs, cpu)
+    out += yours(doc, found, costs)
     out += already(doc, found, costs)
     out += hazards(doc, found)
     everywhere = skipped_everywhere(doc, found)
