@@ -381,7 +381,12 @@ def yours(doc: dict, found: dict, costs: dict) -> list[str]:
             "",
             f"- Its own endpoints that take the session are {' and '.join(KIND_NAMES[k] for k in kinds)} "
             f"({own['routes_taking_the_session']} routes), so it is {title[0].lower()}{title[1:]}: "
-            + (f"the answer for it is `{answer_id}`." if answer_id else "no strategy answers it in this run."),
+            + (
+                f"the answer for it is `{answer_id}`."
+                if answer_id
+                else "no strategy of this run answers it (run it beside the built-in rows, or see "
+                "docs/reference/REPORT.md)."
+            ),
             "- The checks exercise what it does not use: "
             + (", ".join(unused) if unused else "nothing else")
             + "; a second database is not audited.",

@@ -198,6 +198,14 @@ def claims_section(doc: dict) -> list[str]:
     keys = {c["id"]: verdict_metrics(c) for c in doc["checks"]}
     verdicts = [(claim, judge(claim, doc["results"], keys)) for claim in CLAIMS]
     counts = ", ".join(f"{sum(v.verdict == name for _, v in verdicts)} {name}" for name in VERDICTS)
+    named = {
+        s
+        for claim in CLAIMS
+        for e in (*claim.says, *claim.contrast)
+        for s in getattr(e, "strategies", (getattr(e, "strategy", None),))
+    }
+    if not named & {r["strategy"] for r in doc["results"]}:  # an audit of one app alone, say
+        return ["## Claims from the thread", "", "None of the strategies the claims name ran in this run.", ""]
     out = [
         "## Claims from the thread",
         "",

@@ -24,6 +24,7 @@ import pytest
 from experiments.harness import discovery, mount, preflight
 from experiments.harness.discovery import ROOT
 from experiments.harness.serving import Database
+from tests.running import require_postgres
 
 # Checks the audit cannot reproduce by design: a second database's source has no flag (--session names one per kind).
 NOT_AUDITED = ("multiple_databases",)
@@ -216,12 +217,22 @@ def test_an_app_that_builds_its_url_from_parts_and_reads_files_where_it_runs_is_
     assert verdicts(doc, "audit_myapp_parts_app") == verdicts(doc, "yield_dependency") != {}
 
 
-def test_an_app_that_needs_another_python_is_one_line(myapp, tmp_path):
+def test_an_app_that_needs_another_python_says_which(myapp, tmp_path):
+    """Its own pyproject's `requires-python` is named when its code does not parse here (PEP 758's `except A, B:`,
+    the full-stack template's since Python 3.14), and is only a note when it imports all the same."""
     (myapp / "pyproject.toml").write_text('[project]\nname = "myapp"\nrequires-python = ">=3.14"\n')
+    (myapp / "myapp" / "newer.py").write_text("try:\n    pass\nexcept ValueError, TypeError:\n    pass\n")
     line = _error(
-        _audit(tmp_path / "out", "--app-dir", str(myapp), "--audit", "myapp.main:app", "--session", "myapp.main:get_db")
+        _audit(
+            tmp_path / "out", "--app-dir", str(myapp), "--audit", "myapp.newer:app", "--session", "myapp.main:get_db"
+        )
     )
     assert "requires Python >=3.14" in line and "pass --python X.Y" in line and "3.11" in line
+    done = _audit(
+        tmp_path / "out2", "--app-dir", str(myapp), "--audit", "myapp.main:app", "--session", "myapp.main:get_db",
+        "--env", "MYAPP_DATABASE_URL={DATABASE_URL}", "--check", "cleanup_on_error",
+    )  # fmt: skip
+    assert done.returncode == 0 and "note: the app requires Python >=3.14" in done.stderr, done.stderr
 
 
 def test_a_setting_that_never_reached_the_engine_is_one_line(myapp, tmp_path):
@@ -261,3 +272,29 @@ def test_bad_input_is_one_line(myapp, tmp_path, argv, says):
         _audit(tmp_path / "out", "--app-dir", str(myapp), "--env", "MYAPP_DATABASE_URL={DATABASE_URL}", *argv)
     )
     assert line.startswith("error: ") and says in line
+
+
+PUBLISHED = Path(__file__).parent / "published_app" / "backend"  # written as published apps are: see its README
+
+
+def test_an_app_written_as_published_ones_are_is_audited_as_documented(tmp_path):
+    """Settings from the .env above its folder and a PostgresDsn built from parts, a generate_unique_id_function
+    that reads route.tags[0], a dependency that yields an async_sessionmaker: docs/audit.md's command, and nothing
+    else, measures it with no error row, and the report speaks of its own kind of endpoint."""
+    require_postgres()
+    parts = ("SERVER", "HOST"), ("PORT", "PORT"), ("USER", "USER"), ("PASSWORD", "PASSWORD"), ("DB", "NAME")
+    done = _audit(
+        tmp_path, "--app-dir", str(PUBLISHED), "--audit", "app.main:app", "--session", "app.db:SessionMaker",
+        *(arg for ours, theirs in parts for arg in ("--env", f"POSTGRES_{ours}={{DATABASE_{theirs}}}")),
+        "--db", "postgresql", "--strategy", "audit_app_main_app", "--ablation", "off",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "results.json").read_text())
+    rows = {r["check"]: r for r in doc["results"]}
+    assert not [c for c, r in rows.items() if r["outcome"] == "error"], [r.get("reason") for r in rows.values()]
+    assert rows["dropped_connections"]["outcome"] == "passed" and rows["shutdown"]["outcome"] == "failed"
+    own = doc["strategies"][0]["own"]
+    assert own["kinds"] == ["async"] and not own["streams"] and not own["background_tasks"]
+    assert [(p["pool_size"], p["max_overflow"], p["pool_timeout"]) for p in own["pools"]] == [(5, 10, 30)]
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "### Your app: `app.main:app`" in report and "are `async def` (2 routes)" in report

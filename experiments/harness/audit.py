@@ -38,13 +38,14 @@ from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from fastapi import Depends, FastAPI, params
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from experiments import probes
-from experiments.harness import discovery, mount
+from experiments.harness import discovery, instruments, mount
 from experiments.harness.processes import FORKS, exit_reason, kill_group
 
 TIMEOUT_S = 60.0  # importing the app, entering its lifespan and one request; a stuck app is killed after this
@@ -93,6 +94,7 @@ class Spec:
     sub_app: str | None = None  # the mounted application its endpoints are served by (--sub-app)
     background: str | None = None  # what its background tasks open their own session from (--background-session)
     notes: tuple[str, ...] = ()  # what resolving the sources found that the reader should know
+    own: dict | None = None  # the app's own facts (own_facts, and the pools its engines declare), once resolved
 
     @property
     def id(self) -> str:
@@ -113,6 +115,7 @@ class Spec:
             raw.get("sub_app"),
             raw.get("background"),
             tuple(raw.get("notes", ())),
+            raw.get("own"),
         )
 
 
@@ -147,8 +150,6 @@ def spec(
             known = ", ".join(f"{{{f}}}" for f in FIELDS)
             raise AuditError(f"--env {item!r}: unknown field {exc}; a template may name {known}") from None
         settings.append((name, template))
-    if app_dir is not None:
-        _python_it_needs(Path(app_dir))
     sources = tuple(Source(t, scope=scope) for t in sessions) + tuple(Source(t, getter=True) for t in getters)
     return Spec(app, sources, tuple(settings), str(app_dir.resolve()) if app_dir else None, **declared)
 
@@ -163,9 +164,9 @@ def pythons() -> list[str]:
     return sorted(found, key=lambda v: tuple(map(int, v.split("."))))
 
 
-def _python_it_needs(app_dir: Path) -> None:
-    """AuditError when the app's pyproject.toml `requires-python` excludes the Python running the audit: its code
-    may not even parse here (PEP 758's `except A, B:` needs 3.14)."""
+def python_it_needs(app_dir: Path) -> str:
+    """What the app's pyproject.toml `requires-python` says, when it excludes the Python running the audit (else
+    ""): "the app requires Python >=3.14 (pyproject.toml), this audit runs 3.11.2; pass --python X.Y ..."."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     pyproject = app_dir / "pyproject.toml"
@@ -173,13 +174,14 @@ def _python_it_needs(app_dir: Path) -> None:
         wanted = tomllib.loads(pyproject.read_text()).get("project", {}).get("requires-python")
         accepted = SpecifierSet(wanted) if wanted else None
     except (OSError, tomllib.TOMLDecodeError, InvalidSpecifier):  # no pyproject, or none we can read: no demand
-        return
+        return ""
     here = ".".join(map(str, sys.version_info[:3]))
-    if accepted is not None and here not in accepted:
-        raise AuditError(
-            f"{pyproject}: the app requires Python {wanted}, this audit runs {here}; pass --python X.Y naming one "
-            f"that fits (on this machine: {', '.join(pythons()) or 'none found'})"
-        )
+    if accepted is None or here in accepted:
+        return ""
+    return (
+        f"the app requires Python {wanted} ({pyproject}), this audit runs {here}; pass --python X.Y naming one that "
+        f"fits (on this machine: {', '.join(pythons()) or 'none found'})"
+    )
 
 
 def _use_app_dir(spec: Spec) -> None:
@@ -235,7 +237,9 @@ def _own_words(exc: BaseException) -> str:
 
 
 def _fix(exc: BaseException) -> str:
-    """The flag or file that fixes an import failure, by what failed."""
+    """The flag or file that fixes an import failure, by what failed (the app runs in its folder: see _use_app_dir)."""
+    if needs := python_it_needs(Path.cwd()):
+        return needs
     if isinstance(exc, ModuleNotFoundError):
         return (
             "run from the app's folder or pass --app-dir, and install what it needs (--requirements FILE, or the "
@@ -331,6 +335,31 @@ def route_class(app: FastAPI, sources: tuple[Source, ...]) -> type[APIRoute]:
     return counted.most_common(1)[0][0] if counted else APIRoute
 
 
+def own_facts(app: FastAPI, sources: tuple[Source, ...]) -> dict:
+    """What the app itself has, read from its routes before the probes join them: the kinds of endpoint that take
+    its session (all its endpoints, for a getter), and whether any streams a response or takes BackgroundTasks. The
+    checks exercise all of these; the report says which the app does not use."""
+    wanted = {_annotation(s).__metadata__[-1].dependency for s in sources if not s.getter}
+    routes = [o for _, r in discovery.walk(app) if isinstance(o := getattr(r, "original_route", r), APIRoute)]
+    taking = [r for r in routes if wanted & _calls(getattr(r, "dependant", None))] if wanted else routes
+
+    def streams(route: APIRoute) -> bool:
+        try:
+            source = inspect.getsource(route.endpoint)
+        except (OSError, TypeError):
+            source = ""
+        return issubclass(getattr(route.response_class, "value", route.response_class), StreamingResponse) or any(
+            word in source for word in ("StreamingResponse", "EventSourceResponse")
+        )
+
+    return {
+        "kinds": sorted({"async" if inspect.iscoroutinefunction(r.endpoint) else "def" for r in taking}),
+        "routes_taking_the_session": len(taking),
+        "streams": any(streams(r) for r in routes),
+        "background_tasks": any(r.dependant.background_tasks_param_name for r in routes),
+    }
+
+
 def sides(sources: tuple[Source, ...]) -> dict[str, Source]:
     """The source of each kind of session ("Session", "AsyncSession"), or AuditError when two give the same kind."""
     by_kind: dict[str, Source] = {}
@@ -391,7 +420,8 @@ def write_strategy(spec: Spec, directory: Path) -> Path:
         "Written by `python -m experiments --audit` (experiments/harness/audit.py) for one run; what resolving the\n"
         'sources found is in SPEC.\n"""\n\n'
         "from experiments.harness import audit\n\n"
-        f"SPEC = {spec.to_json()!r}\n\n"
+        f"SPEC = {spec.to_json()!r}\n"
+        f"OWN = {tuple((spec.own or {}).items())!r}  # what the app itself has, for the report\n\n"
         "app, UNSUPPORTED = audit.mounted(SPEC)\n"
     )
     return path
@@ -427,7 +457,11 @@ def _resolve_route(source: Source, index: int):
             db.add(probes.Note(key=f"{MARKER}-{index}"))
             await run(db, lambda s: s.flush())
         kind = "AsyncSession" if sync is not db else "Session"
-        return {"gives": type(db).__name__, "kind": kind, "bind": bind, "seed": seed}
+        try:  # the pool the app's engine declares: the checks impose their own where it sets none
+            pool = instruments.describe_pool(sync.get_bind().pool)
+        except Exception:  # binds per mapper, or none: not known
+            pool = None
+        return {"gives": type(db).__name__, "kind": kind, "bind": bind, "seed": seed, "pool": pool}
 
     return mount.wired(facts, _side(source))
 
@@ -451,8 +485,9 @@ def _resolve_in_child(spec_json: str, environ: dict[str, str], result: str, log:
     spec = Spec.from_json(spec_json)
     os.environ.update(environ)
 
-    async def call() -> list[dict]:
+    async def call() -> dict:
         app = _app(spec)
+        own = own_facts(_serving(spec, app), spec.sources)
         router = mount.probe_router(_route_class(spec, app), PREFIX)
         for i, source in enumerate(spec.sources):
             router.get(f"/{i}")(_resolve_route(source, i))
@@ -481,12 +516,12 @@ def _resolve_in_child(spec_json: str, environ: dict[str, str], result: str, log:
                             f"({response.text[:120]}); name the source that gives the session, needing nothing else"
                         )
                     found.append(response.json())
-                return found
+                return {"sources": found, "app": own}
 
     try:
         _use_app_dir(spec)
         _apply_env(spec)
-        body = {"facts": anyio.run(call)}
+        body = anyio.run(call)
     except AuditError as exc:
         body = {"error": str(exc)}
     except Exception as exc:  # the app's lifespan or a dependency failed
@@ -540,7 +575,9 @@ def resolve(spec: Spec, database, workdir: Path, timeout_s: float = TIMEOUT_S) -
         raise AuditError(body["error"])
     resolved, notes = [], []
     committed = database.keys_present([f"{MARKER}-{i}" for i in range(len(spec.sources))])
-    for i, (source, facts) in enumerate(zip(spec.sources, body["facts"], strict=True)):
+    pools = {json.dumps(f["pool"], sort_keys=True): f["pool"] for f in body["sources"] if f.get("pool")}
+    own = {**body["app"], "pools": list(pools.values())}
+    for i, (source, facts) in enumerate(zip(spec.sources, body["sources"], strict=True)):
         if "kind" not in facts:
             raise AuditError(
                 f"{source.flag} gives a {facts['gives']}, not a Session or AsyncSession; name the dependency "
@@ -556,7 +593,7 @@ def resolve(spec: Spec, database, workdir: Path, timeout_s: float = TIMEOUT_S) -
         kind = facts["kind"]
         commits = f"{MARKER}-{i}" in committed
         resolved.append(replace(source, kind=kind, commits=commits, maker=bool(facts.get("maker"))))
-    resolved_spec = replace(spec, sources=tuple(resolved), notes=tuple(notes))
+    resolved_spec = replace(spec, sources=tuple(resolved), notes=tuple(notes), own=own)
     sides(resolved_spec.sources)  # one source per kind, or the one-line error now
     return resolved_spec
 
@@ -571,6 +608,7 @@ def prepare(spec: Spec, server, out: Path) -> Path:
         else:
             database = Database.postgresql(server, f"audit_{os.getpid()}")
         resolved = resolve(spec, database, out / "logs")
-    for note in resolved.notes:
+    needs = python_it_needs(Path(spec.app_dir)) if spec.app_dir else ""
+    for note in (*resolved.notes, *([f"{needs.split(';')[0]}, and imports here: measured on it"] if needs else [])):
         print(f"note: {note}", file=sys.stderr)
     return write_strategy(resolved, out / "audited")

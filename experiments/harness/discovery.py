@@ -50,6 +50,7 @@ class Strategy:
     label: str
     requires: tuple[str, ...] = ()  # REQUIRES: what it needs installed beyond the harness (PEP 508 strings)
     ablation_of: tuple[str, ...] = ()  # ABLATION_OF: (the strategy, the ingredient switched off), for a variant
+    own: tuple = ()  # OWN: an audited app's own facts, as (name, value) pairs (audit.own_facts)
 
     @property
     def file(self) -> str:
@@ -61,11 +62,12 @@ class Strategy:
 
     def describe(self) -> dict:
         found = {"id": self.id, "label": self.label, "module": self.module, "file": self.file}
-        return {**found, "ablation_of": list(self.ablation_of)} if self.ablation_of else found
+        found |= {"ablation_of": list(self.ablation_of)} if self.ablation_of else {}
+        return found | ({"own": dict(self.own)} if self.own else {})
 
 
 def declared(path: Path, name: str) -> tuple:
-    """A module-level tuple of literals `name` (REQUIRES, ABLATION_OF, FLAGGED_BY, GOOD_FOR), read without importing
+    """A module-level tuple of literals `name` (REQUIRES, ABLATION_OF, OWN, FLAGGED_BY, GOOD_FOR), read without importing
     the module."""
     try:
         tree = ast.parse(path.read_text(), str(path))
@@ -115,6 +117,7 @@ def at(path: Path) -> Strategy:
         label=_label(path),
         requires=tuple(map(str, declared(path, "REQUIRES"))),
         ablation_of=tuple(map(str, declared(path, "ABLATION_OF"))),
+        own=declared(path, "OWN"),
     )
 
 
