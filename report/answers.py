@@ -167,7 +167,10 @@ def cost_text(costs: dict[str, dict], i: str, kinds: tuple[str, ...], cpu: dict 
 def cost_definition(mode: str | None, costs: dict, level, cpu: dict) -> str:
     """How the cost beside each strategy is read."""
     if not mode:
-        text = "Cost was not measured in this run (`--throughput off`), so nothing here is ordered by it."
+        text = (
+            "Cost was not measured in this run (`--throughput off`, or no strategy passed every check of a kind "
+            "of app), so nothing here is ordered by it."
+        )
     else:
         every = [c for by_app in costs.values() for c in by_app.values()]
         first = next(iter(every), {"levels": []})

@@ -292,6 +292,9 @@ def attach(results, plan: Plan, preflights: list, server: Cluster | None, out: P
     if plan.answers_only and results.doc["results"]:  # the quick pass orders the answers; bench measures every row
         wanted = set(answers.candidates(results.doc))
         strategies = [s for s in strategies if s.id in wanted]
+        if not strategies:  # baselines alone order nothing
+            say("throughput: no strategy of this run passes every check of a kind of app, so none is costed")
+            return True
     say(f"throughput ({', '.join(plan.modes)}): {len(strategies)} strategies and 2 baselines")
     with finishing_on_interrupt(results, lambda exc: f"interrupted by {exc} during the throughput measurement") as stop:
         part = run(plan, strategies, server, out, say, loadgen)
