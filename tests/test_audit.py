@@ -136,6 +136,9 @@ APP = """
     def no_session(request):
         return request.state.nothing
 
+    def new_session():
+        return Session(engine)
+
     def get_db():
         with Session(engine) as session:
             yield session
@@ -265,6 +268,7 @@ def test_a_setting_that_never_reached_the_engine_is_one_line(myapp, tmp_path):
         (["--session", "myapp.main:get_db"], "belong to --audit"),
         (["--audit", "myapp.settings:app", "--session", "myapp.main:get_db"], "POSTGRES_SERVER; Field required"),
         (["--audit", "myapp.main:app", "--session-from", "myapp.main:no_session"], "raised AttributeError: 'State'"),
+        (["--audit", "myapp.main:app", "--session-from", "myapp.main:new_session"], "a new session each time"),
     ],
 )
 def test_bad_input_is_one_line(myapp, tmp_path, argv, says):

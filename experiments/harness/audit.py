@@ -461,9 +461,20 @@ def _resolve_route(source: Source, index: int):
             pool = instruments.describe_pool(sync.get_bind().pool)
         except Exception:  # binds per mapper, or none: not known
             pool = None
-        return {"gives": type(db).__name__, "kind": kind, "bind": bind, "seed": seed, "pool": pool}
+        found = {"gives": type(db).__name__, "kind": kind, "bind": bind, "seed": seed, "pool": pool}
+        return found | ({"fresh_each_call": True} if calls.get("fresh") else {})
 
-    return mount.wired(facts, _side(source))
+    side, calls = _side(source), {}
+    if side.getter is not None:  # asked twice in one request, it must give one session: the request's
+        once = mount.request_getter(side.getter)
+
+        def twice(request):
+            first = once(request)
+            calls["fresh"] = once(request) is not first
+            return first
+
+        side = replace(side, getter=twice)
+    return mount.wired(facts, side)
 
 
 @asynccontextmanager
@@ -582,6 +593,12 @@ def resolve(spec: Spec, database, workdir: Path, timeout_s: float = TIMEOUT_S) -
             raise AuditError(
                 f"{source.flag} gives a {facts['gives']}, not a Session or AsyncSession; name the dependency "
                 "(or getter) that gives the session itself"
+            )
+        if facts.get("fresh_each_call"):
+            raise AuditError(
+                f"{source.flag} gives a new session each time it is called, so no two parts of a request would share "
+                "one; name the getter the app's code shares (request.state, a registry), or its sessionmaker itself "
+                "to have each request open and close one"
             )
         if "raised" in facts:
             notes.append(

@@ -89,7 +89,7 @@ def probe_router(route_class: type[APIRoute], prefix: str = "") -> APIRouter:
     )
 
 
-def _call(getter: Callable) -> Callable:
+def request_getter(getter: Callable) -> Callable:
     """The getter as a function of the request, whether it takes one or not."""
     try:
         required = [
@@ -106,7 +106,7 @@ def _later(side: Side) -> Callable:
     a global `scoped_session` does (each call finds its thread's session); another getter is called then."""
     if isinstance(side.getter, scoped_session):
         return lambda request: side.getter
-    return _call(side.getter)
+    return request_getter(side.getter)
 
 
 REQUEST = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
@@ -122,7 +122,7 @@ def wired(endpoint, side: Side, name: str = "db", late: bool = False):
         db = inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=side.dependency)
         endpoint.__signature__ = signature.replace(parameters=[*others, db])
         return endpoint
-    get = _later(side) if late else _call(side.getter)
+    get = _later(side) if late else request_getter(side.getter)
     passes_request = any(p.name == "request" for p in others)
 
     def arguments(kwargs: dict) -> dict:
