@@ -9,6 +9,7 @@ Virtualenvs are made by uv when nox was installed with its `uv` extra
 
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,15 +116,27 @@ def quiet() -> list[str]:
     return ["--quiet"] if os.environ.get("CI") else []
 
 
-def experiments(session: nox.Session, *args: str) -> None:
-    """`python -m experiments ARGS` in the session; its exit 2 (bad input, said in one line) stays 2 through nox,
-    which would make every failed command 1."""
+def experiments(session: nox.Session, *args: str, **kwargs) -> None:
+    """`python -m experiments ARGS` in the session (or another command, `external=True`); its exit 2 (bad input, said
+    in one line) stays 2 through nox, which would make every failed command 1."""
     try:
-        session.run("python", "-m", "experiments", *args)
+        session.run(*(args if kwargs.get("external") else ("python", "-m", "experiments", *args)), **kwargs)
     except nox.command.CommandFailed as failed:
         if failed.return_code == 2:
             raise SystemExit(2) from None
         raise
+
+
+def interpreter(version: str) -> dict[str, str] | None:
+    """The environment in which `python{version}` runs that Python: pyenv's (PYENV_VERSION picks it for the shim),
+    else one on PATH that starts; None when there is none."""
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"), "versions")
+    found = sorted(v.name for v in versions.glob(f"{version}.*") if (v / "bin" / f"python{version}").exists())
+    if found:
+        return {"PYENV_VERSION": found[-1]}
+    on_path = shutil.which(f"python{version}")
+    runs = on_path and subprocess.run([on_path, "-c", ""], capture_output=True).returncode == 0
+    return {} if runs else None
 
 
 @nox.session
@@ -155,13 +168,17 @@ def audit(session: nox.Session) -> None:
         wanted = posargs.pop(at + 1)
         del posargs[at]
         if not session.python and wanted != ".".join(map(str, sys.version_info[:2])):
-            pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"), "versions")
-            if not shutil.which(f"python{wanted}") and not any(pyenv.glob(f"{wanted}.*/bin/python")):
+            env = interpreter(wanted)
+            if env is None:
                 print(f"error: --python {wanted}: no python{wanted} on PATH or in pyenv; install it, or pick another")
                 raise SystemExit(2)
-            # nox picks a session's interpreter before it runs: a nested nox on the one asked for
-            session.run(sys.executable, "-m", "nox", "-s", "audit", "--force-python", wanted, "--", *posargs,
-                        external=True)  # fmt: skip
+            # nox picks a session's interpreter before it runs: a nested nox on the one asked for, told the app's folder
+            if "--app-dir" in posargs[:-1]:  # where the user started nox, not where the nested one starts
+                at = posargs.index("--app-dir") + 1
+                posargs[at] = str(Path(session.invoked_from, posargs[at]).resolve())
+            nested = ["--app-dir", session.invoked_from] if "--app-dir" not in posargs else []
+            experiments(session, sys.executable, "-m", "nox", "-f", __file__, "-s", "audit", "--force-python", wanted,
+                        "--error-on-missing-interpreters", "--", *posargs, *nested, external=True, env=env)  # fmt: skip
             return
     install(session, DEFAULT_LOCK)
     app_dir = Path(session.invoked_from)
