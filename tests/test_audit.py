@@ -92,6 +92,16 @@ def verdicts(doc: dict, strategy: str) -> dict[tuple[str, str | None], tuple[str
     return found
 
 
+def agree(own: tuple[str, dict], audited: tuple[str, dict]) -> bool:
+    """One verdict, for the same reasons: the outcome and the judged counts, zero or not; or, for a failure, one
+    count above 0 in common. A pattern whose failure is a race can fail a check for two reasons in one run and for
+    one of them in the next (`global_scoped_session`'s threads share a session among its streams, or not, as the
+    threadpool schedules them), so the audit must find one of the built-in row's reasons, not all."""
+    (outcome, counts), (other, found) = own, audited
+    above = {k for k, v in counts.items() if v == ">0"} & {k for k, v in found.items() if v == ">0"}
+    return outcome == other and (counts == found or (outcome == "failed" and bool(above)))
+
+
 @pytest.mark.parametrize(
     "strategy", [s for s in STRATEGIES if os.environ.get("SESSIONBENCH_AUDIT_ALL") or s in QUICK]
 )  # fmt: skip
@@ -110,7 +120,11 @@ def test_audit_reproduces_the_strategys_verdicts_and_numbers(strategy, tmp_path,
     audited = next(s["id"] for s in doc["strategies"] if s["id"].startswith("audit_"))
     own, through_audit = verdicts(doc, strategy), verdicts(doc, audited)
     assert "error" not in {o for o, _ in own.values()} | {o for o, _ in through_audit.values()}
-    differing = {k: (v, through_audit.get(k, "skipped")) for k, v in own.items() if through_audit.get(k) != v}
+    differing = {
+        k: (v, through_audit.get(k, "skipped"))
+        for k, v in own.items()
+        if k not in through_audit or not agree(v, through_audit[k])
+    }
     assert not differing, f"(built-in, audited) verdicts and key numbers differ: {differing}"
 
 

@@ -469,7 +469,9 @@ def test_no_clean_strategy_and_no_throughput_are_said():
     doc["results"] = [r | {"outcome": "failed", "metrics": {"bad_things": 1}} for r in doc["results"]]
     lines = answers.section(doc, by_pair(doc["results"]))
     assert "No strategy passes every check that concerns this kind of app in this run." in lines
-    assert any("not measured in this run (`--throughput off`, or no strategy passed every check" in line for line in lines)
+    assert any(
+        "not measured in this run (`--throughput off`, or no strategy passed every check" in line for line in lines
+    )
     app = doc["strategies"][0]["id"]
     doc["instructions"] = {
         "cells": [{"app": app, "kind": "read", "concurrency": 1, "vs_raw": {"median": 1.25, "min": 1.24, "max": 1.26}}]

@@ -166,7 +166,7 @@ def pythons() -> list[str]:
 
 def python_it_needs(app_dir: Path) -> str:
     """What the app's pyproject.toml `requires-python` says, when it excludes the Python running the audit (else
-    ""): "the app requires Python >=3.14 (pyproject.toml), this audit runs 3.11.2; pass --python X.Y ..."."""
+    ""): "the app requires Python >=3.14 (pyproject.toml), this audit runs 3.11.2"."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     pyproject = app_dir / "pyproject.toml"
@@ -178,10 +178,7 @@ def python_it_needs(app_dir: Path) -> str:
     here = ".".join(map(str, sys.version_info[:3]))
     if accepted is None or here in accepted:
         return ""
-    return (
-        f"the app requires Python {wanted} ({pyproject}), this audit runs {here}; pass --python X.Y naming one that "
-        f"fits (on this machine: {', '.join(pythons()) or 'none found'})"
-    )
+    return f"the app requires Python {wanted} ({pyproject}), this audit runs {here}"
 
 
 def _use_app_dir(spec: Spec) -> None:
@@ -239,7 +236,7 @@ def _own_words(exc: BaseException) -> str:
 def _fix(exc: BaseException) -> str:
     """The flag or file that fixes an import failure, by what failed (the app runs in its folder: see _use_app_dir)."""
     if needs := python_it_needs(Path.cwd()):
-        return needs
+        return f"{needs}; pass --python X.Y naming one that fits (on this machine: {', '.join(pythons()) or 'none'})"
     if isinstance(exc, ModuleNotFoundError):
         return (
             "run from the app's folder or pass --app-dir, and install what it needs (--requirements FILE, or the "
@@ -324,13 +321,18 @@ def _calls(dependant) -> set:
     return found
 
 
+def _taking(app: FastAPI, sources: tuple[Source, ...]) -> tuple[list[APIRoute], list[APIRoute]]:
+    """The app's own routes, and those whose dependencies include a `--session` source."""
+    wanted = {_annotation(s).__metadata__[-1].dependency for s in sources if not s.getter}
+    routes = [o for _, r in discovery.walk(app) if isinstance(o := getattr(r, "original_route", r), APIRoute)]
+    return routes, [r for r in routes if wanted & _calls(getattr(r, "dependant", None))]
+
+
 def route_class(app: FastAPI, sources: tuple[Source, ...]) -> type[APIRoute]:
     """The route class of the app's own endpoints that take a session from `sources` (of all its endpoints where none
     does), the most common one: a route class may commit after the endpoint (Polar's `AutoCommitAPIRoute`), and the
     probes must be routed as the app's endpoints are."""
-    wanted = {_annotation(s).__metadata__[-1].dependency for s in sources if not s.getter}
-    routes = [o for _, r in discovery.walk(app) if isinstance(o := getattr(r, "original_route", r), APIRoute)]
-    taking = [r for r in routes if wanted & _calls(getattr(r, "dependant", None))]
+    routes, taking = _taking(app, sources)
     counted = Counter(type(r) for r in taking or routes)
     return counted.most_common(1)[0][0] if counted else APIRoute
 
@@ -339,9 +341,8 @@ def own_facts(app: FastAPI, sources: tuple[Source, ...]) -> dict:
     """What the app itself has, read from its routes before the probes join them: the kinds of endpoint that take
     its session (all its endpoints, for a getter), and whether any streams a response or takes BackgroundTasks. The
     checks exercise all of these; the report says which the app does not use."""
-    wanted = {_annotation(s).__metadata__[-1].dependency for s in sources if not s.getter}
-    routes = [o for _, r in discovery.walk(app) if isinstance(o := getattr(r, "original_route", r), APIRoute)]
-    taking = [r for r in routes if wanted & _calls(getattr(r, "dependant", None))] if wanted else routes
+    routes, taking = _taking(app, sources)
+    taking = taking if any(not s.getter for s in sources) else routes
 
     def streams(route: APIRoute) -> bool:
         try:
@@ -626,6 +627,6 @@ def prepare(spec: Spec, server, out: Path) -> Path:
             database = Database.postgresql(server, f"audit_{os.getpid()}")
         resolved = resolve(spec, database, out / "logs")
     needs = python_it_needs(Path(spec.app_dir)) if spec.app_dir else ""
-    for note in (*resolved.notes, *([f"{needs.split(';')[0]}, and imports here: measured on it"] if needs else [])):
+    for note in (*resolved.notes, *([f"{needs}, and imports here: measured on it"] if needs else [])):
         print(f"note: {note}", file=sys.stderr)
     return write_strategy(resolved, out / "audited")
