@@ -380,7 +380,7 @@ def yours(doc: dict, found: dict, costs: dict) -> list[str]:
             if pool
         }
         out += [
-            f"### Your app: {s['label'].split(',')[0]}",
+            f"### Your app: `{own['app']}`",
             "",
             f"- Its own endpoints that take the session are {' and '.join(KIND_NAMES[k] for k in kinds)} "
             f"({own['routes_taking_the_session']} routes), so it is {title[0].lower()}{title[1:]}: "

@@ -588,7 +588,7 @@ def resolve(spec: Spec, database, workdir: Path, timeout_s: float = TIMEOUT_S) -
     resolved, notes = [], []
     committed = database.keys_present([f"{MARKER}-{i}" for i in range(len(spec.sources))])
     pools = {json.dumps(f["pool"], sort_keys=True): f["pool"] for f in body["sources"] if f.get("pool")}
-    own = {**body["app"], "pools": list(pools.values())}
+    own = {"app": spec.app, **body["app"], "pools": list(pools.values())}
     for i, (source, facts) in enumerate(zip(spec.sources, body["sources"], strict=True)):
         if "kind" not in facts:
             raise AuditError(
