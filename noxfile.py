@@ -116,11 +116,11 @@ def quiet() -> list[str]:
     return ["--quiet"] if os.environ.get("CI") else []
 
 
-def experiments(session: nox.Session, *args: str, **kwargs) -> None:
-    """`python -m experiments ARGS` in the session (or another command, `external=True`); its exit 2 (bad input, said
-    in one line) stays 2 through nox, which would make every failed command 1."""
+def run_keeping_exit_2(session: nox.Session, *args: str, **kwargs) -> None:
+    """`session.run(*args)`, but an exit 2 (bad input, said in one line) stays 2 through nox, which would make
+    every failed command 1."""
     try:
-        session.run(*(args if kwargs.get("external") else ("python", "-m", "experiments", *args)), **kwargs)
+        session.run(*args, **kwargs)
     except nox.command.CommandFailed as failed:
         if failed.return_code == 2:
             raise SystemExit(2) from None
@@ -149,7 +149,7 @@ def compare(session: nox.Session) -> None:
     quick pass (Debian: `apt-get install valgrind`; about 1.5 minutes more); `nox -s bench` counts them in full.
     """
     install(session, DEFAULT_LOCK)
-    experiments(session, *quiet(), *session.posargs)
+    run_keeping_exit_2(session, "python", "-m", "experiments", *quiet(), *session.posargs)
 
 
 @nox.session
@@ -177,8 +177,9 @@ def audit(session: nox.Session) -> None:
                 at = posargs.index("--app-dir") + 1
                 posargs[at] = str(Path(session.invoked_from, posargs[at]).resolve())
             nested = ["--app-dir", session.invoked_from] if "--app-dir" not in posargs else []
-            experiments(session, sys.executable, "-m", "nox", "-f", __file__, "-s", "audit", "--force-python", wanted,
-                        "--error-on-missing-interpreters", "--", *posargs, *nested, external=True, env=env)  # fmt: skip
+            nox_again = [sys.executable, "-m", "nox", "-f", __file__, "-s", "audit", "--force-python", wanted]
+            nox_again += ["--error-on-missing-interpreters", "--", *posargs, *nested]
+            run_keeping_exit_2(session, *nox_again, external=True, env=env)
             return
     install(session, DEFAULT_LOCK)
     app_dir = Path(session.invoked_from)
@@ -197,7 +198,7 @@ def audit(session: nox.Session) -> None:
         session.install(*requirements)
     audited = ["--audit", posargs.pop(0)] if posargs and not posargs[0].startswith("-") else []
     where = ["--app-dir", session.invoked_from, "--out", str(Path("results/audit").resolve())]
-    experiments(session, *where, *audited, *quiet(), *posargs)
+    run_keeping_exit_2(session, "python", "-m", "experiments", *where, *audited, *quiet(), *posargs)
 
 
 @nox.session

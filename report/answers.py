@@ -70,6 +70,14 @@ def _against(vs: list[Verdict]) -> list[Verdict]:
     return [v for v in vs if v.row.get("outcome") not in ("passed", "skipped")]
 
 
+def _keys(doc: dict) -> dict[str, list[str]]:
+    return {c["id"]: verdict_metrics(c) for c in doc["checks"]}
+
+
+def _severities(doc: dict) -> dict[str, str]:
+    return {c["id"]: c.get("severity", "nuisance") for c in doc["checks"]}
+
+
 def severity(v: Verdict, severities: dict) -> int:
     """How bad a failed verdict is: its check's severity, worst (0) first, as report.format.SEVERITIES orders them."""
     return list(SEVERITIES).index(severities.get(v.check, "nuisance"))
@@ -218,7 +226,7 @@ def candidates(doc: dict) -> list[str]:
 def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str]:
     """The section for one kind of app: clean strategies cheapest first, quoted; the next best; who cannot serve it."""
     title, kinds = APPS[app]
-    keys = {c["id"]: verdict_metrics(c) for c in doc["checks"]}
+    keys = _keys(doc)
     everywhere = skipped_everywhere(doc, found)
     by_id = {s["id"]: s for s in ready(doc["strategies"])}
     found_verdicts = {i: verdicts(doc, found, i, kinds) for i in by_id}
@@ -230,7 +238,7 @@ def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str
     def fails(i: str) -> int:
         return sum(v.row.get("outcome") == "failed" for v in _against(found_verdicts[i]))
 
-    severities = {c["id"]: c.get("severity", "nuisance") for c in doc["checks"]}
+    severities = _severities(doc)
     rest = sorted(
         (i for i in cheapest if _against(found_verdicts[i])), key=lambda i: rank(found_verdicts[i], severities)
     )
@@ -351,8 +359,8 @@ def yours(doc: dict, found: dict, costs: dict) -> list[str]:
     """An audited app's own section: its kind of endpoint, so its answer is that kind's only; the features the
     checks exercise that it does not use; the pool it declares beside the pools it was measured under; its failures
     on its kind, each with the answer's line whose removal fails the same check."""
-    keys = {c["id"]: verdict_metrics(c) for c in doc["checks"]}
-    severities = {c["id"]: c.get("severity", "nuisance") for c in doc["checks"]}
+    keys = _keys(doc)
+    severities = _severities(doc)
     out = []
     for s in ready(doc["strategies"]):
         own = s.get("own")
@@ -363,21 +371,10 @@ def yours(doc: dict, found: dict, costs: dict) -> list[str]:
         answer_id, table = _measured_answer(doc, found, kinds, costs)
         against = sorted(_against(verdicts(doc, found, s["id"], kinds)), key=lambda v: severity(v, severities))
         unused = [f"{words} (`{check}`)" for fact, (check, words) in FEATURES.items() if not own.get(fact)]
-        imposed = {
-            row["check"]: pool
-            for row in doc["results"]
-            if row["strategy"] == s["id"]
-            for pool in [
-                next(
-                    (
-                        p["conditions"]["pool"]
-                        for p in [row, *(row.get("kinds") or {}).values()]
-                        if (p.get("conditions") or {}).get("pool")
-                    ),
-                    None,
-                )
-            ]  # fmt: skip
-            if pool
+        imposed = {  # the pools the checks that measured it set (where the app's engine sets none of its own)
+            c["id"]: c["pool"]
+            for c in doc["checks"]
+            if c.get("pool") and found.get((s["id"], c["id"]), {}).get("outcome") in MEASURED
         }
         out += [
             f"### Your app: `{own['app']}`",
@@ -417,7 +414,7 @@ def already(doc: dict, found: dict, costs: dict) -> list[str]:
     severity, and the lines of that kind's first answer whose removal fails the same checks (the ablation's table),
     matched by check, never by name."""
     by_id = {s["id"]: s for s in ready(doc["strategies"])}
-    severities = {c["id"]: c.get("severity", "nuisance") for c in doc["checks"]}
+    severities = _severities(doc)
     measured = {app: _measured_answer(doc, found, kinds, costs) for app, (_, kinds) in APPS.items()}
     out = []
     for i in by_id:
@@ -487,7 +484,8 @@ def section(doc: dict, found: dict) -> list[str]:
         "From this run's rows alone, for each kind of app: the strategies that pass every check that concerns it "
         "(the verdicts on its kind of endpoint, and those on the whole app) where they could be measured, those "
         "made for exactly that kind first, then cheapest first, quoted whole where the module is its pattern "
-        "alone, with what each of its lines is for; then the next best, least harmful first, each failure with its severity and key number.",
+        "alone, with what each of its lines is for; then the next best, least harmful first, each failure with "
+        "its severity and key number.",
         "",
         scope(doc),
         "",

@@ -846,16 +846,15 @@ def test_a_warning_several_strategies_raised_is_said_once():
 
 def test_an_audited_app_is_answered_for_its_own_kind_with_what_it_does_not_use(doc):
     """Its own section names its kind of endpoint (not every kind the probes served), the features the checks
-    exercised that it lacks, and the pool it declares beside the pool a check imposed."""
+    exercised that it lacks, and the pool it declares beside the pool a check that measured it sets."""
     own = {"app": "myapp.main:app", "kinds": ["async"], "routes_taking_the_session": 3, "streams": False}
     own |= {"background_tasks": True}
     pool = {"class": "QueuePool", "pool_pre_ping": False, "pool_size": 5, "max_overflow": 10, "pool_timeout": 30.0}
     doc["strategies"][0]["own"] = {**own, "pools": [pool]}
-    imposed = {"pool": {"pool_size": 5, "max_overflow": 0, "pool_timeout": 1.0}, "engines": []}
-    next(r for r in doc["results"] if r["strategy"] == "global_scoped_session")["conditions"] = imposed
     text = "\n".join(answers.yours(doc, by_pair(doc["results"]), {}))
     assert "### Your app: `myapp.main:app`" in text
     assert "are `async def` (3 routes), so it is an app whose endpoints are all `async def`" in text
     assert "a streamed response (`streaming`)" in text and "background task" not in text
-    assert "QueuePool 5 + 10, 30 s timeout, pre-ping off" in text and "`isolation_async` 5 + 0, 1 s" in text
+    assert "QueuePool 5 + 10, 30 s timeout, pre-ping off" in text and "`same_session_in_request` 5 + 0, 1 s" in text
+    assert "`isolation_async` 5" not in text  # it sets no pool
     assert "`isolation_async`: foreign_tag_seen=49" in text and "`same_session_in_request`" in text
