@@ -247,7 +247,7 @@ def test_an_app_that_needs_another_python_says_which(myapp, tmp_path):
     assert "requires Python >=3.14" in line and "pass --python X.Y" in line and "3.11" in line
     done = _audit(
         tmp_path / "out2", "--app-dir", str(myapp), "--audit", "myapp.main:app", "--session", "myapp.main:get_db",
-        "--env", "MYAPP_DATABASE_URL={DATABASE_URL}", "--check", "cleanup_on_error",
+        "--env", "MYAPP_DATABASE_URL={DATABASE_URL}", "--check", "cleanup_on_error", "--strategy", "audit_myapp_main_app",
     )  # fmt: skip
     assert done.returncode == 0 and "note: the app requires Python >=3.14" in done.stderr, done.stderr
 
