@@ -10,8 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
+from fastapi import FastAPI
 
+from experiments.harness.serving import serve
+from experiments.harness.watch import SLOW_CAP, Watch, answered
 from tests.running import (
     ALIAS,
     FIXTURES,
@@ -256,3 +260,34 @@ def test_interrupted_run_keeps_its_rows_and_says_incomplete(tmp_path, signum):
     assert "INCOMPLETE" in (tmp_path / "REPORT.md").read_text()
     assert "INCOMPLETE" in stdout
     assert processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.anyio
+async def test_a_request_the_app_keeps_computing_is_slow_not_stuck():
+    """Past the bound, a request is waited for while the process computes (up to SLOW_CAP bounds) and is unanswered
+    once the process sits idle: the verdict does not hang on how loaded the machine was."""
+    app = FastAPI()
+
+    @app.get("/compute")
+    def compute(seconds: float):
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            sum(range(1000))
+        return {}
+
+    @app.get("/wait")
+    async def wait(seconds: float):
+        await anyio.sleep(seconds)
+        return {}
+
+    bound = 0.2
+    watch = Watch(bound_s=bound, busy_window_s=0.05)
+    async with serve(app, set(), watch) as served:
+        slow = await served.client.get("/compute", params={"seconds": 2 * bound})
+        assert answered(slow) and slow.status_code == 200 and watch.unanswered == []
+        idle = await served.client.get("/wait", params={"seconds": 10 * bound})
+        endless = await served.client.get("/compute", params={"seconds": 3 * SLOW_CAP * bound})
+    assert not answered(idle) and not answered(endless)
+    assert [u["request"] for u in watch.unanswered] == ["GET /wait", "GET /compute"]
+    idle_at, endless_at = (u["at_s"] for u in watch.unanswered)
+    assert endless_at - idle_at >= SLOW_CAP * bound, "waited for up to SLOW_CAP bounds while computing"

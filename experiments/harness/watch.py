@@ -2,14 +2,19 @@
 
 A strategy can hang its own requests (a leaked pool, a deadlock across
 threadpool threads). Each request a check sends through `serving.serve(...,
-watch=)` runs in a task of its own and the caller waits at most `bound_s`:
-past that, the caller gets a stand-in 504 response marked `UNANSWERED`, the
-request is counted with the state of the app's pools and event loop at that
-moment, and the check fails. After `STALLED_AFTER` unanswered requests in a row
-the app has stopped answering: later requests are not sent (counted too), so a
-sequential check does not wait out one bound per request. A loop that stops
-running altogether cannot time anything out; a watchdog thread notices and
-hands `on_blocked` a reason naming what was in flight.
+watch=)` runs in a task of its own and the caller waits `bound_s`. Past that,
+slow is told from stuck by what the process does: while it keeps computing (a
+library rendering a traceback in a threadpool thread on 2 shared cores took 7
+to 12 s), the request is waited for a window at a time, up to `SLOW_CAP` bounds
+in all; once the process sits idle, the caller gets a stand-in 504 response
+marked `UNANSWERED`, the request is counted with the state of the app's pools
+and event loop at that moment, and the check fails. So the same behaviour gets
+the same verdict however loaded the machine is. After `STALLED_AFTER`
+unanswered requests in a row the app has stopped answering: later requests are
+not sent (counted too), so a sequential check does not wait out one bound per
+request. A loop that stops running altogether cannot time anything out; a
+watchdog thread notices and hands `on_blocked` a reason naming what was in
+flight.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ REQUEST_BOUND_S = 10.0  # in-process, the slowest p99 seen is 0.73 s; a request 
 STALLED_AFTER = 2  # unanswered requests in a row after which the app counts as no longer answering
 LOOP_BLOCKED_S = 15.0  # well inside every check's own limit (45 s and up); at most half of a --timeout given
 TICK_S = 0.05
+BUSY_WINDOW_S = 1.0  # how long each look at the process's CPU time lasts, the first one ending at the bound
+BUSY_SHARE = 0.1  # CPU seconds per second that count as computing: an idle app, this watch included, uses under 1%
+SLOW_CAP = 3  # bounds a computing request is waited for in all; past that it is unanswered all the same
 UNANSWERED = "x-sessionbench-unanswered"  # header of the stand-in response
 
 
@@ -37,6 +45,7 @@ class Watch:
     on_blocked: Callable[[str, float, int], None] | None = None  # (reason, seconds, requests in flight), called from
     # the watchdog thread; expected not to return
     bound_s: float = REQUEST_BOUND_S
+    busy_window_s: float = BUSY_WINDOW_S
     loop_blocked_s: float = LOOP_BLOCKED_S
     unanswered: list[dict] = field(default_factory=list)
     not_sent: int = 0
@@ -69,6 +78,21 @@ class Watch:
             f"{first['number']} of the check, {first['request']}, {first['at_s']:.1f} s in; {first['state'] or 'no engine connected'}; event loop "
             f"{first['loop']}){later}."
         )
+
+    async def answered_in_time(self, done: anyio.Event) -> bool:
+        """Wait `bound_s` for `done`, and on while the process computes, up to SLOW_CAP bounds: slow is not stuck.
+
+        The last window of the bound is the first look, so a request that is stuck is judged at the bound itself."""
+        started, window = time.monotonic(), min(self.busy_window_s, self.bound_s)
+        with anyio.move_on_after(self.bound_s - window):
+            await done.wait()
+        while not done.is_set() and time.monotonic() < started + SLOW_CAP * self.bound_s:
+            cpu = time.process_time()
+            with anyio.move_on_after(window):
+                await done.wait()
+            if time.process_time() - cpu < BUSY_SHARE * window:
+                break
+        return done.is_set()
 
     def loop_state(self) -> str:
         late = time.monotonic() - self._last_tick - TICK_S
@@ -128,9 +152,7 @@ class BoundedTransport(httpx.AsyncBaseTransport):
                 done.set()
 
         self.tasks.start_soon(send)
-        with anyio.move_on_after(watch.bound_s):
-            await done.wait()
-        if not done.is_set():
+        if not await watch.answered_in_time(done):
             watch._in_a_row += 1
             watch.unanswered.append(
                 {
