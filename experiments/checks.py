@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.harness.watch import REQUEST_BOUND_S
+from experiments.harness.watch import REQUEST_BOUND_S, SLOW_CAP
 from experiments.probes import path_kinds
 from experiments.rules import Rule
 from report.format import SEVERITIES
@@ -84,6 +84,7 @@ class Check:
             "column": self.column or self.id,
             "kinds": list(self.kinds),
             "request_bound_s": REQUEST_BOUND_S,  # the harness's rule under every check's own: unanswered fails
+            "request_cap_s": SLOW_CAP * REQUEST_BOUND_S,  # how long a request the app is computing is waited for
             "source_hash": source_hash(Path(sys.modules[MODULES[self.id]].__file__)),
         }
 

@@ -78,6 +78,7 @@ class Check(TypedDict):
     column: str
     kinds: list[str]
     request_bound_s: float
+    request_cap_s: NotRequired[float]  # waited for this long while the app computes (older results: absent)
     source_hash: str  # of the experiments module that measures and judges it
 
 

@@ -77,10 +77,11 @@ def check_section(check: dict, strategies: list[dict], found: dict) -> list[str]
         body.append(
             [label, SYMBOLS[row.get("outcome")], *conditions, *(cell(metrics.get(n)) for n in names), cell(text)]
         )
-    bound = check.get("request_bound_s")
+    bound, cap = check.get("request_bound_s"), check.get("request_cap_s")
+    slow = f" with the app idle ({cap:g} s while it computes)" if cap else ""
     harness = (
-        f"; and, as for every check, a request left unanswered for {bound:g} s (or not sent once the app had "
-        "stopped answering) fails it"
+        f"; and, as for every check, a request left unanswered for {bound:g} s{slow} (or not sent once the app "
+        "had stopped answering) fails it"
         if bound
         else ""
     )
