@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from report import instructions, throughput
 from report.format import SEVERITIES
 from report.markdown import KIND_NAMES, MEASURED, SYMBOLS, cell, ready, table
-from report.results import by_pair, judged, key_number, verdict_metrics
+from report.results import by_pair, judged, key_number, verdict_keys
 
 APPS = {  # the kinds of app a reader has -> the kinds of endpoint (probes.KINDS) it has
     "def": ("An app whose endpoints are all `def`", ("def",)),
@@ -68,10 +68,6 @@ def name(v: Verdict, kinds: tuple[str, ...]) -> str:
 
 def _against(vs: list[Verdict]) -> list[Verdict]:
     return [v for v in vs if v.row.get("outcome") not in ("passed", "skipped")]
-
-
-def _keys(doc: dict) -> dict[str, list[str]]:
-    return {c["id"]: verdict_metrics(c) for c in doc["checks"]}
 
 
 def _severities(doc: dict) -> dict[str, str]:
@@ -226,7 +222,7 @@ def candidates(doc: dict) -> list[str]:
 def answer(doc: dict, found: dict, app: str, costs: dict, cpu: dict) -> list[str]:
     """The section for one kind of app: clean strategies cheapest first, quoted; the next best; who cannot serve it."""
     title, kinds = APPS[app]
-    keys = _keys(doc)
+    keys = verdict_keys(doc)
     everywhere = skipped_everywhere(doc, found)
     by_id = {s["id"]: s for s in ready(doc["strategies"])}
     found_verdicts = {i: verdicts(doc, found, i, kinds) for i in by_id}
@@ -359,7 +355,7 @@ def yours(doc: dict, found: dict, costs: dict) -> list[str]:
     """An audited app's own section: its kind of endpoint, so its answer is that kind's only; the features the
     checks exercise that it does not use; the pool it declares beside the pools it was measured under; its failures
     on its kind, each with the answer's line whose removal fails the same check."""
-    keys = _keys(doc)
+    keys = verdict_keys(doc)
     severities = _severities(doc)
     out = []
     for s in ready(doc["strategies"]):

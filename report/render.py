@@ -5,7 +5,7 @@ from __future__ import annotations
 from report import answers, instructions, throughput
 from report.claims import judge
 from report.markdown import KIND_NAMES, MEASURED, SYMBOLS, cell, ready, table
-from report.results import by_pair, judged, verdict_metrics
+from report.results import by_pair, judged, verdict_keys
 from report.thread_claims import CLAIMS
 
 
@@ -196,7 +196,7 @@ HOLDS = {True: "✓", False: "✗", None: "·"}
 
 
 def claims_section(doc: dict) -> list[str]:
-    keys = {c["id"]: verdict_metrics(c) for c in doc["checks"]}
+    keys = verdict_keys(doc)
     verdicts = [(claim, judge(claim, doc["results"], keys)) for claim in CLAIMS]
     counts = ", ".join(f"{sum(v.verdict == name for _, v in verdicts)} {name}" for name in VERDICTS)
     named = {

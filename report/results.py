@@ -199,6 +199,11 @@ def verdict_metrics(check: Check) -> list[str]:
     return list(dict.fromkeys([*check.get("key", []), *check.get("rule_metrics", []), *HARNESS_METRICS]))
 
 
+def verdict_keys(doc: dict) -> dict[str, list[str]]:
+    """Each check's verdict_metrics, by check id."""
+    return {c["id"]: verdict_metrics(c) for c in doc["checks"]}
+
+
 def key_number(row: Row | KindPart, keys: list[str]) -> str:
     """`foreign_tag_seen=49`: the first of a check's key metrics that is not zero (else the first measured); of
     each kind, `def: …; async: …`, for a row that judged kinds apart."""
